@@ -1,0 +1,33 @@
+//! The dockerhub-secrets engine: Docker Hub access tokens issued under Vault leases.
+//!
+//! Written once, run by every host: compiled to `wasm32-wasip2` it is a WASI component
+//! implementing the `engine` world of `wit/engine.wit`; compiled natively it is a plain
+//! library whose logic unit-tests without any runtime. All engine logic takes its
+//! capabilities through [`capabilities::Host`]; `bindings` is the thin adapter between that
+//! trait and the WASI imports.
+//!
+//! Layout, like HashiCorp's own plugins: [`backend`] routes; `path_config` and `path_token`
+//! own their paths; `secret_token` owns renew and revoke; `rollback` owns write-ahead
+//! records and cleanup; `hub` is the only code that speaks Docker Hub's API.
+
+pub mod api;
+pub mod backend;
+pub mod capabilities;
+mod duration;
+mod fields;
+mod hub;
+mod names;
+mod path_config;
+mod path_token;
+mod rollback;
+mod secret_token;
+mod storage;
+mod totp;
+
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+
+#[cfg(test)]
+mod testing;
+
+pub use backend::{existence_check, handle, help};

@@ -1,0 +1,296 @@
+//! What happens to an issued token over its lease: renew extends the lease within its
+//! max_ttl (no Hub call: the token's own Hub expiry already sits at max_ttl), revoke deletes
+//! the token at Docker Hub.
+//!
+//! Every issued token has a [`TokenRecord`] until it is revoked, so that nothing the engine
+//! created is ever forgotten: rollback uses the records to revoke tokens whose lease ended
+//! without a revoke reaching us (a host that crashed before it stored the lease, or gave up
+//! retrying).
+
+use crate::api::{EngineError, Lease, LeaseState, Request, Response};
+use crate::capabilities::{Bucket, Host, Level};
+use crate::duration;
+use crate::path_config::AccountConfig;
+use crate::storage;
+use serde::{Deserialize, Serialize};
+
+/// An issued, not yet revoked token, keyed by its Hub uuid. Holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub account: String,
+    pub namespace: String,
+    pub label: String,
+    pub scope: String,
+    /// The label the token carries at Docker Hub.
+    pub token_label: String,
+    /// Unix seconds.
+    pub issued_at: u64,
+    /// The lease TTL granted at issue, used as the renewal increment by default.
+    pub ttl: u64,
+    /// Seconds after issue beyond which the lease cannot be renewed.
+    pub max_ttl: u64,
+    /// When the lease ends unless renewed (Unix seconds).
+    pub lease_expires_at: u64,
+    /// When Docker Hub expires the token by itself (Unix seconds).
+    pub hub_expires_at: u64,
+}
+
+impl TokenRecord {
+    pub fn load(host: &dyn Host, uuid: &str) -> Result<Option<TokenRecord>, EngineError> {
+        storage::load(host, Bucket::Token, uuid)
+    }
+
+    pub fn save(&self, host: &dyn Host, uuid: &str) -> Result<(), EngineError> {
+        storage::save(host, Bucket::Token, uuid, self)
+    }
+
+    /// Every record, with its uuid.
+    pub fn all(host: &dyn Host) -> Result<Vec<(String, TokenRecord)>, EngineError> {
+        let mut records = Vec::new();
+        for uuid in storage::keys(host, Bucket::Token)? {
+            if let Some(record) = TokenRecord::load(host, &uuid)? {
+                records.push((uuid, record));
+            }
+        }
+        Ok(records)
+    }
+}
+
+/// The lease's internal data: enough to find the token again. No secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseData {
+    pub account: String,
+    pub uuid: String,
+}
+
+impl LeaseData {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("two strings always serialize")
+    }
+
+    fn from_lease(request: &Request) -> Result<(LeaseData, &LeaseState), EngineError> {
+        let lease = request
+            .lease
+            .as_ref()
+            .ok_or_else(|| EngineError::invalid("renew and revoke need the lease's state"))?;
+        let data = serde_json::from_str(&lease.internal_data).map_err(|_| {
+            EngineError::invalid("the lease's internal data was not written by this engine")
+        })?;
+        Ok((data, lease))
+    }
+}
+
+pub fn renew(host: &dyn Host, request: &Request) -> Result<Response, EngineError> {
+    let (lease_data, lease) = LeaseData::from_lease(request)?;
+    let Some(mut record) = TokenRecord::load(host, &lease_data.uuid)? else {
+        return Err(EngineError::invalid(format!(
+            "token {} was already revoked; request a new one",
+            lease_data.uuid
+        )));
+    };
+    let now = host.now();
+    let issued_at = if lease.issue_time > 0 {
+        lease.issue_time
+    } else {
+        record.issued_at
+    };
+    let max_ttl = match request.limits {
+        Some(limits) if limits.max_ttl > 0 => record.max_ttl.min(limits.max_ttl),
+        _ => record.max_ttl,
+    };
+    let remaining = max_ttl.saturating_sub(now.saturating_sub(issued_at));
+    if remaining == 0 {
+        return Err(EngineError::invalid(format!(
+            "the lease has reached its max_ttl of {} and cannot be renewed; request a new token",
+            duration::format(max_ttl)
+        )));
+    }
+    let wanted = if lease.increment > 0 {
+        lease.increment
+    } else {
+        record.ttl
+    };
+    let ttl = wanted.min(remaining);
+    let mut warnings = Vec::new();
+    if ttl < wanted {
+        warnings.push(format!(
+            "TTL of {} exceeded the effective max_ttl of {}; TTL value is capped accordingly",
+            duration::format(wanted),
+            duration::format(max_ttl)
+        ));
+    }
+    record.lease_expires_at = now + ttl;
+    record.save(host, &lease_data.uuid)?;
+    Ok(Response {
+        data: None,
+        lease: Some(Lease {
+            ttl,
+            max_ttl,
+            renewable: true,
+            internal_data: lease.internal_data.clone(),
+        }),
+        warnings,
+    })
+}
+
+pub fn revoke(host: &dyn Host, request: &Request) -> Result<Response, EngineError> {
+    let (lease_data, _) = LeaseData::from_lease(request)?;
+    match TokenRecord::load(host, &lease_data.uuid)? {
+        Some(record) => destroy(host, &lease_data.uuid, &record)?,
+        // Only a completed revocation removes the record: the token is gone already.
+        None => host.log(
+            Level::Debug,
+            "revoke",
+            &format!("token {} was already revoked", lease_data.uuid),
+        ),
+    }
+    Ok(Response::default())
+}
+
+/// Delete the token at Docker Hub, then forget it. An error leaves the record in place so
+/// that the revocation is retried.
+pub fn destroy(host: &dyn Host, uuid: &str, record: &TokenRecord) -> Result<(), EngineError> {
+    if record.hub_expires_at > host.now() {
+        let config = AccountConfig::load(host, &record.account)?.ok_or_else(|| {
+            EngineError::Internal(format!(
+                "cannot revoke token {uuid}: the config of account {} is gone",
+                record.account
+            ))
+        })?;
+        config.hub(host, &record.account).delete_token(uuid)?;
+    }
+    storage::remove(host, Bucket::Token, uuid)?;
+    host.log(
+        Level::Info,
+        "revoke",
+        &format!(
+            "revoked token {uuid} ({}) of account {}",
+            record.token_label, record.account
+        ),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Operation, TtlLimits};
+    use crate::testing::TestHost;
+    use fakehub::{Fault, FaultKind};
+    use serde_json::json;
+
+    /// Issue a token; return its uuid and the lease state a host would send back.
+    fn issue(host: &TestHost) -> (String, LeaseState) {
+        let response = host.issue(json!({}));
+        let uuid = response.data.unwrap()["uuid"].as_str().unwrap().to_string();
+        let lease = response.lease.unwrap();
+        let state = LeaseState {
+            internal_data: lease.internal_data,
+            issue_time: host.now(),
+            ttl: lease.ttl,
+            increment: 0,
+        };
+        (uuid, state)
+    }
+
+    fn lease_call(host: &TestHost, operation: Operation, lease: &LeaseState) -> Result<Response, EngineError> {
+        let mut request = Request::new(operation, "token/hoeg/my-organization");
+        request.lease = Some(lease.clone());
+        crate::backend::handle(host, &request)
+    }
+
+    #[test]
+    fn revoke_deletes_the_token_at_the_hub() {
+        let host = TestHost::configured();
+        let (uuid, lease) = issue(&host);
+        lease_call(&host, Operation::Revoke, &lease).unwrap();
+        assert!(host.hub.token(&uuid).is_none());
+        assert!(host.keys(Bucket::Token).is_empty());
+        // A repeated revoke (a host retrying) is fine and calls nobody.
+        host.hub.clear_calls();
+        lease_call(&host, Operation::Revoke, &lease).unwrap();
+        assert!(host.hub.calls().is_empty());
+    }
+
+    #[test]
+    fn a_404_on_delete_counts_as_revoked() {
+        let host = TestHost::configured();
+        let (_, lease) = issue(&host);
+        host.hub.inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(404)));
+        lease_call(&host, Operation::Revoke, &lease).unwrap();
+        assert!(host.keys(Bucket::Token).is_empty());
+    }
+
+    #[test]
+    fn a_failed_revoke_is_an_error_and_keeps_the_record_for_the_retry() {
+        let host = TestHost::configured();
+        let (uuid, lease) = issue(&host);
+        host.hub.inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(503)));
+        match lease_call(&host, Operation::Revoke, &lease) {
+            Err(EngineError::Upstream(u)) => assert_eq!(u.status, 503),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(host.keys(Bucket::Token), [uuid.clone()]);
+        host.hub.inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Drop));
+        assert!(lease_call(&host, Operation::Revoke, &lease).is_err());
+        lease_call(&host, Operation::Revoke, &lease).unwrap();
+        assert!(host.hub.token(&uuid).is_none());
+    }
+
+    #[test]
+    fn renew_extends_within_max_ttl_without_a_hub_call() {
+        let host = TestHost::configured();
+        let (uuid, mut lease) = issue(&host);
+        host.hub.clear_calls();
+        host.advance(200);
+        let renewed = lease_call(&host, Operation::Renew, &lease).unwrap();
+        let new_lease = renewed.lease.unwrap();
+        assert_eq!((new_lease.ttl, new_lease.max_ttl), (300, 3600));
+        assert_eq!(new_lease.internal_data, lease.internal_data);
+        assert!(host.hub.calls().is_empty());
+        let record = TokenRecord::load(&host, &uuid).unwrap().unwrap();
+        assert_eq!(record.lease_expires_at, host.now() + 300);
+
+        lease.increment = 1800;
+        host.advance(3000);
+        let capped = lease_call(&host, Operation::Renew, &lease).unwrap();
+        let capped_ttl = capped.lease.unwrap().ttl;
+        assert!((399..=400).contains(&capped_ttl), "{capped_ttl}");
+        assert!(capped.warnings[0].contains("capped"), "{:?}", capped.warnings);
+
+        host.advance(400);
+        let refused = lease_call(&host, Operation::Renew, &lease);
+        assert!(matches!(refused, Err(EngineError::InvalidRequest(m)) if m.contains("max_ttl")));
+    }
+
+    #[test]
+    fn renew_respects_a_lowered_mount_limit() {
+        let host = TestHost::configured();
+        let (_, lease) = issue(&host);
+        let mut request = Request::new(Operation::Renew, "token/hoeg/my-organization");
+        request.lease = Some(lease);
+        request.limits = Some(TtlLimits {
+            default_ttl: 60,
+            max_ttl: 120,
+        });
+        let lease = crate::backend::handle(&host, &request).unwrap().lease.unwrap();
+        assert!(lease.ttl <= 120 && lease.max_ttl == 120, "{lease:?}");
+    }
+
+    #[test]
+    fn lease_calls_without_engine_data_are_refused() {
+        let host = TestHost::configured();
+        let lease = LeaseState {
+            internal_data: "{\"something\": \"else\"}".into(),
+            issue_time: 0,
+            ttl: 1,
+            increment: 0,
+        };
+        assert!(matches!(
+            lease_call(&host, Operation::Revoke, &lease),
+            Err(EngineError::InvalidRequest(_))
+        ));
+        let no_lease = Request::new(Operation::Renew, "token/hoeg/hoeg");
+        assert!(crate::backend::handle(&host, &no_lease).is_err());
+    }
+}

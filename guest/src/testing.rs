@@ -1,0 +1,179 @@
+//! The host the engine's native unit tests run on: storage in a map, a clock that tests can
+//! move forward, and Docker Hub played by the project's fake (`fakehub`) over real HTTP on
+//! 127.0.0.1, so that engine logic is tested against the same Hub contract as the component.
+
+use crate::api::{EngineError, Operation, Request, Response};
+use crate::capabilities::{
+    Bucket, Host, HttpRequest, HttpResponse, Level, StorageError, TransportError,
+};
+use fakehub::{Config, FakeHub};
+use serde_json::{Value, json};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const ACCOUNT: &str = "hoeg";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestHost {
+    pub hub: FakeHub,
+    storage: RefCell<BTreeMap<(Bucket, String), Vec<u8>>>,
+    /// Seconds added to real time, so tests can jump past TTLs without sleeping.
+    clock_offset: Cell<u64>,
+    next_random: Cell<u64>,
+    /// Every log record, as `level context: message`.
+    pub logs: RefCell<Vec<String>>,
+    /// A bucket whose writes fail, to test storage failures.
+    pub failing_bucket: Cell<Option<Bucket>>,
+    agent: ureq::Agent,
+}
+
+impl TestHost {
+    /// A host whose fake Hub knows the account `hoeg`.
+    pub fn new() -> TestHost {
+        let hub = FakeHub::start(Config::default().account(ACCOUNT, PASSWORD, None))
+            .expect("start the fake hub");
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .into();
+        TestHost {
+            hub,
+            storage: RefCell::default(),
+            clock_offset: Cell::new(0),
+            next_random: Cell::new(0x5eed),
+            logs: RefCell::default(),
+            failing_bucket: Cell::new(None),
+            agent,
+        }
+    }
+
+    /// A host with `config/hoeg` written as in the seed session (no verification login).
+    pub fn configured() -> TestHost {
+        let host = TestHost::new();
+        host.call(
+            Operation::Update,
+            "config/hoeg",
+            json!({"namespace": "hoeg,my-organization", "password": PASSWORD, "verify": false}),
+        )
+        .expect("configure hoeg");
+        host
+    }
+
+    pub fn advance(&self, seconds: u64) {
+        self.clock_offset.set(self.clock_offset.get() + seconds);
+    }
+
+    pub fn call(&self, operation: Operation, path: &str, data: Value) -> Result<Response, EngineError> {
+        crate::backend::handle(self, &Request::new(operation, path).with_data(data))
+    }
+
+    /// Issue a token for hoeg/my-organization; returns the response.
+    pub fn issue(&self, data: Value) -> Response {
+        self.call(Operation::Update, "token/hoeg/my-organization", data)
+            .expect("issue a token")
+    }
+
+    pub fn keys(&self, bucket: Bucket) -> Vec<String> {
+        self.list(bucket).expect("in-memory listing cannot fail")
+    }
+
+    /// Everything the engine stored, as text: for checking that no secret is kept where
+    /// it should not be.
+    pub fn stored_text(&self, bucket: Bucket) -> String {
+        self.storage
+            .borrow()
+            .iter()
+            .filter(|((b, _), _)| *b == bucket)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Host for TestHost {
+    fn get(&self, bucket: Bucket, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.storage.borrow().get(&(bucket, key.to_string())).cloned())
+    }
+
+    fn set(&self, bucket: Bucket, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        if self.failing_bucket.get() == Some(bucket) {
+            return Err(StorageError("disk full".into()));
+        }
+        self.storage
+            .borrow_mut()
+            .insert((bucket, key.to_string()), value.to_vec());
+        Ok(())
+    }
+
+    fn delete(&self, bucket: Bucket, key: &str) -> Result<(), StorageError> {
+        self.storage.borrow_mut().remove(&(bucket, key.to_string()));
+        Ok(())
+    }
+
+    fn list(&self, bucket: Bucket) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .storage
+            .borrow()
+            .keys()
+            .filter(|(b, _)| *b == bucket)
+            .map(|(_, k)| k.clone())
+            .collect())
+    }
+
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let mut builder = ureq::http::Request::builder()
+            .method(request.method)
+            .uri(format!("{}{}", self.hub.url(), request.path));
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        let http_request = builder
+            .body(request.body.clone().unwrap_or_default())
+            .map_err(|e| TransportError(e.to_string()))?;
+        let mut response = self
+            .agent
+            .run(http_request)
+            .map_err(|e| TransportError(e.to_string()))?;
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string()))
+            .collect();
+        let body = response
+            .body_mut()
+            .read_to_vec()
+            .map_err(|e| TransportError(e.to_string()))?;
+        Ok(HttpResponse {
+            status: response.status().as_u16(),
+            headers,
+            body,
+        })
+    }
+
+    fn now(&self) -> u64 {
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        real + self.clock_offset.get()
+    }
+
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+
+    fn random_u64(&self) -> u64 {
+        let next = self.next_random.get().wrapping_mul(6_364_136_223_846_793_005) + 1;
+        self.next_random.set(next);
+        next
+    }
+
+    fn log(&self, level: Level, context: &str, message: &str) {
+        self.logs
+            .borrow_mut()
+            .push(format!("{level:?} {context}: {message}"));
+    }
+}

@@ -1,0 +1,26 @@
+//! The `engine` world's bindings, generated once here and re-exported under plain names.
+//!
+//! Standard WASI interfaces map onto wasmtime's own implementations; only the engine's
+//! `backend` export and the `wasi:keyvalue` and `wasi:logging` imports are generated.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "engine",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    require_store_data_send: true,
+    with: {
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        "wasi:random": wasmtime_wasi::p2::bindings::random,
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:keyvalue/store.bucket": super::keyvalue::OpenBucket,
+    },
+});
+
+pub use dockerhub_secrets::engine::types::{
+    BackendHelp, Error as EngineError, Field, FieldKind, Lease, LeaseState, Operation, PathHelp,
+    Request, Response, TtlLimits, UpstreamError,
+};
+pub use wasi::keyvalue::store as keyvalue_store;
+pub use wasi::logging::logging;

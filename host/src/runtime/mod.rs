@@ -1,0 +1,349 @@
+//! The wasmtime runtime that every host front end shares: it loads the engine component
+//! once, runs each call in a fresh, sandboxed instance, and supplies the capabilities.
+//!
+//! Sandbox, per call: a memory limit (a [`ResourceLimiter`] on linear-memory growth), a time
+//! limit (an epoch deadline for guest code that spins, a timer for guest code blocked on
+//! I/O), outgoing HTTP only to the operator's Docker Hub URL ([`outbound`]), no files, no
+//! sockets, no environment. Start-up cost is kept out of calls: the component is compiled
+//! once per process (or loaded precompiled, see [`component`]) and pre-linked with
+//! [`InstancePre`]; instances come from the pooling allocator.
+
+mod bindings;
+pub mod component;
+mod keyvalue;
+mod logging;
+mod outbound;
+
+pub use bindings::{
+    BackendHelp, EngineError, Field, FieldKind, Lease, LeaseState, Operation, PathHelp, Request,
+    Response, TtlLimits, UpstreamError,
+};
+pub use outbound::HubUrlError;
+
+use crate::storage::Storage;
+use bindings::{Engine as EngineWorld, EnginePre};
+use outbound::HubRoute;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// How often the epoch advances; the time limit's resolution.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Instances that can exist at once; further calls wait for a free slot.
+const POOL_SLOTS: u32 = 128;
+/// The largest memory the pool reserves room for; `RuntimeConfig::memory_limit` is the
+/// real limit and must not exceed it.
+const POOL_MAX_MEMORY: usize = 1 << 30;
+/// What the engine may write to stderr (panic messages) before it is cut off.
+const STDERR_CAPACITY: usize = 16 * 1024;
+
+/// The operator's settings for the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where Docker Hub is: `https://hub.docker.com`, a proxy, or a fake.
+    pub hub_url: String,
+    /// Most linear memory one call may use, in bytes.
+    pub memory_limit: usize,
+    /// Longest one call may take, waiting on the Hub included.
+    pub time_limit: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> RuntimeConfig {
+        RuntimeConfig {
+            hub_url: "https://hub.docker.com".to_string(),
+            memory_limit: 64 << 20,
+            time_limit: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a call did not produce the engine's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The engine answered with an error (a 4xx, or an upstream failure).
+    #[error("{}", engine_error_message(.0))]
+    Engine(EngineError),
+    #[error("the engine exceeded its time limit of {0:?}")]
+    TimeLimit(Duration),
+    #[error("the engine exceeded its memory limit of {0} bytes")]
+    MemoryLimit(usize),
+    /// The engine crashed; the message is wasmtime's description of the trap.
+    #[error("the engine failed: {0}")]
+    Trap(String),
+    /// The runtime itself failed (instantiation, pool exhausted).
+    #[error("the engine could not be started: {0}")]
+    Runtime(String),
+}
+
+fn engine_error_message(e: &EngineError) -> &str {
+    match e {
+        EngineError::InvalidRequest(m)
+        | EngineError::PermissionDenied(m)
+        | EngineError::UnsupportedPath(m)
+        | EngineError::UnsupportedOperation(m)
+        | EngineError::Internal(m) => m,
+        EngineError::Upstream(u) => &u.message,
+    }
+}
+
+impl CallError {
+    /// The HTTP status Vault would answer with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            CallError::Engine(EngineError::InvalidRequest(_)) => 400,
+            CallError::Engine(EngineError::PermissionDenied(_)) => 403,
+            CallError::Engine(EngineError::UnsupportedPath(_)) => 404,
+            CallError::Engine(EngineError::UnsupportedOperation(_)) => 405,
+            CallError::Engine(EngineError::Upstream(_)) => 502,
+            CallError::TimeLimit(_) => 504,
+            CallError::Engine(EngineError::Internal(_))
+            | CallError::MemoryLimit(_)
+            | CallError::Trap(_)
+            | CallError::Runtime(_) => 500,
+        }
+    }
+}
+
+/// Counts memory growth against the call's limit, and remembers whether it was hit.
+struct Limiter {
+    memory_limit: usize,
+    memory_exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            self.memory_exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The store data of one call.
+struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hub: HubRoute,
+    storage: Arc<dyn Storage>,
+    limiter: Limiter,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hub,
+        }
+    }
+}
+
+/// The wasmtime settings every compiled artifact must share: `precompile` and the runtime
+/// both use this, so a precompiled component always matches the engine that loads it.
+fn engine_config() -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_SLOTS)
+        .total_core_instances(POOL_SLOTS * 8)
+        .total_memories(POOL_SLOTS * 2)
+        .total_tables(POOL_SLOTS * 8)
+        .total_stacks(POOL_SLOTS)
+        .max_memory_size(POOL_MAX_MEMORY);
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Builds the wasmtime engine; also used by `precompile`.
+pub fn new_engine() -> anyhow::Result<Engine> {
+    Ok(Engine::new(&engine_config())?)
+}
+
+/// Runs the engine component. One per process; share it behind an `Arc`.
+pub struct Runtime {
+    engine: Engine,
+    pre: EnginePre<HostState>,
+    hub: HubRoute,
+    config: RuntimeConfig,
+    slots: Semaphore,
+}
+
+impl Runtime {
+    /// The runtime for the engine component built into this binary.
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Runtime> {
+        let engine = new_engine()?;
+        let component = component::load(&engine)?;
+        Runtime::with_component(engine, &component, config)
+    }
+
+    /// A runtime for another component of the same world (tests use a misbehaving one).
+    pub fn from_wasm(wasm: &[u8], config: RuntimeConfig) -> anyhow::Result<Runtime> {
+        let engine = new_engine()?;
+        let component = Component::new(&engine, wasm)?;
+        Runtime::with_component(engine, &component, config)
+    }
+
+    fn with_component(engine: Engine, component: &Component, config: RuntimeConfig) -> anyhow::Result<Runtime> {
+        anyhow::ensure!(
+            config.memory_limit <= POOL_MAX_MEMORY,
+            "the memory limit may be at most {POOL_MAX_MEMORY} bytes"
+        );
+        let hub = HubRoute::new(&config.hub_url)?;
+        let mut linker: Linker<HostState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        bindings::keyvalue_store::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::logging::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        let instance_pre: InstancePre<HostState> = linker.instantiate_pre(component)?;
+        let pre = EnginePre::new(instance_pre)?;
+        spawn_epoch_ticker(&engine);
+        Ok(Runtime {
+            engine,
+            pre,
+            hub,
+            config,
+            slots: Semaphore::new(POOL_SLOTS as usize),
+        })
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    fn store(&self, storage: Arc<dyn Storage>) -> (Store<HostState>, MemoryOutputPipe) {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = HostState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hub: self.hub.clone(),
+            storage,
+            limiter: Limiter {
+                memory_limit: self.config.memory_limit,
+                memory_exceeded: false,
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = self.config.time_limit.as_millis() / EPOCH_TICK.as_millis();
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+        store.epoch_deadline_trap();
+        (store, stderr)
+    }
+
+    /// Run `call` on a fresh instance within the call's limits.
+    async fn run<T>(
+        &self,
+        storage: Arc<dyn Storage>,
+        call: impl AsyncFnOnce(&EngineWorld, &mut Store<HostState>) -> wasmtime::Result<Result<T, EngineError>>,
+    ) -> Result<T, CallError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| CallError::Runtime("the runtime is shutting down".into()))?;
+        let (mut store, stderr) = self.store(storage);
+        let outcome = tokio::time::timeout(self.config.time_limit, async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            call(&instance, &mut store).await
+        })
+        .await;
+        let stderr = stderr.contents();
+        if !stderr.is_empty() {
+            tracing::warn!(target: "engine", "{}", String::from_utf8_lossy(&stderr).trim_end());
+        }
+        match outcome {
+            Err(_elapsed) => Err(CallError::TimeLimit(self.config.time_limit)),
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(engine_error))) => Err(CallError::Engine(engine_error)),
+            Ok(Err(_)) if store.data().limiter.memory_exceeded => {
+                Err(CallError::MemoryLimit(self.config.memory_limit))
+            }
+            Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+                Err(CallError::TimeLimit(self.config.time_limit))
+            }
+            Ok(Err(e)) => Err(CallError::Trap(format!("{e:#}"))),
+        }
+    }
+
+    /// Handle one request.
+    pub async fn handle(&self, storage: Arc<dyn Storage>, request: &Request) -> Result<Response, CallError> {
+        self.run(storage, async |engine, store| {
+            engine
+                .dockerhub_secrets_engine_backend()
+                .call_handle(store, request)
+                .await
+        })
+        .await
+    }
+
+    /// Whether the object a write would touch exists (`None`: the path has no check).
+    pub async fn existence_check(
+        &self,
+        storage: Arc<dyn Storage>,
+        request: &Request,
+    ) -> Result<Option<bool>, CallError> {
+        self.run(storage, async |engine, store| {
+            engine
+                .dockerhub_secrets_engine_backend()
+                .call_existence_check(store, request)
+                .await
+        })
+        .await
+    }
+
+    /// The engine's paths and help text.
+    pub async fn help(&self, storage: Arc<dyn Storage>) -> Result<BackendHelp, CallError> {
+        self.run(storage, async |engine, store| {
+            engine
+                .dockerhub_secrets_engine_backend()
+                .call_help(store)
+                .await
+                .map(Ok)
+        })
+        .await
+    }
+}
+
+/// Advance the engine's epoch until the engine is dropped: the clock behind time limits.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning a thread at start-up");
+}

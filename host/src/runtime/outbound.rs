@@ -1,0 +1,219 @@
+//! The engine's only way out: HTTP to Docker Hub, and nowhere else.
+//!
+//! The engine addresses the Hub as `https://hub.docker.com` (see `wit/engine.wit`). This
+//! module routes exactly that origin to the base URL the operator chose (`--hub-url`: the
+//! real Hub, a proxy, or a fake in tests) and refuses every other origin with
+//! `HTTP-request-denied`. The Hub URL is a host setting on purpose: no API user can point
+//! a stored password at another server.
+//!
+//! Requests go through one shared, pooled client (rustls on aws-lc-rs, webpki roots), so
+//! that consecutive calls reuse the TLS connection to the Hub.
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The origin the engine uses for Docker Hub.
+const ENGINE_HUB_AUTHORITY: &str = "hub.docker.com";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The engine's requests are small JSON documents.
+const MAX_REQUEST_BODY: usize = 1 << 20;
+
+/// A bad `--hub-url`.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Docker Hub URL {url:?}: {reason}")]
+pub struct HubUrlError {
+    url: String,
+    reason: &'static str,
+}
+
+type HubClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Where Docker Hub is, and the client that reaches it. Cheap to clone.
+#[derive(Clone)]
+pub struct HubRoute {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    scheme: Scheme,
+    authority: Authority,
+    /// A path prefix of the base URL, without a trailing `/` (empty for the real Hub).
+    base_path: String,
+    client: HubClient,
+}
+
+impl HubRoute {
+    pub fn new(hub_url: &str) -> Result<HubRoute, HubUrlError> {
+        let invalid = |reason| HubUrlError {
+            url: hub_url.to_string(),
+            reason,
+        };
+        let uri: Uri = hub_url.parse().map_err(|_| invalid("not a URL"))?;
+        let scheme = uri.scheme().cloned().ok_or_else(|| invalid("no scheme"))?;
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return Err(invalid("the scheme must be http or https"));
+        }
+        let authority = uri.authority().cloned().ok_or_else(|| invalid("no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(invalid("credentials in the URL are not allowed"));
+        }
+        if uri.query().is_some() {
+            return Err(invalid("a query is not allowed"));
+        }
+        let base_path = uri.path().trim_end_matches('/').to_string();
+
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)
+            .map_err(|_| invalid("TLS is unavailable"))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(https);
+        Ok(HubRoute {
+            inner: Arc::new(Inner {
+                scheme,
+                authority,
+                base_path,
+                client,
+            }),
+        })
+    }
+
+    /// The operator's Hub URL for a request the engine addressed to the Hub; `None` for
+    /// any other destination.
+    fn route(&self, uri: &Uri) -> Option<Uri> {
+        let is_hub = uri.scheme() == Some(&Scheme::HTTPS)
+            && uri.authority().map(Authority::as_str) == Some(ENGINE_HUB_AUTHORITY);
+        if !is_hub {
+            return None;
+        }
+        let path = uri.path_and_query().map(PathAndQuery::as_str).unwrap_or("/");
+        Uri::builder()
+            .scheme(self.inner.scheme.clone())
+            .authority(self.inner.authority.clone())
+            .path_and_query(format!("{}{path}", self.inner.base_path))
+            .build()
+            .ok()
+    }
+}
+
+type ResponseFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for HubRoute {
+    /// The client sets `Host` from the routed URL; the engine's `hub.docker.com` would be
+    /// wrong for a proxy or a fake.
+    fn set_host_header(&mut self) -> bool {
+        false
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_done: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> ResponseFuture {
+        let Some(target) = self.route(request.uri()) else {
+            tracing::warn!(
+                destination = %request.uri(),
+                "the engine tried to reach something other than Docker Hub; denied"
+            );
+            return Box::new(async { Err(Error::HttpRequestDenied) });
+        };
+        let client = self.inner.client.clone();
+        let timeout = options
+            .and_then(|o| o.first_byte_timeout)
+            .unwrap_or(RESPONSE_TIMEOUT)
+            .min(RESPONSE_TIMEOUT);
+        Box::new(async move {
+            let (mut parts, body) = request.into_parts();
+            let body = http_body_util::Limited::new(body, MAX_REQUEST_BODY)
+                .collect()
+                .await
+                .map_err(|_| Error::HttpRequestBodySize(None))?
+                .to_bytes();
+            parts.uri = target;
+            parts.headers.remove(http::header::HOST);
+            let request = http::Request::from_parts(parts, Full::new(body));
+            let response = tokio::time::timeout(timeout, client.request(request))
+                .await
+                .map_err(|_| Error::ConnectionReadTimeout)?
+                .map_err(|e| {
+                    tracing::debug!(error = %e, "request to Docker Hub failed");
+                    if e.is_connect() {
+                        Error::ConnectionRefused
+                    } else {
+                        Error::HttpProtocolError
+                    }
+                })?;
+            let response = response.map(|body| body.map_err(Error::from).boxed_unsync());
+            let done: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
+            Ok((response, done))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routed(hub_url: &str, uri: &str) -> Option<String> {
+        HubRoute::new(hub_url)
+            .unwrap()
+            .route(&uri.parse().unwrap())
+            .map(|u| u.to_string())
+    }
+
+    #[test]
+    fn routes_only_the_hub_origin() {
+        let fake = "http://127.0.0.1:4567";
+        assert_eq!(
+            routed(fake, "https://hub.docker.com/v2/access-tokens?page=2").as_deref(),
+            Some("http://127.0.0.1:4567/v2/access-tokens?page=2")
+        );
+        assert_eq!(
+            routed("https://proxy.example/dockerhub/", "https://hub.docker.com/v2/auth/token")
+                .as_deref(),
+            Some("https://proxy.example/dockerhub/v2/auth/token")
+        );
+        for elsewhere in [
+            "https://evil.example/v2/auth/token",
+            "http://hub.docker.com/v2/auth/token",
+            "https://hub.docker.com:8443/v2/auth/token",
+            "http://127.0.0.1:4567/v2/auth/token",
+        ] {
+            assert_eq!(routed(fake, elsewhere), None, "{elsewhere}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_hub_urls() {
+        for bad in ["", "hub.docker.com", "ftp://hub", "https://user:pw@hub", "https://hub/?x=1"] {
+            assert!(HubRoute::new(bad).is_err(), "{bad}");
+        }
+    }
+}
