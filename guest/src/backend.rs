@@ -91,8 +91,18 @@ mod tests {
         assert_eq!(Route::parse("config"), Some(Route::ConfigList));
         assert_eq!(Route::parse("config/"), Some(Route::ConfigList));
         assert_eq!(Route::parse("config/hoeg"), Some(Route::Config("hoeg")));
-        assert_eq!(Route::parse("token/hoeg/ns"), Some(Route::Token("hoeg", "ns")));
-        for unknown in ["", "tokens/x", "token/hoeg", "token/hoeg/ns/", "token//ns", "config/a/b"] {
+        assert_eq!(
+            Route::parse("token/hoeg/ns"),
+            Some(Route::Token("hoeg", "ns"))
+        );
+        for unknown in [
+            "",
+            "tokens/x",
+            "token/hoeg",
+            "token/hoeg/ns/",
+            "token//ns",
+            "config/a/b",
+        ] {
             assert_eq!(Route::parse(unknown), None, "{unknown}");
         }
     }
@@ -111,7 +121,10 @@ mod tests {
             (Operation::List, "token/hoeg/hoeg"),
         ] {
             assert!(
-                matches!(host.call(op, path, json!({})), Err(EngineError::UnsupportedOperation(_))),
+                matches!(
+                    host.call(op, path, json!({})),
+                    Err(EngineError::UnsupportedOperation(_))
+                ),
                 "{op:?} {path}"
             );
         }
@@ -145,7 +158,11 @@ mod tests {
                 assert!(!field.description.is_empty(), "{}", field.name);
             }
         }
-        let password = help.paths[0].fields.iter().find(|f| f.name == "password").unwrap();
+        let password = help.paths[0]
+            .fields
+            .iter()
+            .find(|f| f.name == "password")
+            .unwrap();
         assert!(password.sensitive);
     }
 }

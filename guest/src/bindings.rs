@@ -18,8 +18,7 @@ wit_bindgen::generate!({
 use dockerhub_secrets::engine::types as wit;
 use exports::dockerhub_secrets::engine::backend::Guest;
 use wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions,
-    Scheme,
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use wasi::io::streams::StreamError;
 use wasi::keyvalue::store;
@@ -178,10 +177,18 @@ fn send(request: &HttpRequest) -> Result<HttpResponse, SendError> {
         other => Method::Other(other.to_string()),
     };
     let invalid = |what: &str| SendError::Stream(format!("invalid {what}"));
-    outgoing.set_method(&method).map_err(|_| invalid("method"))?;
-    outgoing.set_scheme(Some(&Scheme::Https)).map_err(|_| invalid("scheme"))?;
-    outgoing.set_authority(Some(HUB_AUTHORITY)).map_err(|_| invalid("authority"))?;
-    outgoing.set_path_with_query(Some(&request.path)).map_err(|_| invalid("path"))?;
+    outgoing
+        .set_method(&method)
+        .map_err(|_| invalid("method"))?;
+    outgoing
+        .set_scheme(Some(&Scheme::Https))
+        .map_err(|_| invalid("scheme"))?;
+    outgoing
+        .set_authority(Some(HUB_AUTHORITY))
+        .map_err(|_| invalid("authority"))?;
+    outgoing
+        .set_path_with_query(Some(&request.path))
+        .map_err(|_| invalid("path"))?;
 
     let body = outgoing.body().map_err(|_| invalid("body"))?;
     if let Some(bytes) = &request.body {

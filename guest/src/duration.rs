@@ -47,7 +47,9 @@ const UNITS: [(&str, u128); 8] = [
 fn parse_str(text: &str) -> Result<u64, String> {
     let input = text.trim();
     let invalid = || {
-        format!("invalid duration {text:?}: use seconds or a duration such as \"90s\", \"5m\" or \"1h30m\"")
+        format!(
+            "invalid duration {text:?}: use seconds or a duration such as \"90s\", \"5m\" or \"1h30m\""
+        )
     };
     if input.is_empty() {
         return Err(invalid());

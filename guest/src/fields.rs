@@ -212,6 +212,10 @@ mod tests {
             d.unknown_field_warnings(),
             vec!["Endpoint ignored these unrecognized parameters: [age colour]".to_string()]
         );
-        assert!(data(json!({"label": "x"})).unknown_field_warnings().is_empty());
+        assert!(
+            data(json!({"label": "x"}))
+                .unknown_field_warnings()
+                .is_empty()
+        );
     }
 }

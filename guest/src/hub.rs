@@ -112,7 +112,8 @@ impl<'a> Hub<'a> {
         if response.status != 200 {
             return Err(self.login_failed(&response));
         }
-        string_field(&response, "token").ok_or_else(|| malformed("log in", "no token in the answer"))
+        string_field(&response, "token")
+            .ok_or_else(|| malformed("log in", "no token in the answer"))
     }
 
     fn login_failed(&self, response: &HttpResponse) -> EngineError {
@@ -227,7 +228,10 @@ impl<'a> Hub<'a> {
         self.host.log(
             Level::Info,
             "hub",
-            &format!("Docker Hub refused the cached session of {}; logging in again", self.account),
+            &format!(
+                "Docker Hub refused the cached session of {}; logging in again",
+                self.account
+            ),
         );
         let jwt = self.login()?;
         self.send(method, path, body, Some(&jwt), what)
@@ -285,7 +289,10 @@ impl<'a> Hub<'a> {
             self.host.log(
                 Level::Warn,
                 "hub",
-                &format!("Docker Hub rate limit on {method} {}: waiting {wait}s", path_only(path)),
+                &format!(
+                    "Docker Hub rate limit on {method} {}: waiting {wait}s",
+                    path_only(path)
+                ),
             );
             self.host.sleep(Duration::from_secs(wait));
             waited += wait;
@@ -296,7 +303,11 @@ impl<'a> Hub<'a> {
 /// Seconds to wait after a 429: `Retry-After` (seconds), else `X-Retry-After` (Unix time,
 /// from an older spec), else the reset time of the rate-limit window; at least 1.
 fn retry_after(response: &HttpResponse, now: u64) -> u64 {
-    let header = |name| response.header(name).and_then(|v| v.trim().parse::<u64>().ok());
+    let header = |name| {
+        response
+            .header(name)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
     header("retry-after")
         .or_else(|| header("x-retry-after").map(|at| at.saturating_sub(now)))
         .or_else(|| header("x-ratelimit-reset").map(|at| at.saturating_sub(now)))
@@ -321,7 +332,11 @@ fn string_field(response: &HttpResponse, name: &str) -> Option<String> {
 pub fn hub_message(response: &HttpResponse) -> String {
     if let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&response.body) {
         for key in ["message", "detail", "text"] {
-            if let Some(text) = body.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            if let Some(text) = body
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
                 return text.to_string();
             }
         }
@@ -427,7 +442,10 @@ mod tests {
             (r#"{"errinfo":{},"detail":"d","message":"m"}"#, "m"),
             (r#"{"detail":"Not found"}"#, "Not found"),
             (r#"{"fields":{},"text":"bad label"}"#, "bad label"),
-            (r#"{"fields":{"scopes":["required"]}}"#, r#"{"scopes":["required"]}"#),
+            (
+                r#"{"fields":{"scopes":["required"]}}"#,
+                r#"{"scopes":["required"]}"#,
+            ),
             ("upstream timeout", "upstream timeout"),
             ("<html>gateway</html>", "no explanation given"),
             ("", "no explanation given"),
@@ -439,10 +457,22 @@ mod tests {
     #[test]
     fn retry_after_prefers_seconds_then_unix_time() {
         let now = 1_000;
-        assert_eq!(retry_after(&response(429, &[("Retry-After", "7")], ""), now), 7);
-        assert_eq!(retry_after(&response(429, &[("X-Retry-After", "1004")], ""), now), 4);
-        assert_eq!(retry_after(&response(429, &[("X-RateLimit-Reset", "1010")], ""), now), 10);
-        assert_eq!(retry_after(&response(429, &[("Retry-After", "0")], ""), now), 1);
+        assert_eq!(
+            retry_after(&response(429, &[("Retry-After", "7")], ""), now),
+            7
+        );
+        assert_eq!(
+            retry_after(&response(429, &[("X-Retry-After", "1004")], ""), now),
+            4
+        );
+        assert_eq!(
+            retry_after(&response(429, &[("X-RateLimit-Reset", "1010")], ""), now),
+            10
+        );
+        assert_eq!(
+            retry_after(&response(429, &[("Retry-After", "0")], ""), now),
+            1
+        );
         assert_eq!(retry_after(&response(429, &[], ""), now), 1);
     }
 

@@ -105,7 +105,10 @@ mod tests {
             assert!(check_scope("scope", s).is_ok());
         }
         let err = check_scope("scope", "repo:push").unwrap_err().to_string();
-        assert!(err.contains("repo:push") && err.contains("repo:admin"), "{err}");
+        assert!(
+            err.contains("repo:push") && err.contains("repo:admin"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -149,7 +149,10 @@ impl std::fmt::Debug for AccountConfig {
         f.debug_struct("AccountConfig")
             .field("namespaces", &self.namespaces)
             .field("password", &"<redacted>")
-            .field("totp_secret", &self.totp_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "totp_secret",
+                &self.totp_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("ttl", &self.ttl)
             .field("max_ttl", &self.max_ttl)
             .field("scopes", &self.scopes)
@@ -300,8 +303,14 @@ fn write(host: &dyn Host, account: &str, request: &Request) -> Result<Response, 
 
     let config = AccountConfig {
         namespaces,
-        password: password.unwrap_or_else(|| existing.as_ref().map(|e| e.password.clone()).unwrap_or_default()),
-        totp_secret: totp_secret.unwrap_or_else(|| existing.as_ref().and_then(|e| e.totp_secret.clone())),
+        password: password.unwrap_or_else(|| {
+            existing
+                .as_ref()
+                .map(|e| e.password.clone())
+                .unwrap_or_default()
+        }),
+        totp_secret: totp_secret
+            .unwrap_or_else(|| existing.as_ref().and_then(|e| e.totp_secret.clone())),
         ttl,
         max_ttl,
         scopes,
@@ -313,7 +322,9 @@ fn write(host: &dyn Host, account: &str, request: &Request) -> Result<Response, 
         storage::remove(host, Bucket::Session, account)?;
         if data.boolean("verify")?.unwrap_or(true) {
             config.hub(host, account).login().map_err(|e| match e {
-                EngineError::Upstream(u) if u.status == 401 => EngineError::InvalidRequest(u.message),
+                EngineError::Upstream(u) if u.status == 401 => {
+                    EngineError::InvalidRequest(u.message)
+                }
                 other => other,
             })?;
         }
@@ -330,7 +341,10 @@ fn read(host: &dyn Host, account: &str) -> Result<Response, EngineError> {
     data.insert("username".into(), Value::from(account));
     data.insert("namespace".into(), json!(config.namespaces));
     data.insert("ttl".into(), Value::from(duration::format(config.ttl)));
-    data.insert("max_ttl".into(), Value::from(duration::format(config.max_ttl)));
+    data.insert(
+        "max_ttl".into(),
+        Value::from(duration::format(config.max_ttl)),
+    );
     data.insert("scopes".into(), json!(config.scopes));
     data.insert("default_scope".into(), Value::from(config.default_scope));
     Ok(Response::data(data))
@@ -396,7 +410,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(written, Response::default());
-        assert_eq!(host.hub.login_count(), 1, "a write verifies the credentials once");
+        assert_eq!(
+            host.hub.login_count(),
+            1,
+            "a write verifies the credentials once"
+        );
 
         let data = read(&host);
         assert_eq!(data["username"], "hoeg");
@@ -419,8 +437,14 @@ mod tests {
             &host,
             json!({"namespace": "hoeg", "password": "wrong"}),
         ));
-        assert!(message.contains("rejected the credentials for account hoeg"), "{message}");
-        assert!(message.contains("Incorrect authentication credentials"), "{message}");
+        assert!(
+            message.contains("rejected the credentials for account hoeg"),
+            "{message}"
+        );
+        assert!(
+            message.contains("Incorrect authentication credentials"),
+            "{message}"
+        );
         assert!(!message.contains("wrong"), "{message}");
         assert!(host.keys(Bucket::Config).is_empty(), "nothing stored");
     }
@@ -428,7 +452,11 @@ mod tests {
     #[test]
     fn verify_false_skips_the_login() {
         let host = TestHost::new();
-        write(&host, json!({"namespace": "hoeg", "password": "wrong", "verify": false})).unwrap();
+        write(
+            &host,
+            json!({"namespace": "hoeg", "password": "wrong", "verify": false}),
+        )
+        .unwrap();
         assert_eq!(host.hub.login_count(), 0);
     }
 
@@ -441,7 +469,9 @@ mod tests {
         assert_eq!(data["max_ttl"], "2h0m0s");
         assert_eq!(data["namespace"], json!(["hoeg", "my-organization"]));
         assert_eq!(host.hub.login_count(), 0);
-        let stored: AccountConfig = storage::load(&host, Bucket::Config, "hoeg").unwrap().unwrap();
+        let stored: AccountConfig = storage::load(&host, Bucket::Config, "hoeg")
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.password, PASSWORD);
     }
 
@@ -457,26 +487,61 @@ mod tests {
         let host = TestHost::new();
         for (data, expected) in [
             (json!({"namespace": "hoeg"}), "password is required"),
-            (json!({"password": "p", "verify": false}), "namespace is required"),
-            (json!({"namespace": "", "password": "p"}), "namespace is required"),
-            (json!({"namespace": "Hoeg", "password": "p"}), "namespace \"Hoeg\""),
-            (json!({"namespace": "hoeg", "password": ""}), "password must not be empty"),
-            (json!({"namespace": "hoeg", "password": "p", "ttl": "2h"}), "must not exceed max_ttl"),
-            (json!({"namespace": "hoeg", "password": "p", "ttl": "soon"}), "ttl: invalid duration"),
-            (json!({"namespace": "hoeg", "password": "p", "ttl": 0}), "at least 1s"),
-            (json!({"namespace": "hoeg", "password": "p", "scopes": "repo:push"}), "repo:push"),
-            (json!({"namespace": "hoeg", "password": "p", "scopes": ""}), "scopes must name"),
+            (
+                json!({"password": "p", "verify": false}),
+                "namespace is required",
+            ),
+            (
+                json!({"namespace": "", "password": "p"}),
+                "namespace is required",
+            ),
+            (
+                json!({"namespace": "Hoeg", "password": "p"}),
+                "namespace \"Hoeg\"",
+            ),
+            (
+                json!({"namespace": "hoeg", "password": ""}),
+                "password must not be empty",
+            ),
+            (
+                json!({"namespace": "hoeg", "password": "p", "ttl": "2h"}),
+                "must not exceed max_ttl",
+            ),
+            (
+                json!({"namespace": "hoeg", "password": "p", "ttl": "soon"}),
+                "ttl: invalid duration",
+            ),
+            (
+                json!({"namespace": "hoeg", "password": "p", "ttl": 0}),
+                "at least 1s",
+            ),
+            (
+                json!({"namespace": "hoeg", "password": "p", "scopes": "repo:push"}),
+                "repo:push",
+            ),
+            (
+                json!({"namespace": "hoeg", "password": "p", "scopes": ""}),
+                "scopes must name",
+            ),
             (
                 json!({"namespace": "hoeg", "password": "p", "scopes": "repo:read"}),
                 "default_scope repo:write is not one of the allowed scopes",
             ),
-            (json!({"namespace": "hoeg", "password": "p", "totp_secret": "1!"}), "totp_secret"),
-            (json!({"namespace": "hoeg", "password": "p", "verify": "perhaps"}), "verify"),
+            (
+                json!({"namespace": "hoeg", "password": "p", "totp_secret": "1!"}),
+                "totp_secret",
+            ),
+            (
+                json!({"namespace": "hoeg", "password": "p", "verify": "perhaps"}),
+                "verify",
+            ),
         ] {
             let message = invalid(write(&host, data.clone()));
             assert!(message.contains(expected), "{data}: {message}");
         }
-        assert!(invalid(host.call(Operation::Update, "config/Hoeg", json!({}))).contains("account"));
+        assert!(
+            invalid(host.call(Operation::Update, "config/Hoeg", json!({}))).contains("account")
+        );
         assert_eq!(host.hub.login_count(), 0, "bad input never reaches the Hub");
         assert!(host.keys(Bucket::Config).is_empty());
     }
@@ -494,7 +559,9 @@ mod tests {
     #[test]
     fn missing_config_reads_as_nothing() {
         let host = TestHost::new();
-        let response = host.call(Operation::Read, "config/nobody", json!({})).unwrap();
+        let response = host
+            .call(Operation::Read, "config/nobody", json!({}))
+            .unwrap();
         assert_eq!(response.data, None);
         assert_eq!(exists(&host, "nobody"), Ok(false));
     }
@@ -509,12 +576,20 @@ mod tests {
             json!({"namespace": "zed1", "password": "pw"}),
         )
         .unwrap();
-        let keys = host.call(Operation::List, "config/", json!({})).unwrap().data.unwrap();
+        let keys = host
+            .call(Operation::List, "config/", json!({}))
+            .unwrap()
+            .data
+            .unwrap();
         assert_eq!(keys["keys"], json!(["hoeg", "zed1"]));
 
-        host.call(Operation::Delete, "config/zed1", json!({})).unwrap();
+        host.call(Operation::Delete, "config/zed1", json!({}))
+            .unwrap();
         assert_eq!(host.keys(Bucket::Config), ["hoeg"]);
-        assert!(host.keys(Bucket::Session).is_empty(), "the session goes with the config");
+        assert!(
+            host.keys(Bucket::Session).is_empty(),
+            "the session goes with the config"
+        );
     }
 
     #[test]
@@ -537,9 +612,14 @@ mod tests {
 
         write(json!({"namespace": "twofa", "password": "pw2", "totp_secret": seed})).unwrap();
         assert_eq!(host.hub.login_count(), 1);
-        let data = host.call(Operation::Read, "config/twofa", json!({})).unwrap().data.unwrap();
+        let data = host
+            .call(Operation::Read, "config/twofa", json!({}))
+            .unwrap()
+            .data
+            .unwrap();
         assert!(!Value::Object(data).to_string().contains(seed));
-        host.call(Operation::Update, "token/twofa/twofa", json!({})).unwrap();
+        host.call(Operation::Update, "token/twofa/twofa", json!({}))
+            .unwrap();
     }
 
     #[test]
@@ -547,7 +627,9 @@ mod tests {
         let host = TestHost::configured();
         write(&host, json!({"password": PASSWORD, "totp_secret": ""})).unwrap();
         host.issue(json!({}));
-        let config: AccountConfig = storage::load(&host, Bucket::Config, "hoeg").unwrap().unwrap();
+        let config: AccountConfig = storage::load(&host, Bucket::Config, "hoeg")
+            .unwrap()
+            .unwrap();
         assert!(!format!("{config:?}").contains(PASSWORD));
         assert!(!host.logs.borrow().join("\n").contains(PASSWORD));
     }

@@ -260,16 +260,29 @@ mod tests {
         let uuid = data["uuid"].as_str().unwrap();
 
         let lease = response.lease.unwrap();
-        assert_eq!((lease.ttl, lease.max_ttl, lease.renewable), (300, 3600, true));
-        assert!(!lease.internal_data.contains(token), "the lease keeps no secret");
+        assert_eq!(
+            (lease.ttl, lease.max_ttl, lease.renewable),
+            (300, 3600, true)
+        );
+        assert!(
+            !lease.internal_data.contains(token),
+            "the lease keeps no secret"
+        );
 
         let at_hub = host.hub.token(uuid).expect("the token exists at the Hub");
         assert_eq!(at_hub.token, token);
-        assert!(at_hub.label.starts_with("dockerhub-secrets:release-build:"), "{}", at_hub.label);
+        assert!(
+            at_hub.label.starts_with("dockerhub-secrets:release-build:"),
+            "{}",
+            at_hub.label
+        );
         assert_eq!(at_hub.scopes, ["repo:write"]);
         assert_eq!(at_hub.expires_at.as_deref(), data["expires_at"].as_str());
         assert_eq!(host.keys(Bucket::Token), [uuid]);
-        assert!(host.keys(Bucket::Wal).is_empty(), "no pending creation left behind");
+        assert!(
+            host.keys(Bucket::Wal).is_empty(),
+            "no pending creation left behind"
+        );
         assert!(!host.stored_text(Bucket::Token).contains(token));
         assert!(!host.logs.borrow().join("\n").contains(token));
     }
@@ -281,7 +294,9 @@ mod tests {
         let data = host.issue(json!({})).data.unwrap();
         let expires_at = data["expires_at"].as_str().unwrap();
         assert!(
-            [before + 3600, before + 3601].map(rfc3339).contains(&expires_at.to_string()),
+            [before + 3600, before + 3601]
+                .map(rfc3339)
+                .contains(&expires_at.to_string()),
             "{expires_at}"
         );
     }
@@ -317,10 +332,26 @@ mod tests {
         let host = TestHost::configured();
         host.hub.clear_calls();
         for (path, data, expected) in [
-            ("token/hoeg/my-organization", json!({"label": "has space"}), "label"),
-            ("token/hoeg/my-organization", json!({"label": "x".repeat(65)}), "label"),
-            ("token/hoeg/my-organization", json!({"scope": "repo:push"}), "repo:push"),
-            ("token/hoeg/my-organization", json!({"ttl": "2h"}), "exceeds the max_ttl"),
+            (
+                "token/hoeg/my-organization",
+                json!({"label": "has space"}),
+                "label",
+            ),
+            (
+                "token/hoeg/my-organization",
+                json!({"label": "x".repeat(65)}),
+                "label",
+            ),
+            (
+                "token/hoeg/my-organization",
+                json!({"scope": "repo:push"}),
+                "repo:push",
+            ),
+            (
+                "token/hoeg/my-organization",
+                json!({"ttl": "2h"}),
+                "exceeds the max_ttl",
+            ),
             ("token/hoeg/my-organization", json!({"ttl": "-1s"}), "ttl"),
             ("token/hoeg/My_Org", json!({}), "namespace"),
         ] {
@@ -350,8 +381,13 @@ mod tests {
         )
         .unwrap();
         let refused = issue(&host, "token/hoeg/hoeg", json!({"scope": "repo:admin"}));
-        assert!(matches!(refused, Err(EngineError::InvalidRequest(m)) if m.contains("not allowed")));
-        let data = issue(&host, "token/hoeg/hoeg", json!({})).unwrap().data.unwrap();
+        assert!(
+            matches!(refused, Err(EngineError::InvalidRequest(m)) if m.contains("not allowed"))
+        );
+        let data = issue(&host, "token/hoeg/hoeg", json!({}))
+            .unwrap()
+            .data
+            .unwrap();
         assert_eq!(data["scope"], "repo:read");
     }
 
@@ -360,15 +396,18 @@ mod tests {
         let host = TestHost::configured();
         let mut request = Request::new(Operation::Update, "token/hoeg/hoeg");
         request.display_name = Some("token-ci runner".into());
-        let data = crate::backend::handle(&host, &request).unwrap().data.unwrap();
+        let data = crate::backend::handle(&host, &request)
+            .unwrap()
+            .data
+            .unwrap();
         assert_eq!(data["label"], "token-ci-runner");
     }
 
     #[test]
     fn the_hosts_max_lease_ttl_caps_lease_and_hub_expiry() {
         let host = TestHost::configured();
-        let mut request = Request::new(Operation::Update, "token/hoeg/hoeg")
-            .with_data(json!({"ttl": "50m"}));
+        let mut request =
+            Request::new(Operation::Update, "token/hoeg/hoeg").with_data(json!({"ttl": "50m"}));
         request.limits = Some(TtlLimits {
             default_ttl: 60,
             max_ttl: 1200,
@@ -376,7 +415,11 @@ mod tests {
         let response = crate::backend::handle(&host, &request).unwrap();
         let lease = response.lease.unwrap();
         assert_eq!((lease.ttl, lease.max_ttl), (1200, 1200));
-        assert!(response.warnings[0].contains("capped"), "{:?}", response.warnings);
+        assert!(
+            response.warnings[0].contains("capped"),
+            "{:?}",
+            response.warnings
+        );
     }
 
     #[test]
@@ -447,11 +490,18 @@ mod tests {
     #[test]
     fn a_hub_refusal_carries_its_status_and_message() {
         let host = TestHost::configured();
-        host.hub.inject(Fault::on("POST", "/v2/access-tokens", FaultKind::Status(400)));
+        host.hub.inject(Fault::on(
+            "POST",
+            "/v2/access-tokens",
+            FaultKind::Status(400),
+        ));
         match issue(&host, "token/hoeg/hoeg", json!({})) {
             Err(EngineError::Upstream(u)) => {
                 assert_eq!(u.status, 400);
-                assert!(u.message.contains("Docker Hub refused to create an access token"));
+                assert!(
+                    u.message
+                        .contains("Docker Hub refused to create an access token")
+                );
                 assert!(!u.message.contains(PASSWORD));
             }
             other => panic!("{other:?}"),

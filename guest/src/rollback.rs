@@ -179,8 +179,15 @@ mod tests {
             "/v2/access-tokens",
             FaultKind::DropAfterProcessing,
         ));
-        assert!(host.call(Operation::Update, "token/hoeg/hoeg", json!({})).is_err());
-        assert_eq!(host.hub.live_tokens().len(), live_before + 1, "the Hub created it");
+        assert!(
+            host.call(Operation::Update, "token/hoeg/hoeg", json!({}))
+                .is_err()
+        );
+        assert_eq!(
+            host.hub.live_tokens().len(),
+            live_before + 1,
+            "the Hub created it"
+        );
     }
 
     #[test]
@@ -190,9 +197,18 @@ mod tests {
         interrupted_creation(&host);
         rollback(&host, json!({"immediate": true})).unwrap();
         let live: Vec<String> = host.hub.live_tokens().into_iter().map(|t| t.uuid).collect();
-        assert_eq!(live, [kept.as_str().unwrap()], "only the recorded token is left");
+        assert_eq!(
+            live,
+            [kept.as_str().unwrap()],
+            "only the recorded token is left"
+        );
         assert!(host.keys(Bucket::Wal).is_empty());
-        assert!(host.logs.borrow().iter().any(|l| l.contains("whose creation was interrupted")));
+        assert!(
+            host.logs
+                .borrow()
+                .iter()
+                .any(|l| l.contains("whose creation was interrupted"))
+        );
     }
 
     #[test]
@@ -212,7 +228,11 @@ mod tests {
     fn a_failing_hub_keeps_the_record_for_the_next_run() {
         let host = TestHost::configured();
         interrupted_creation(&host);
-        host.hub.inject(Fault::on("GET", "/v2/access-tokens", FaultKind::Status(500)));
+        host.hub.inject(Fault::on(
+            "GET",
+            "/v2/access-tokens",
+            FaultKind::Status(500),
+        ));
         assert!(matches!(
             rollback(&host, json!({"immediate": true})),
             Err(EngineError::Internal(m)) if m.contains("next run")
@@ -228,7 +248,11 @@ mod tests {
         host.issue(json!({"ttl": "2m"}));
         let long = host.issue(json!({"ttl": "30m"})).data.unwrap()["uuid"].clone();
         rollback(&host, json!({})).unwrap();
-        assert_eq!(host.hub.live_tokens().len(), 2, "leases still running are left alone");
+        assert_eq!(
+            host.hub.live_tokens().len(),
+            2,
+            "leases still running are left alone"
+        );
         host.advance(120 + TIDY_GRACE);
         rollback(&host, json!({})).unwrap();
         let live: Vec<String> = host.hub.live_tokens().into_iter().map(|t| t.uuid).collect();

@@ -193,7 +193,11 @@ mod tests {
         (uuid, state)
     }
 
-    fn lease_call(host: &TestHost, operation: Operation, lease: &LeaseState) -> Result<Response, EngineError> {
+    fn lease_call(
+        host: &TestHost,
+        operation: Operation,
+        lease: &LeaseState,
+    ) -> Result<Response, EngineError> {
         let mut request = Request::new(operation, "token/hoeg/my-organization");
         request.lease = Some(lease.clone());
         crate::backend::handle(host, &request)
@@ -216,7 +220,11 @@ mod tests {
     fn a_404_on_delete_counts_as_revoked() {
         let host = TestHost::configured();
         let (_, lease) = issue(&host);
-        host.hub.inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(404)));
+        host.hub.inject(Fault::on(
+            "DELETE",
+            "/v2/access-tokens/",
+            FaultKind::Status(404),
+        ));
         lease_call(&host, Operation::Revoke, &lease).unwrap();
         assert!(host.keys(Bucket::Token).is_empty());
     }
@@ -225,13 +233,18 @@ mod tests {
     fn a_failed_revoke_is_an_error_and_keeps_the_record_for_the_retry() {
         let host = TestHost::configured();
         let (uuid, lease) = issue(&host);
-        host.hub.inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(503)));
+        host.hub.inject(Fault::on(
+            "DELETE",
+            "/v2/access-tokens/",
+            FaultKind::Status(503),
+        ));
         match lease_call(&host, Operation::Revoke, &lease) {
             Err(EngineError::Upstream(u)) => assert_eq!(u.status, 503),
             other => panic!("{other:?}"),
         }
-        assert_eq!(host.keys(Bucket::Token), [uuid.clone()]);
-        host.hub.inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Drop));
+        assert_eq!(host.keys(Bucket::Token), [uuid.as_str()]);
+        host.hub
+            .inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Drop));
         assert!(lease_call(&host, Operation::Revoke, &lease).is_err());
         lease_call(&host, Operation::Revoke, &lease).unwrap();
         assert!(host.hub.token(&uuid).is_none());
@@ -256,7 +269,11 @@ mod tests {
         let capped = lease_call(&host, Operation::Renew, &lease).unwrap();
         let capped_ttl = capped.lease.unwrap().ttl;
         assert!((399..=400).contains(&capped_ttl), "{capped_ttl}");
-        assert!(capped.warnings[0].contains("capped"), "{:?}", capped.warnings);
+        assert!(
+            capped.warnings[0].contains("capped"),
+            "{:?}",
+            capped.warnings
+        );
 
         host.advance(400);
         let refused = lease_call(&host, Operation::Renew, &lease);
@@ -273,7 +290,10 @@ mod tests {
             default_ttl: 60,
             max_ttl: 120,
         });
-        let lease = crate::backend::handle(&host, &request).unwrap().lease.unwrap();
+        let lease = crate::backend::handle(&host, &request)
+            .unwrap()
+            .lease
+            .unwrap();
         assert!(lease.ttl <= 120 && lease.max_ttl == 120, "{lease:?}");
     }
 

@@ -14,14 +14,20 @@ pub fn load<T: DeserializeOwned>(
     key: &str,
 ) -> Result<Option<T>, EngineError> {
     let Some(bytes) = host.get(bucket, key).map_err(|e| {
-        EngineError::Internal(format!("reading {}/{key} from storage failed: {e}", bucket.name()))
+        EngineError::Internal(format!(
+            "reading {}/{key} from storage failed: {e}",
+            bucket.name()
+        ))
     })?
     else {
         return Ok(None);
     };
     serde_json::from_slice(&bytes).map(Some).map_err(|e| {
         // serde's message names the position and expected type, not the content.
-        EngineError::Internal(format!("stored record {}/{key} is corrupt: {e}", bucket.name()))
+        EngineError::Internal(format!(
+            "stored record {}/{key} is corrupt: {e}",
+            bucket.name()
+        ))
     })
 }
 
@@ -35,13 +41,19 @@ pub fn save<T: Serialize>(
         EngineError::Internal(format!("encoding {}/{key} failed: {e}", bucket.name()))
     })?;
     host.set(bucket, key, &bytes).map_err(|e| {
-        EngineError::Internal(format!("writing {}/{key} to storage failed: {e}", bucket.name()))
+        EngineError::Internal(format!(
+            "writing {}/{key} to storage failed: {e}",
+            bucket.name()
+        ))
     })
 }
 
 pub fn remove(host: &dyn Host, bucket: Bucket, key: &str) -> Result<(), EngineError> {
     host.delete(bucket, key).map_err(|e| {
-        EngineError::Internal(format!("deleting {}/{key} from storage failed: {e}", bucket.name()))
+        EngineError::Internal(format!(
+            "deleting {}/{key} from storage failed: {e}",
+            bucket.name()
+        ))
     })
 }
 

@@ -66,7 +66,12 @@ impl TestHost {
         self.clock_offset.set(self.clock_offset.get() + seconds);
     }
 
-    pub fn call(&self, operation: Operation, path: &str, data: Value) -> Result<Response, EngineError> {
+    pub fn call(
+        &self,
+        operation: Operation,
+        path: &str,
+        data: Value,
+    ) -> Result<Response, EngineError> {
         crate::backend::handle(self, &Request::new(operation, path).with_data(data))
     }
 
@@ -95,7 +100,11 @@ impl TestHost {
 
 impl Host for TestHost {
     fn get(&self, bucket: Bucket, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.storage.borrow().get(&(bucket, key.to_string())).cloned())
+        Ok(self
+            .storage
+            .borrow()
+            .get(&(bucket, key.to_string()))
+            .cloned())
     }
 
     fn set(&self, bucket: Bucket, key: &str, value: &[u8]) -> Result<(), StorageError> {
@@ -166,7 +175,11 @@ impl Host for TestHost {
     }
 
     fn random_u64(&self) -> u64 {
-        let next = self.next_random.get().wrapping_mul(6_364_136_223_846_793_005) + 1;
+        let next = self
+            .next_random
+            .get()
+            .wrapping_mul(6_364_136_223_846_793_005)
+            + 1;
         self.next_random.set(next);
         next
     }

@@ -11,7 +11,9 @@ fn decode_seed(seed: &str) -> Option<Vec<u8>> {
         .filter(|c| !c.is_whitespace() && *c != '=')
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    let key = data_encoding::BASE32_NOPAD.decode(cleaned.as_bytes()).ok()?;
+    let key = data_encoding::BASE32_NOPAD
+        .decode(cleaned.as_bytes())
+        .ok()?;
     (!key.is_empty()).then_some(key)
 }
 

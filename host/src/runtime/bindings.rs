@@ -18,9 +18,10 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use dockerhub_secrets::engine::types::{
+pub use self::dockerhub_secrets::engine::types::{
     BackendHelp, Error as EngineError, Field, FieldKind, Lease, LeaseState, Operation, PathHelp,
     Request, Response, TtlLimits, UpstreamError,
 };
-pub use wasi::keyvalue::store as keyvalue_store;
-pub use wasi::logging::logging;
+pub use self::wasi::keyvalue::store as keyvalue_store;
+pub use self::wasi::logging::logging;
+pub use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;

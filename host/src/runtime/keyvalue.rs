@@ -31,7 +31,11 @@ fn other(e: StorageError) -> Error {
 }
 
 impl HostState {
-    fn key(&self, bucket: &Resource<OpenBucket>, key: &str) -> wasmtime::Result<Result<String, Error>> {
+    fn key(
+        &self,
+        bucket: &Resource<OpenBucket>,
+        key: &str,
+    ) -> wasmtime::Result<Result<String, Error>> {
         let bucket = self.table.get(bucket)?;
         if !valid_key(key) {
             return Ok(Err(Error::Other(format!("invalid key {key:?}"))));
@@ -41,7 +45,10 @@ impl HostState {
 }
 
 impl Host for HostState {
-    async fn open(&mut self, identifier: String) -> wasmtime::Result<Result<Resource<OpenBucket>, Error>> {
+    async fn open(
+        &mut self,
+        identifier: String,
+    ) -> wasmtime::Result<Result<Resource<OpenBucket>, Error>> {
         if !valid_bucket(&identifier) {
             return Ok(Err(Error::NoSuchStore));
         }
@@ -99,7 +106,12 @@ impl HostBucket for HostState {
             Ok(key) => key,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(self.storage.get(&key).await.map(|v| v.is_some()).map_err(other))
+        Ok(self
+            .storage
+            .get(&key)
+            .await
+            .map(|v| v.is_some())
+            .map_err(other))
     }
 
     /// All keys in one page: the engine's buckets stay small enough to list whole.

@@ -6,7 +6,12 @@ use super::HostState;
 use super::bindings::logging::{Host, Level};
 
 impl Host for HostState {
-    async fn log(&mut self, level: Level, context: String, message: String) -> wasmtime::Result<()> {
+    async fn log(
+        &mut self,
+        level: Level,
+        context: String,
+        message: String,
+    ) -> wasmtime::Result<()> {
         match level {
             Level::Trace => tracing::trace!(target: "engine", context, "{message}"),
             Level::Debug => tracing::debug!(target: "engine", context, "{message}"),

@@ -15,8 +15,8 @@ mod logging;
 mod outbound;
 
 pub use bindings::{
-    BackendHelp, EngineError, Field, FieldKind, Lease, LeaseState, Operation, PathHelp, Request,
-    Response, TtlLimits, UpstreamError,
+    BackendHelp, Datetime, EngineError, Field, FieldKind, Lease, LeaseState, Operation, PathHelp,
+    Request, Response, TtlLimits, UpstreamError,
 };
 pub use outbound::HubUrlError;
 
@@ -117,7 +117,12 @@ struct Limiter {
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_limit {
             self.memory_exceeded = true;
             return Ok(false);
@@ -125,7 +130,12 @@ impl wasmtime::ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -205,7 +215,11 @@ impl Runtime {
         Runtime::with_component(engine, &component, config)
     }
 
-    fn with_component(engine: Engine, component: &Component, config: RuntimeConfig) -> anyhow::Result<Runtime> {
+    fn with_component(
+        engine: Engine,
+        component: &Component,
+        config: RuntimeConfig,
+    ) -> anyhow::Result<Runtime> {
         anyhow::ensure!(
             config.memory_limit <= POOL_MAX_MEMORY,
             "the memory limit may be at most {POOL_MAX_MEMORY} bytes"
@@ -263,7 +277,10 @@ impl Runtime {
     async fn run<T>(
         &self,
         storage: Arc<dyn Storage>,
-        call: impl AsyncFnOnce(&EngineWorld, &mut Store<HostState>) -> wasmtime::Result<Result<T, EngineError>>,
+        call: impl AsyncFnOnce(
+            &EngineWorld,
+            &mut Store<HostState>,
+        ) -> wasmtime::Result<Result<T, EngineError>>,
     ) -> Result<T, CallError> {
         let _slot = self
             .slots
@@ -295,7 +312,11 @@ impl Runtime {
     }
 
     /// Handle one request.
-    pub async fn handle(&self, storage: Arc<dyn Storage>, request: &Request) -> Result<Response, CallError> {
+    pub async fn handle(
+        &self,
+        storage: Arc<dyn Storage>,
+        request: &Request,
+    ) -> Result<Response, CallError> {
         self.run(storage, async |engine, store| {
             engine
                 .dockerhub_secrets_engine_backend()

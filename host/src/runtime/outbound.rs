@@ -102,7 +102,10 @@ impl HubRoute {
         if !is_hub {
             return None;
         }
-        let path = uri.path_and_query().map(PathAndQuery::as_str).unwrap_or("/");
+        let path = uri
+            .path_and_query()
+            .map(PathAndQuery::as_str)
+            .unwrap_or("/");
         Uri::builder()
             .scheme(self.inner.scheme.clone())
             .authority(self.inner.authority.clone())
@@ -171,7 +174,8 @@ impl WasiHttpHooks for HubRoute {
                     }
                 })?;
             let response = response.map(|body| body.map_err(Error::from).boxed_unsync());
-            let done: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
+            let done: Box<dyn Future<Output = Result<(), Error>> + Send> =
+                Box::new(async { Ok(()) });
             Ok((response, done))
         })
     }
@@ -196,8 +200,11 @@ mod tests {
             Some("http://127.0.0.1:4567/v2/access-tokens?page=2")
         );
         assert_eq!(
-            routed("https://proxy.example/dockerhub/", "https://hub.docker.com/v2/auth/token")
-                .as_deref(),
+            routed(
+                "https://proxy.example/dockerhub/",
+                "https://hub.docker.com/v2/auth/token"
+            )
+            .as_deref(),
             Some("https://proxy.example/dockerhub/v2/auth/token")
         );
         for elsewhere in [
@@ -212,7 +219,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_hub_urls() {
-        for bad in ["", "hub.docker.com", "ftp://hub", "https://user:pw@hub", "https://hub/?x=1"] {
+        for bad in [
+            "",
+            "hub.docker.com",
+            "ftp://hub",
+            "https://user:pw@hub",
+            "https://hub/?x=1",
+        ] {
             assert!(HubRoute::new(bad).is_err(), "{bad}");
         }
     }

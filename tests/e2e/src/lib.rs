@@ -1,1 +1,193 @@
-//! Shared helpers for the end-to-end suites.
+//! What the end-to-end suites share: the compiled engine component running in the host
+//! runtime, pointed at a fresh Docker Hub fake, with storage in memory and the host's log
+//! captured so that tests can check what reached it.
+
+use dockerhub_secrets::runtime::{LeaseState, Operation, Request, Response};
+use dockerhub_secrets::{CallError, MemoryStorage, Runtime, RuntimeConfig};
+use fakehub::{Config, FakeHub};
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub const ACCOUNT: &str = "hoeg";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The compiled engine, its storage, and the fake Hub it talks to.
+pub struct Engine {
+    pub runtime: Runtime,
+    pub storage: Arc<MemoryStorage>,
+    pub hub: FakeHub,
+}
+
+impl Engine {
+    /// The engine component built into the host, against a fake Hub that knows `hoeg`.
+    pub fn start() -> Engine {
+        Engine::start_with(RuntimeConfig::default())
+    }
+
+    /// As [`Engine::start`], with the runtime's limits from `config` (its Hub URL is replaced).
+    pub fn start_with(config: RuntimeConfig) -> Engine {
+        capture_logs();
+        let hub = FakeHub::start(Config::default().account(ACCOUNT, PASSWORD, None))
+            .expect("start the fake hub");
+        let runtime = Runtime::new(RuntimeConfig {
+            hub_url: hub.url(),
+            ..config
+        })
+        .expect("load the engine component");
+        Engine {
+            runtime,
+            storage: Arc::new(MemoryStorage::new()),
+            hub,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        operation: Operation,
+        path: &str,
+        data: Value,
+    ) -> Result<Response, CallError> {
+        self.send(request(operation, path, data)).await
+    }
+
+    pub async fn send(&self, request: Request) -> Result<Response, CallError> {
+        self.runtime.handle(self.storage.clone(), &request).await
+    }
+
+    /// `config/hoeg` as the seed session writes it.
+    pub async fn configure(&self) {
+        let data = serde_json::json!({"namespace": "hoeg,my-organization", "password": PASSWORD});
+        self.call(Operation::Update, "config/hoeg", data)
+            .await
+            .expect("configure hoeg");
+    }
+
+    /// Issue a token for `hoeg/my-organization`.
+    pub async fn issue(&self, data: Value) -> Issued {
+        let response = self
+            .call(Operation::Update, "token/hoeg/my-organization", data)
+            .await
+            .expect("issue a token");
+        Issued::from(response)
+    }
+
+    pub async fn revoke(&self, lease: &LeaseState) -> Result<Response, CallError> {
+        let mut request = request(Operation::Revoke, "token/hoeg/my-organization", Value::Null);
+        request.lease = Some(lease.clone());
+        self.send(request).await
+    }
+}
+
+/// A Vault request with `data` as its JSON body.
+pub fn request(operation: Operation, path: &str, data: Value) -> Request {
+    Request {
+        operation,
+        path: path.to_string(),
+        data: if data.is_null() {
+            "{}".to_string()
+        } else {
+            data.to_string()
+        },
+        display_name: None,
+        entity_id: None,
+        lease: None,
+        limits: None,
+    }
+}
+
+/// An issued token: its response data and the lease state a host would send back.
+pub struct Issued {
+    pub data: Map<String, Value>,
+    pub lease: LeaseState,
+    pub ttl: u64,
+    pub max_ttl: u64,
+}
+
+impl Issued {
+    pub fn uuid(&self) -> &str {
+        self.data["uuid"].as_str().expect("uuid")
+    }
+
+    pub fn token(&self) -> &str {
+        self.data["token"].as_str().expect("token")
+    }
+}
+
+impl From<Response> for Issued {
+    fn from(response: Response) -> Issued {
+        let data = response.data.expect("token data");
+        let Value::Object(data) = serde_json::from_str(&data).expect("JSON data") else {
+            panic!("data is not an object");
+        };
+        let lease = response.lease.expect("a lease");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970");
+        Issued {
+            data,
+            ttl: lease.ttl,
+            max_ttl: lease.max_ttl,
+            lease: LeaseState {
+                internal_data: lease.internal_data,
+                issue_time: wasmtime_datetime(now),
+                ttl: lease.ttl,
+                increment: 0,
+            },
+        }
+    }
+}
+
+fn wasmtime_datetime(since_epoch: std::time::Duration) -> dockerhub_secrets::runtime::Datetime {
+    dockerhub_secrets::runtime::Datetime {
+        seconds: since_epoch.as_secs(),
+        nanoseconds: since_epoch.subsec_nanos(),
+    }
+}
+
+/// The response's data as a JSON object.
+pub fn data(response: &Response) -> Map<String, Value> {
+    match serde_json::from_str(response.data.as_deref().expect("data")) {
+        Ok(Value::Object(map)) => map,
+        other => panic!("data is not an object: {other:?}"),
+    }
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Send every log record of this test process, at every level, into a buffer.
+fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = LogWriter(buffer.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .try_init();
+        buffer
+    });
+}
+
+/// Everything logged so far by this test process.
+pub fn logs() -> String {
+    let buffer = LOGS.get().expect("logs are captured once an engine starts");
+    String::from_utf8_lossy(&buffer.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}

@@ -1,0 +1,37 @@
+# dockerhub-secrets: `just demo` shows the engine at work, `just test` runs every test.
+# `just` itself: `pip install rust-just` or `cargo install just`.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+wasm_dir := "target/wasm32-wasip2/wasm"
+
+# List the recipes.
+default:
+    @just --list
+
+# Install what the build needs that cargo does not fetch: the wasm32-wasip2 target.
+setup:
+    rustup target add wasm32-wasip2
+
+# Build the engine component and the self-contained binary target/release/dockerhub-secrets.
+build: setup
+    cargo build --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe
+    cargo build --release -p dockerhub-secrets
+    # Compile the component ahead of time, then embed that too: start-up stays in milliseconds.
+    target/release/dockerhub-secrets precompile --out {{wasm_dir}}/dockerhub_secrets_engine.cwasm
+    cargo build --release -p dockerhub-secrets
+    @echo "built target/release/dockerhub-secrets (sha256 $(sha256sum target/release/dockerhub-secrets | cut -d' ' -f1))"
+
+# The seed session against a local Docker Hub fake.
+demo: build
+    cargo run --release -q -p dockerhub-secrets-e2e --bin demo
+
+# Formatting and lints, for the host and for the wasm target.
+lint: build
+    cargo fmt --all -- --check
+    cargo clippy --release --workspace --all-targets -- -D warnings
+    cargo clippy --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -- -D warnings
+
+# Every test: lints, the engine's unit tests, the Hub fake's tests, the end-to-end suites.
+test: build lint
+    cargo test --release --workspace

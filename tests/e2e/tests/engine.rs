@@ -1,0 +1,379 @@
+//! The engine's whole token lifecycle, through the compiled component in the host runtime,
+//! against the Docker Hub fake: configure an account, issue a token, revoke it, and
+//! everything that can go wrong on the way.
+
+use dockerhub_secrets::CallError;
+use dockerhub_secrets::runtime::{EngineError, Operation};
+use dockerhub_secrets_e2e::{ACCOUNT, Engine, PASSWORD, data, logs, request};
+use fakehub::{Fault, FaultKind};
+use serde_json::{Value, json};
+
+fn status(result: &Result<impl std::fmt::Debug, CallError>) -> u16 {
+    match result {
+        Ok(_) => 200,
+        Err(e) => e.http_status(),
+    }
+}
+
+fn message(result: Result<impl std::fmt::Debug, CallError>) -> String {
+    result.expect_err("expected an error").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_session_config_then_token_then_revoke() {
+    let engine = Engine::start();
+    let written = engine
+        .call(
+            Operation::Update,
+            "config/hoeg",
+            json!({"namespace": "hoeg,my-organization", "password": PASSWORD}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        written.data, None,
+        "a config write answers like `Success! Data written`"
+    );
+
+    let config = data(
+        &engine
+            .call(Operation::Read, "config/hoeg", Value::Null)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(config["namespace"], json!(["hoeg", "my-organization"]));
+    assert_eq!(config["ttl"], "5m0s");
+    assert_eq!(config["username"], ACCOUNT);
+    assert!(!config.contains_key("password"));
+
+    let issued = engine.issue(json!({"label": "release-build"})).await;
+    assert_eq!(issued.data["namespace"], "my-organization");
+    assert_eq!(issued.data["username"], ACCOUNT);
+    assert_eq!((issued.ttl, issued.max_ttl), (300, 3600));
+    let at_hub = engine
+        .hub
+        .token(issued.uuid())
+        .expect("the token exists at the Hub");
+    assert_eq!(at_hub.token, issued.token());
+    assert!(at_hub.label.contains("release-build"), "{}", at_hub.label);
+    assert_eq!(at_hub.scopes, ["repo:write"]);
+    assert!(
+        at_hub.expires_at.is_some(),
+        "the Hub kills it at max_ttl by itself"
+    );
+
+    engine.revoke(&issued.lease).await.unwrap();
+    assert!(
+        engine.hub.token(issued.uuid()).is_none(),
+        "revoked at the Hub"
+    );
+    assert!(engine.hub.live_tokens().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_keeps_one_folder_per_bucket() {
+    let engine = Engine::start();
+    engine.configure().await;
+    let issued = engine.issue(Value::Null).await;
+    let keys = engine.storage.keys();
+    assert_eq!(
+        keys,
+        [
+            "config/hoeg".to_string(),
+            "session/hoeg".to_string(),
+            format!("token/{}", issued.uuid()),
+        ]
+    );
+    let record = String::from_utf8(engine.storage.raw(&keys[2]).unwrap()).unwrap();
+    assert!(
+        !record.contains(issued.token()),
+        "the token record holds no secret"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_404_on_delete_counts_as_revoked() {
+    let engine = Engine::start();
+    engine.configure().await;
+    let issued = engine.issue(Value::Null).await;
+    engine.hub.inject(Fault::on(
+        "DELETE",
+        "/v2/access-tokens/",
+        FaultKind::Status(404),
+    ));
+    engine.revoke(&issued.lease).await.unwrap();
+    assert!(
+        !engine
+            .storage
+            .keys()
+            .iter()
+            .any(|k| k.starts_with("token/"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hub_that_fails_revocation_gets_asked_again() {
+    let engine = Engine::start();
+    engine.configure().await;
+    let issued = engine.issue(Value::Null).await;
+    engine
+        .hub
+        .inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(500)).times(2));
+    for _ in 0..2 {
+        let failed = engine.revoke(&issued.lease).await;
+        assert_eq!(status(&failed), 502, "{failed:?}");
+    }
+    assert!(engine.hub.token(issued.uuid()).is_some());
+    engine.revoke(&issued.lease).await.unwrap();
+    assert!(engine.hub.token(issued.uuid()).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespace_outside_the_list_is_denied_with_no_hub_call() {
+    let engine = Engine::start();
+    engine.configure().await;
+    engine.hub.clear_calls();
+    let denied = engine
+        .call(Operation::Update, "token/hoeg/someone-else", Value::Null)
+        .await;
+    assert_eq!(status(&denied), 403);
+    assert!(message(denied).contains("someone-else"));
+    assert!(engine.hub.calls().is_empty(), "{:?}", engine.hub.calls());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_config_is_a_400_for_tokens_and_nothing_for_reads() {
+    let engine = Engine::start();
+    let issued = engine
+        .call(Operation::Update, "token/nobody/nobody", Value::Null)
+        .await;
+    assert_eq!(status(&issued), 400);
+    assert!(message(issued).contains("config/nobody"));
+    let read = engine
+        .call(Operation::Read, "config/nobody", Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(read.data, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_a_400_that_says_what_is_wrong() {
+    let engine = Engine::start();
+    engine.configure().await;
+    for (path, body, expected) in [
+        (
+            "config/hoeg",
+            json!({"ttl": "5 minutes"}).to_string(),
+            "ttl: invalid duration",
+        ),
+        (
+            "config/hoeg",
+            json!({"max_ttl": "1m"}).to_string(),
+            "must not exceed max_ttl",
+        ),
+        (
+            "config/hoeg",
+            json!({"scopes": "repo:everything"}).to_string(),
+            "repo:everything",
+        ),
+        (
+            "config/hoeg",
+            json!({"namespace": "UPPER"}).to_string(),
+            "namespace \"UPPER\"",
+        ),
+        (
+            "token/hoeg/hoeg",
+            json!({"label": "no spaces please"}).to_string(),
+            "label",
+        ),
+        (
+            "token/hoeg/hoeg",
+            json!({"scope": "write"}).to_string(),
+            "write",
+        ),
+        (
+            "token/hoeg/hoeg",
+            json!({"ttl": "3h"}).to_string(),
+            "exceeds the max_ttl",
+        ),
+        ("token/hoeg/hoeg", "{not json".to_string(), "not valid JSON"),
+        ("token/hoeg/hoeg", "[1, 2]".to_string(), "JSON object"),
+    ] {
+        let mut bad = request(Operation::Update, path, Value::Null);
+        bad.data = body.clone();
+        let result = engine.send(bad).await;
+        assert_eq!(status(&result), 400, "{path} {body}: {result:?}");
+        let text = message(result);
+        assert!(text.contains(expected), "{path} {body}: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_paths_and_operations() {
+    let engine = Engine::start();
+    assert_eq!(
+        status(
+            &engine
+                .call(Operation::Read, "nothing/here", Value::Null)
+                .await
+        ),
+        404
+    );
+    assert_eq!(
+        status(
+            &engine
+                .call(Operation::Delete, "token/hoeg/hoeg", Value::Null)
+                .await
+        ),
+        405
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hundred_issues_need_one_login() {
+    let engine = Engine::start();
+    engine.configure().await;
+    for _ in 0..100 {
+        engine.issue(Value::Null).await;
+    }
+    assert_eq!(engine.hub.login_count(), 1);
+    assert_eq!(engine.hub.live_tokens().len(), 100);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_on_create_is_waited_out_and_succeeds() {
+    let engine = Engine::start();
+    engine.configure().await;
+    engine.hub.inject(Fault::on(
+        "POST",
+        "/v2/access-tokens",
+        FaultKind::RateLimited { retry_after: 1 },
+    ));
+    let issued = engine.issue(Value::Null).await;
+    assert!(engine.hub.token(issued.uuid()).is_some());
+    let statuses: Vec<u16> = engine
+        .hub
+        .calls()
+        .iter()
+        .filter(|c| c.method == "POST" && c.path.starts_with("/v2/access-tokens"))
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(statuses, [429, 201]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_creation_is_cleaned_by_rollback() {
+    let engine = Engine::start();
+    engine.configure().await;
+    let kept = engine.issue(Value::Null).await;
+    engine.hub.inject(Fault::on(
+        "POST",
+        "/v2/access-tokens",
+        FaultKind::DropAfterProcessing,
+    ));
+    let lost = engine
+        .call(Operation::Update, "token/hoeg/my-organization", Value::Null)
+        .await;
+    assert_eq!(status(&lost), 502, "{lost:?}");
+    assert_eq!(
+        engine.hub.live_tokens().len(),
+        2,
+        "the Hub created the lost token"
+    );
+
+    engine
+        .call(Operation::Rollback, "", json!({"immediate": true}))
+        .await
+        .unwrap();
+    let live: Vec<String> = engine
+        .hub
+        .live_tokens()
+        .into_iter()
+        .map(|t| t.uuid)
+        .collect();
+    assert_eq!(live, [kept.uuid()]);
+    assert!(!engine.storage.keys().iter().any(|k| k.starts_with("wal/")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_never_reach_reads_errors_or_logs() {
+    let engine = Engine::start();
+    engine.configure().await;
+    let issued = engine.issue(json!({"label": "leak-check"})).await;
+    let token = issued.token().to_string();
+
+    let mut seen = Vec::new();
+    seen.push(
+        serde_json::to_string(&data(
+            &engine
+                .call(Operation::Read, "config/hoeg", Value::Null)
+                .await
+                .unwrap(),
+        ))
+        .unwrap(),
+    );
+    engine.hub.inject(Fault::on(
+        "POST",
+        "/v2/access-tokens",
+        FaultKind::Status(400),
+    ));
+    seen.push(message(
+        engine
+            .call(Operation::Update, "token/hoeg/hoeg", Value::Null)
+            .await,
+    ));
+    engine.hub.set_password(ACCOUNT, "rotated");
+    engine.hub.expire_jwts();
+    seen.push(message(
+        engine
+            .call(Operation::Update, "token/hoeg/hoeg", Value::Null)
+            .await,
+    ));
+    seen.push(message(
+        engine
+            .call(
+                Operation::Update,
+                "config/hoeg",
+                json!({"password": "a-wrong-password"}),
+            )
+            .await,
+    ));
+    engine.revoke(&issued.lease).await.ok();
+    seen.push(issued.lease.internal_data.clone());
+
+    let logs = logs();
+    assert!(
+        logs.contains("issued token"),
+        "the engine's log reaches the host"
+    );
+    for text in seen.iter().chain([&logs]) {
+        for secret in [PASSWORD, token.as_str(), "a-wrong-password", "rotated"] {
+            assert!(!text.contains(secret), "{secret:?} leaked into: {text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn help_and_existence_checks_come_from_the_component() {
+    let engine = Engine::start();
+    let help = engine.runtime.help(engine.storage.clone()).await.unwrap();
+    let patterns: Vec<&str> = help.paths.iter().map(|p| p.pattern.as_str()).collect();
+    assert_eq!(patterns.len(), 3, "{patterns:?}");
+    assert!(help.description.contains("Docker Hub"));
+
+    let check = async |path: &str| {
+        let request = request(Operation::Update, path, Value::Null);
+        engine
+            .runtime
+            .existence_check(engine.storage.clone(), &request)
+            .await
+    };
+    assert_eq!(check("config/hoeg").await.unwrap(), Some(false));
+    engine.configure().await;
+    assert_eq!(check("config/hoeg").await.unwrap(), Some(true));
+    assert_eq!(check("token/hoeg/hoeg").await.unwrap(), None);
+    assert!(matches!(
+        check("nowhere").await,
+        Err(CallError::Engine(EngineError::UnsupportedPath(_)))
+    ));
+}

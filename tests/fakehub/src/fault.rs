@@ -1,0 +1,132 @@
+//! Faults a test queues to see how a client copes with a misbehaving Hub: error statuses,
+//! 429s, slow answers, and connections that close with no response (before or after the
+//! request took effect, the case that makes a lost token creation possible).
+
+use std::time::Duration;
+
+/// A misbehaviour applied to the next `times` requests that match `method` (when set) and
+/// `path_prefix` (when set; compared with the path, not the query string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub method: Option<String>,
+    pub path_prefix: Option<String>,
+    pub kind: FaultKind,
+    pub times: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Answer with this status and a Docker-shaped error body, without processing.
+    Status(u16),
+    /// 429 with `Retry-After` (seconds) and `X-Retry-After` (unix time), without processing.
+    RateLimited { retry_after: u64 },
+    /// Sleep, then process normally.
+    Latency(Duration),
+    /// Close the connection without a response, without processing.
+    Drop,
+    /// Process the request (e.g. create the token), then close the connection without a response.
+    DropAfterProcessing,
+}
+
+impl Fault {
+    /// A fault on the next request with this method whose path starts with `path_prefix`.
+    pub fn on(method: &str, path_prefix: &str, kind: FaultKind) -> Fault {
+        Fault {
+            method: Some(method.to_owned()),
+            path_prefix: Some(path_prefix.to_owned()),
+            kind,
+            times: 1,
+        }
+    }
+
+    /// A fault on the next request with any method whose path starts with `path_prefix`.
+    pub fn on_path(path_prefix: &str, kind: FaultKind) -> Fault {
+        Fault {
+            method: None,
+            path_prefix: Some(path_prefix.to_owned()),
+            kind,
+            times: 1,
+        }
+    }
+
+    /// A fault on the next request, whatever it is.
+    pub fn any(kind: FaultKind) -> Fault {
+        Fault {
+            method: None,
+            path_prefix: None,
+            kind,
+            times: 1,
+        }
+    }
+
+    /// Applies the fault to the next `times` matching requests instead of one.
+    pub fn times(self, times: usize) -> Fault {
+        Fault { times, ..self }
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|prefix| path.starts_with(prefix))
+    }
+}
+
+/// Injected faults, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct FaultQueue(Vec<Fault>);
+
+impl FaultQueue {
+    pub fn push(&mut self, fault: Fault) {
+        if fault.times > 0 {
+            self.0.push(fault);
+        }
+    }
+
+    /// Uses up one application of the oldest fault matching the request.
+    pub fn take(&mut self, method: &str, path: &str) -> Option<FaultKind> {
+        let index = self.0.iter().position(|f| f.matches(method, path))?;
+        let fault = &mut self.0[index];
+        fault.times -= 1;
+        let kind = fault.kind.clone();
+        if fault.times == 0 {
+            self.0.remove(index);
+        }
+        Some(kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_apply_in_order_and_run_out() {
+        let mut queue = FaultQueue::default();
+        queue.push(Fault::on("post", "/v2/access-tokens", FaultKind::Drop).times(2));
+        queue.push(Fault::any(FaultKind::Status(500)));
+        assert_eq!(
+            queue.take("GET", "/v2/access-tokens"),
+            Some(FaultKind::Status(500))
+        );
+        assert_eq!(
+            queue.take("POST", "/v2/access-tokens"),
+            Some(FaultKind::Drop)
+        );
+        assert_eq!(
+            queue.take("POST", "/v2/access-tokens/x"),
+            Some(FaultKind::Drop)
+        );
+        assert_eq!(queue.take("POST", "/v2/access-tokens"), None);
+    }
+
+    #[test]
+    fn zero_times_is_never_applied() {
+        let mut queue = FaultQueue::default();
+        queue.push(Fault::any(FaultKind::Drop).times(0));
+        assert_eq!(queue.take("GET", "/"), None);
+    }
+}

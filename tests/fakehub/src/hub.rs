@@ -1,0 +1,558 @@
+//! The fake's state and the rules over it: accounts with their personal access tokens, login
+//! sessions (JWTs), pending 2FA logins, the request log, queued faults and the rate limiter.
+//! One mutex guards it all and is never held across an await, so the HTTP handlers and the
+//! test-facing [`crate::FakeHub`] see one consistent hub.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::{
+    Account, Config, Fault, FaultKind, RateLimit, clock,
+    fault::FaultQueue,
+    jwt::{self, Claims},
+    ratelimit::{Limiter, Quota},
+    totp,
+};
+
+/// A personal access token as the fake holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub uuid: String,
+    /// The account that owns the token.
+    pub username: String,
+    pub label: String,
+    pub scopes: Vec<String>,
+    /// RFC 3339, as the fake sends it in token objects.
+    pub expires_at: Option<String>,
+    pub is_active: bool,
+    pub created_at: String,
+    /// The secret (`dckr_pat_...`), which the API shows only once; kept here so tests can log
+    /// in with it.
+    pub token: String,
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub method: String,
+    /// Path and query string.
+    pub path: String,
+    /// The status sent; 0 when the connection was dropped without a response (or, briefly,
+    /// while the request is still being handled).
+    pub status: u16,
+    /// The request had an `Authorization` header.
+    pub authorized: bool,
+}
+
+/// How long a `login_2fa_token` from `/v2/users/login` stays usable.
+const SECOND_FACTOR_WINDOW: Duration = Duration::from_secs(300);
+
+const SCOPES: [&str; 4] = ["repo:admin", "repo:write", "repo:read", "repo:public_read"];
+
+pub(crate) fn is_valid_scope(scope: &str) -> bool {
+    SCOPES.contains(&scope)
+}
+
+pub(crate) struct Hub {
+    base_url: String,
+    key: [u8; 32],
+    state: Mutex<State>,
+}
+
+struct State {
+    jwt_ttl: Duration,
+    /// Keyed by lower-cased username: Hub usernames are case-insensitive.
+    accounts: BTreeMap<String, AccountState>,
+    /// Live login sessions: JWT id → expiry. A JWT not in here is refused, which is how
+    /// `expire_jwts` works.
+    sessions: HashMap<String, Instant>,
+    pending_logins: HashMap<String, PendingLogin>,
+    calls: Vec<Call>,
+    faults: FaultQueue,
+    limiter: Option<Limiter>,
+    logins: usize,
+    /// Orders tokens by creation; timestamps can tie.
+    next_seq: u64,
+}
+
+struct AccountState {
+    uuid: String,
+    username: String,
+    password: String,
+    totp_secret: Option<String>,
+    tokens: Vec<Pat>,
+}
+
+struct PendingLogin {
+    account: String,
+    expires: Instant,
+}
+
+struct Pat {
+    seq: u64,
+    info: TokenInfo,
+    expires: Option<OffsetDateTime>,
+    creator_ip: String,
+    creator_ua: String,
+    last_used: Option<String>,
+}
+
+impl Pat {
+    /// Usable to log in: active and not past its expiry.
+    fn is_live(&self, now: OffsetDateTime) -> bool {
+        self.info.is_active && self.expires.is_none_or(|at| at > now)
+    }
+
+    /// The API's token object; the secret only in the response to its creation.
+    fn to_json(&self, with_secret: bool) -> Value {
+        json!({
+            "uuid": self.info.uuid,
+            "client_id": "HUB",
+            "creator_ip": self.creator_ip,
+            "creator_ua": self.creator_ua,
+            "created_at": self.info.created_at,
+            "last_used": self.last_used,
+            "generated_by": "manual",
+            "is_active": self.info.is_active,
+            "token": if with_secret { self.info.token.as_str() } else { "" },
+            "token_label": self.info.label,
+            "scopes": self.info.scopes,
+            "expires_at": self.info.expires_at,
+        })
+    }
+}
+
+/// What a login secret turned out to be for an account.
+pub(crate) enum Credential {
+    Password { account: String, two_factor: bool },
+    Pat { account: String, uuid: String },
+    Invalid,
+}
+
+/// The caller behind a valid bearer JWT.
+pub(crate) struct Session {
+    /// Key of the account in the hub.
+    pub account: String,
+    pub from_pat: bool,
+}
+
+pub(crate) enum AuthError {
+    Missing,
+    Invalid,
+    Expired,
+}
+
+pub(crate) enum SecondFactorError {
+    UnknownLogin,
+    WrongCode,
+}
+
+/// A validated request to create a personal access token.
+pub(crate) struct NewToken {
+    pub label: String,
+    pub scopes: Vec<String>,
+    pub expires: Option<OffsetDateTime>,
+    pub creator_ip: String,
+    pub creator_ua: String,
+}
+
+/// An account's tokens as the list endpoint reports them, newest first.
+pub(crate) struct TokenList {
+    pub active_count: usize,
+    pub results: Vec<Value>,
+}
+
+impl Hub {
+    pub fn new(config: Config, base_url: String) -> Hub {
+        let mut key = [0; 32];
+        getrandom::fill(&mut key).expect("system randomness");
+        let hub = Hub {
+            base_url,
+            key,
+            state: Mutex::new(State {
+                jwt_ttl: config.jwt_ttl,
+                accounts: BTreeMap::new(),
+                sessions: HashMap::new(),
+                pending_logins: HashMap::new(),
+                calls: Vec::new(),
+                faults: FaultQueue::default(),
+                limiter: config.rate_limit.map(Limiter::new),
+                logins: 0,
+                next_seq: 0,
+            }),
+        };
+        for account in config.accounts {
+            hub.add_account(account);
+        }
+        hub
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking test thread must not wedge the server for the others.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    // --- test control ---
+
+    /// Adds an account, or replaces the credentials of an existing one (keeping its tokens).
+    pub fn add_account(&self, account: Account) {
+        let mut state = self.lock();
+        let entry = state
+            .accounts
+            .entry(account.username.to_lowercase())
+            .or_insert_with(|| AccountState {
+                uuid: uuid::Uuid::new_v4().to_string(),
+                username: account.username.clone(),
+                password: String::new(),
+                totp_secret: None,
+                tokens: Vec::new(),
+            });
+        entry.password = account.password;
+        entry.totp_secret = account.totp_secret;
+    }
+
+    pub fn set_password(&self, username: &str, password: &str) {
+        let mut state = self.lock();
+        let account = state
+            .accounts
+            .get_mut(&username.to_lowercase())
+            .unwrap_or_else(|| panic!("fakehub: no account named {username:?}"));
+        account.password = password.to_owned();
+    }
+
+    pub fn tokens(&self, live_only: bool) -> Vec<TokenInfo> {
+        let state = self.lock();
+        let now = clock::now();
+        let mut pats: Vec<&Pat> = state
+            .accounts
+            .values()
+            .flat_map(|a| &a.tokens)
+            .filter(|p| !live_only || p.is_live(now))
+            .collect();
+        pats.sort_by_key(|p| p.seq);
+        pats.into_iter().map(|p| p.info.clone()).collect()
+    }
+
+    pub fn token(&self, uuid: &str) -> Option<TokenInfo> {
+        let state = self.lock();
+        state
+            .accounts
+            .values()
+            .flat_map(|a| &a.tokens)
+            .find(|p| p.info.uuid == uuid)
+            .map(|p| p.info.clone())
+    }
+
+    pub fn login_count(&self) -> usize {
+        self.lock().logins
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    pub fn set_rate_limit(&self, rate: Option<RateLimit>) {
+        self.lock().limiter = rate.map(Limiter::new);
+    }
+
+    pub fn expire_jwts(&self) {
+        self.lock().sessions.clear();
+    }
+
+    // --- request plumbing ---
+
+    /// Logs a request as it arrives and returns its index for [`Hub::set_call_status`].
+    pub fn record_call(&self, method: &str, path: &str, authorized: bool) -> usize {
+        let mut state = self.lock();
+        state.calls.push(Call {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            status: 0,
+            authorized,
+        });
+        state.calls.len() - 1
+    }
+
+    pub fn set_call_status(&self, index: usize, status: u16) {
+        // `clear_calls` may have run while the request was in flight.
+        if let Some(call) = self.lock().calls.get_mut(index) {
+            call.status = status;
+        }
+    }
+
+    pub fn take_fault(&self, method: &str, path: &str) -> Option<FaultKind> {
+        self.lock().faults.take(method, path)
+    }
+
+    /// Counts a request against the rate limit, if there is one.
+    pub fn admit(&self) -> Option<Quota> {
+        self.lock()
+            .limiter
+            .as_mut()
+            .map(|limiter| limiter.admit(Instant::now()))
+    }
+
+    // --- login ---
+
+    pub fn check_secret(&self, identifier: &str, secret: &str) -> Credential {
+        let key = identifier.to_lowercase();
+        let state = self.lock();
+        let Some(account) = state.accounts.get(&key) else {
+            return Credential::Invalid;
+        };
+        if secret == account.password {
+            return Credential::Password {
+                account: key,
+                two_factor: account.totp_secret.is_some(),
+            };
+        }
+        let now = clock::now();
+        match account
+            .tokens
+            .iter()
+            .find(|p| p.info.token == secret && p.is_live(now))
+        {
+            Some(pat) => Credential::Pat {
+                uuid: pat.info.uuid.clone(),
+                account: key,
+            },
+            None => Credential::Invalid,
+        }
+    }
+
+    /// Issues a JWT for the account, counting a successful login. `pat` is the uuid of the
+    /// token used to log in, if one was.
+    pub fn issue_jwt(&self, account: &str, pat: Option<&str>) -> String {
+        let mut state = self.lock();
+        let ttl = state.jwt_ttl;
+        let account_state = state
+            .accounts
+            .get_mut(account)
+            .expect("login of a known account");
+        if let Some(uuid) = pat
+            && let Some(token) = account_state
+                .tokens
+                .iter_mut()
+                .find(|p| p.info.uuid == uuid)
+        {
+            token.last_used = Some(clock::format(clock::now()));
+        }
+        let iat = clock::unix_now();
+        let claims = Claims {
+            sub: account_state.uuid.clone(),
+            username: account_state.username.clone(),
+            iat,
+            // Whole seconds; the session table below holds the precise expiry.
+            exp: iat + ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0),
+            jti: uuid::Uuid::new_v4().to_string(),
+            iss: "fakehub".to_owned(),
+            from_pat: pat.is_some(),
+        };
+        state
+            .sessions
+            .insert(claims.jti.clone(), Instant::now() + ttl);
+        state.logins += 1;
+        jwt::sign(&self.key, &claims)
+    }
+
+    /// Starts the second step of a 2FA login and returns its `login_2fa_token`.
+    pub fn start_second_factor(&self, account: &str) -> String {
+        let login_token = random_string(32);
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.pending_logins.retain(|_, p| p.expires > now);
+        state.pending_logins.insert(
+            login_token.clone(),
+            PendingLogin {
+                account: account.to_owned(),
+                expires: now + SECOND_FACTOR_WINDOW,
+            },
+        );
+        login_token
+    }
+
+    /// Completes a 2FA login. The `login_2fa_token` is used up only by a correct code, so a
+    /// mistyped code can be retried.
+    pub fn finish_second_factor(
+        &self,
+        login_token: &str,
+        code: &str,
+    ) -> Result<String, SecondFactorError> {
+        let account = {
+            let mut state = self.lock();
+            let pending = state
+                .pending_logins
+                .get(login_token)
+                .filter(|p| p.expires > Instant::now())
+                .ok_or(SecondFactorError::UnknownLogin)?;
+            let account = pending.account.clone();
+            let secret = state
+                .accounts
+                .get(&account)
+                .and_then(|a| a.totp_secret.clone())
+                .ok_or(SecondFactorError::UnknownLogin)?;
+            if !totp::verify(&secret, code, clock::unix_now()) {
+                return Err(SecondFactorError::WrongCode);
+            }
+            state.pending_logins.remove(login_token);
+            account
+        };
+        Ok(self.issue_jwt(&account, None))
+    }
+
+    /// The session behind an `Authorization` header value.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Session, AuthError> {
+        let header = authorization.ok_or(AuthError::Missing)?;
+        let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Invalid)?;
+        // `JWT <token>` is what older Hub clients send; the Hub still takes it.
+        if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("jwt") {
+            return Err(AuthError::Invalid);
+        }
+        let claims = jwt::verify(&self.key, token.trim()).ok_or(AuthError::Invalid)?;
+        let state = self.lock();
+        match state.sessions.get(&claims.jti) {
+            Some(expires) if *expires > Instant::now() => {}
+            _ => return Err(AuthError::Expired),
+        }
+        let account = claims.username.to_lowercase();
+        if !state.accounts.contains_key(&account) {
+            return Err(AuthError::Invalid);
+        }
+        Ok(Session {
+            account,
+            from_pat: claims.from_pat,
+        })
+    }
+
+    // --- personal access tokens ---
+
+    pub fn create_token(&self, account: &str, new: NewToken) -> Value {
+        let mut state = self.lock();
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let account_state = state
+            .accounts
+            .get_mut(account)
+            .expect("authenticated account");
+        let pat = Pat {
+            seq,
+            info: TokenInfo {
+                uuid: uuid::Uuid::new_v4().to_string(),
+                username: account_state.username.clone(),
+                label: new.label,
+                scopes: new.scopes,
+                expires_at: new.expires.map(clock::format),
+                is_active: true,
+                created_at: clock::format(clock::now()),
+                token: format!("dckr_pat_{}", random_string(27)),
+            },
+            expires: new.expires,
+            creator_ip: new.creator_ip,
+            creator_ua: new.creator_ua,
+            last_used: None,
+        };
+        let body = pat.to_json(true);
+        account_state.tokens.push(pat);
+        body
+    }
+
+    pub fn list_tokens(&self, account: &str) -> TokenList {
+        let state = self.lock();
+        let mut pats: Vec<&Pat> = state.accounts[account].tokens.iter().collect();
+        pats.sort_by_key(|p| std::cmp::Reverse(p.seq));
+        TokenList {
+            active_count: pats.iter().filter(|p| p.info.is_active).count(),
+            results: pats.into_iter().map(|p| p.to_json(false)).collect(),
+        }
+    }
+
+    pub fn get_token(&self, account: &str, uuid: &str) -> Option<Value> {
+        let state = self.lock();
+        state.accounts[account]
+            .tokens
+            .iter()
+            .find(|p| p.info.uuid == uuid)
+            .map(|p| p.to_json(false))
+    }
+
+    pub fn has_token(&self, account: &str, uuid: &str) -> bool {
+        self.get_token(account, uuid).is_some()
+    }
+
+    pub fn update_token(
+        &self,
+        account: &str,
+        uuid: &str,
+        label: Option<String>,
+        is_active: Option<bool>,
+    ) -> Option<Value> {
+        let mut state = self.lock();
+        let account_state = state.accounts.get_mut(account)?;
+        let pat = account_state
+            .tokens
+            .iter_mut()
+            .find(|p| p.info.uuid == uuid)?;
+        if let Some(label) = label {
+            pat.info.label = label;
+        }
+        if let Some(is_active) = is_active {
+            pat.info.is_active = is_active;
+        }
+        Some(pat.to_json(false))
+    }
+
+    pub fn delete_token(&self, account: &str, uuid: &str) -> bool {
+        let mut state = self.lock();
+        let Some(account_state) = state.accounts.get_mut(account) else {
+            return false;
+        };
+        let before = account_state.tokens.len();
+        account_state.tokens.retain(|p| p.info.uuid != uuid);
+        account_state.tokens.len() < before
+    }
+}
+
+/// `len` random characters of `[A-Za-z0-9_-]`, the alphabet of Hub token secrets.
+fn random_string(len: usize) -> String {
+    let mut bytes = vec![0; len];
+    getrandom::fill(&mut bytes).expect("system randomness");
+    let mut text = URL_SAFE_NO_PAD.encode(&bytes);
+    text.truncate(len);
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_strings_have_the_secret_alphabet() {
+        let text = random_string(27);
+        assert_eq!(text.len(), 27);
+        assert!(
+            text.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        );
+    }
+}

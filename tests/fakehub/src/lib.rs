@@ -1,0 +1,160 @@
+//! `fakehub`: a faithful fake of the Docker Hub API, for tests of code that logs in to the Hub
+//! and manages personal access tokens (PATs).
+//!
+//! It follows the contract in `docs/dockerhub-api.md` and the Hub's OpenAPI spec (excerpts in
+//! `reference/dockerhub-openapi/`): the same paths, field names, status codes and error body
+//! shapes, including the behaviours observed on the real Hub (a JWT obtained with a PAT is refused
+//! on the token endpoints; 2FA accounts need the `/v2/users/2fa-login` step; expired PATs stay
+//! listed). What it serves:
+//!
+//! - `POST /v2/auth/token`, `POST /v2/users/login`, `POST /v2/users/2fa-login` (TOTP, RFC 6238);
+//! - `POST|GET /v2/access-tokens`, `GET|PATCH|DELETE /v2/access-tokens/{uuid}`;
+//! - the `X-RateLimit-*` headers and 429s of the Hub's rate limit, when configured.
+//!
+//! Tests drive and inspect it through [`FakeHub`]: accounts, the tokens that exist, every call
+//! received, the number of logins, and [`Fault`]s that make the next requests fail, stall, or lose
+//! their response. The server listens on `127.0.0.1` on a free port and runs on its own thread, so
+//! the API is synchronous and usable from sync and async tests alike; dropping the [`FakeHub`]
+//! stops it.
+//!
+//! ```no_run
+//! use fakehub::{Config, FakeHub, Fault, FaultKind};
+//!
+//! let hub = FakeHub::start(Config::default().account("alice", "s3cret", None)).unwrap();
+//! hub.inject(Fault::on("POST", "/v2/access-tokens", FaultKind::DropAfterProcessing));
+//! // ... point the client under test at hub.url() ...
+//! assert_eq!(hub.login_count(), 0);
+//! ```
+
+mod clock;
+mod config;
+mod errors;
+mod fault;
+mod hub;
+mod jwt;
+mod path_access_tokens;
+mod path_auth;
+mod ratelimit;
+mod routes;
+mod server;
+pub mod totp;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+
+pub use config::{Account, Config, RateLimit};
+pub use fault::{Fault, FaultKind};
+pub use hub::{Call, TokenInfo};
+pub use jwt::Claims;
+
+use hub::Hub;
+use server::Server;
+
+/// A running fake Docker Hub. Dropping it (or [`FakeHub::shutdown`]) stops the server and joins
+/// its thread.
+pub struct FakeHub {
+    hub: Arc<Hub>,
+    addr: SocketAddr,
+    server: Server,
+}
+
+impl FakeHub {
+    /// Starts a fake hub on `127.0.0.1` on a free port.
+    pub fn start(config: Config) -> anyhow::Result<FakeHub> {
+        FakeHub::start_on(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Starts a fake hub on `listen`; for the binary. Tests should use [`FakeHub::start`].
+    pub fn start_on(config: Config, listen: SocketAddr) -> anyhow::Result<FakeHub> {
+        let listener = std::net::TcpListener::bind(listen)
+            .with_context(|| format!("binding the fake hub to {listen}"))?;
+        let addr = listener.local_addr()?;
+        let hub = Arc::new(Hub::new(config, format!("http://{addr}")));
+        let server = Server::spawn(Arc::clone(&hub), listener)
+            .context("starting the fake hub's server thread")?;
+        Ok(FakeHub { hub, addr, server })
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn url(&self) -> String {
+        self.hub.base_url().to_owned()
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Adds an account, or replaces the password and TOTP secret of an existing one.
+    pub fn add_account(&self, username: &str, password: &str, totp_secret: Option<&str>) {
+        self.hub
+            .add_account(Account::new(username, password, totp_secret));
+    }
+
+    /// Changes an account's password; JWTs and PATs already issued stay valid. Panics when
+    /// there is no such account.
+    pub fn set_password(&self, username: &str, password: &str) {
+        self.hub.set_password(username, password);
+    }
+
+    /// Every PAT created and not deleted, on all accounts, oldest first.
+    pub fn tokens(&self) -> Vec<TokenInfo> {
+        self.hub.tokens(false)
+    }
+
+    /// The PATs that can be used to log in: active and not expired.
+    pub fn live_tokens(&self) -> Vec<TokenInfo> {
+        self.hub.tokens(true)
+    }
+
+    pub fn token(&self, uuid: &str) -> Option<TokenInfo> {
+        self.hub.token(uuid)
+    }
+
+    /// Successful logins (JWTs issued) on any login endpoint.
+    pub fn login_count(&self) -> usize {
+        self.hub.login_count()
+    }
+
+    /// Every request received, in order of arrival.
+    pub fn calls(&self) -> Vec<Call> {
+        self.hub.calls()
+    }
+
+    pub fn clear_calls(&self) {
+        self.hub.clear_calls();
+    }
+
+    /// Queues a fault; see [`Fault`].
+    pub fn inject(&self, fault: Fault) {
+        self.hub.inject(fault);
+    }
+
+    /// Replaces the rate limit, starting a fresh window; `None` lifts it.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        self.hub.set_rate_limit(limit);
+    }
+
+    /// Makes every JWT issued so far invalid, as if it had expired.
+    pub fn expire_jwts(&self) {
+        self.hub.expire_jwts();
+    }
+
+    /// Stops the server and joins its thread (as dropping does).
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for FakeHub {
+    fn drop(&mut self) {
+        self.server.stop();
+    }
+}
+
+impl std::fmt::Debug for FakeHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeHub").field("url", &self.url()).finish()
+    }
+}

@@ -1,0 +1,155 @@
+//! The fake as a process and a library: usable from async tests of any runtime flavour, and the
+//! `fakehub` binary's command line, startup line and signal handling.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use fakehub::totp;
+use serde_json::json;
+
+#[tokio::test(flavor = "current_thread")]
+async fn works_from_a_current_thread_runtime() {
+    let hub = hub();
+    let url = hub.url();
+    assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with('/'));
+    // The blocking client runs off the runtime, as an async client would not block it at all.
+    let status = tokio::task::spawn_blocking({
+        let client = Client::new(&hub);
+        move || client.login(ALICE, ALICE_PASSWORD)
+    })
+    .await
+    .unwrap();
+    assert!(!status.is_empty());
+    assert_eq!(hub.login_count(), 1);
+    drop(hub);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_from_a_multi_thread_runtime() {
+    let hub = hub();
+    let client = Client::new(&hub);
+    // Blocking inside the runtime is fine: the fake has its own thread and runtime.
+    client.login(ALICE, ALICE_PASSWORD);
+    hub.shutdown();
+}
+
+#[test]
+fn shutdown_closes_the_port() {
+    let hub = hub();
+    let addr = hub.addr();
+    std::net::TcpStream::connect(addr).unwrap();
+    hub.shutdown();
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+/// Kills the child process if a failed assertion leaves it running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn binary_serves_until_sigterm() {
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_fakehub"))
+            .args([
+                "--account",
+                "alice:pw",
+                "--account",
+                &format!("bob:pw:{BOB_TOTP}"),
+                "--jwt-ttl",
+                "60",
+                "--rate-limit",
+                "100/60",
+            ])
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut child.0;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .new_agent();
+    let mut reply = agent
+        .post(format!("{url}/v2/auth/token"))
+        .send_json(json!({"identifier": "alice", "secret": "pw"}))
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.headers()["x-ratelimit-limit"], "100");
+    let body: serde_json::Value = reply.body_mut().read_json().unwrap();
+    let jwt_claims = claims(body["access_token"].as_str().unwrap());
+    assert_eq!(jwt_claims.exp - jwt_claims.iat, 60);
+
+    let first: serde_json::Value = agent
+        .post(format!("{url}/v2/users/login"))
+        .send_json(json!({"username": "bob", "password": "pw"}))
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let second = agent
+        .post(format!("{url}/v2/users/2fa-login"))
+        .send_json(json!({
+            "login_2fa_token": first["login_2fa_token"],
+            "code": totp::current_code(BOB_TOTP),
+        }))
+        .unwrap();
+    assert_eq!(second.status(), 200);
+
+    let signalled = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            panic!("fakehub did not exit on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn binary_rejects_bad_arguments() {
+    for args in [["--account", "no-password"], ["--rate-limit", "ten"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_fakehub"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        assert!(output.stdout.is_empty());
+    }
+}
