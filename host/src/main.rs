@@ -1,16 +1,50 @@
-//! The `dockerhub-secrets` binary.
+//! The `dockerhub-secrets` binary: an OpenBao/Vault plugin when a server starts it, a small
+//! command-line tool otherwise.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use dockerhub_secrets::plugin::{self, Launch};
 use dockerhub_secrets::runtime::component;
+use dockerhub_secrets::{RuntimeConfig, logging};
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
-/// Docker Hub access tokens with Vault leases.
+const ABOUT: &str = "\
+Docker Hub access tokens with Vault leases: a secrets engine for OpenBao and Vault.
+
+This binary is the plugin. Put it in the server's plugin directory and register it:
+
+  bao plugin register -sha256=$(sha256sum dockerhub-secrets | cut -d' ' -f1) secret dockerhub-secrets
+  bao secrets enable -path=dockerhub dockerhub-secrets
+
+The server starts it with the settings below taken from its environment.";
+
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about = ABOUT)]
 struct Cli {
+    /// Where Docker Hub is: the real Hub, a proxy, or a fake for tests. The engine reaches
+    /// this origin and nothing else.
+    #[arg(
+        long,
+        env = "DOCKERHUB_SECRETS_HUB_URL",
+        default_value = "https://hub.docker.com",
+        global = true
+    )]
+    hub_url: String,
+    /// Most memory one request may use, in MiB.
+    #[arg(
+        long,
+        env = "DOCKERHUB_SECRETS_MEMORY_LIMIT_MB",
+        default_value_t = 64,
+        global = true
+    )]
+    memory_limit_mb: usize,
+    /// Longest one request may take, waiting on Docker Hub included (e.g. 60s, 2m).
+    #[arg(long, env = "DOCKERHUB_SECRETS_TIME_LIMIT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    time_limit: Duration,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -25,17 +59,68 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Info => {
+impl Cli {
+    fn runtime_config(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            hub_url: self.hub_url.clone(),
+            memory_limit: self.memory_limit_mb << 20,
+            time_limit: self.time_limit,
+        }
+    }
+}
+
+fn serve_plugin(cli: &Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(plugin::serve(cli.runtime_config()))
+}
+
+fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => {
+            Cli::command().print_long_help()?;
+            return Ok(ExitCode::from(2));
+        }
+        Some(Command::Info) => {
             println!("dockerhub-secrets {}", env!("CARGO_PKG_VERSION"));
             println!("engine component sha256 {}", component::sha256());
             println!("precompiled {}", component::is_precompiled());
         }
-        Command::Precompile { out } => {
+        Some(Command::Precompile { out }) => {
             let artifact = component::precompile()?;
             std::fs::write(&out, artifact).with_context(|| format!("writing {}", out.display()))?;
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    match plugin::launch() {
+        Launch::Unsupported(message) => {
+            eprintln!("dockerhub-secrets: {message}");
+            ExitCode::FAILURE
+        }
+        Launch::Plugin => {
+            logging::init_hclog();
+            let cli = Cli::parse();
+            match serve_plugin(&cli) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("the plugin failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Launch::Command => {
+            logging::init_text();
+            match run_command(Cli::parse()) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("dockerhub-secrets: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }

@@ -342,14 +342,17 @@ impl Runtime {
     }
 
     /// The engine's paths and help text.
-    pub async fn help(&self, storage: Arc<dyn Storage>) -> Result<BackendHelp, CallError> {
-        self.run(storage, async |engine, store| {
-            engine
-                .dockerhub_secrets_engine_backend()
-                .call_help(store)
-                .await
-                .map(Ok)
-        })
+    pub async fn help(&self) -> Result<BackendHelp, CallError> {
+        self.run(
+            Arc::new(crate::MemoryStorage::new()),
+            async |engine, store| {
+                engine
+                    .dockerhub_secrets_engine_backend()
+                    .call_help(store)
+                    .await
+                    .map(Ok)
+            },
+        )
         .await
     }
 }

@@ -2,6 +2,8 @@
 //! runtime, pointed at a fresh Docker Hub fake, with storage in memory and the host's log
 //! captured so that tests can check what reached it.
 
+pub mod openbao;
+
 use dockerhub_secrets::runtime::{LeaseState, Operation, Request, Response};
 use dockerhub_secrets::{CallError, MemoryStorage, Runtime, RuntimeConfig};
 use fakehub::{Config, FakeHub};

@@ -356,7 +356,7 @@ async fn secrets_never_reach_reads_errors_or_logs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn help_and_existence_checks_come_from_the_component() {
     let engine = Engine::start();
-    let help = engine.runtime.help(engine.storage.clone()).await.unwrap();
+    let help = engine.runtime.help().await.unwrap();
     let patterns: Vec<&str> = help.paths.iter().map(|p| p.pattern.as_str()).collect();
     assert_eq!(patterns.len(), 3, "{patterns:?}");
     assert!(help.description.contains("Docker Hub"));

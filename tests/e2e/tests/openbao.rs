@@ -1,0 +1,334 @@
+//! The plugin in a real OpenBao (`bao server -dev` from PyPI), driven with the real `bao`
+//! CLI, against the Docker Hub fake: the seed's session verbatim, policies, leases that end
+//! by revoke, by expiry and at unmount, renewals, a killed plugin, a failing Hub.
+
+use dockerhub_secrets_e2e::PASSWORD;
+use dockerhub_secrets_e2e::openbao::{OpenBao, eventually};
+use fakehub::{Fault, FaultKind};
+use serde_json::Value;
+use std::time::Duration;
+
+fn start() -> OpenBao {
+    OpenBao::start(PASSWORD).expect("start OpenBao with the plugin")
+}
+
+fn configure(bao: &OpenBao) {
+    bao.bao_ok(&[
+        "write",
+        "dockerhub/config/hoeg",
+        "namespace=hoeg,my-organization",
+        &format!("password={PASSWORD}"),
+    ])
+    .unwrap();
+}
+
+/// The value in a `bao` key/value table row, e.g. `ttl              5m0s`.
+fn row<'a>(table: &'a str, key: &str) -> Option<&'a str> {
+    table.lines().find_map(|line| {
+        let (k, v) = line.split_once(char::is_whitespace)?;
+        (k == key).then(|| v.trim())
+    })
+}
+
+fn issue(bao: &OpenBao, args: &[&str]) -> Value {
+    let mut command = vec!["write", "-force", "dockerhub/token/hoeg/my-organization"];
+    command.extend(args);
+    bao.bao_json(&command).unwrap()
+}
+
+fn lease_id(secret: &Value) -> &str {
+    secret["lease_id"].as_str().unwrap()
+}
+
+fn uuid(secret: &Value) -> &str {
+    secret["data"]["uuid"].as_str().unwrap()
+}
+
+#[test]
+fn the_seed_session_verbatim() {
+    let bao = start();
+    let written = bao
+        .bao_ok(&[
+            "write",
+            "dockerhub/config/hoeg",
+            "namespace=hoeg,my-organization",
+            &format!("password={PASSWORD}"),
+        ])
+        .unwrap();
+    assert_eq!(written, "Success! Data written to: dockerhub/config/hoeg\n");
+
+    let config = bao.bao_ok(&["read", "dockerhub/config/hoeg"]).unwrap();
+    assert_eq!(
+        row(&config, "namespace"),
+        Some("[hoeg my-organization]"),
+        "{config}"
+    );
+    assert_eq!(row(&config, "ttl"), Some("5m0s"), "{config}");
+    assert_eq!(row(&config, "username"), Some("hoeg"), "{config}");
+    assert!(
+        !config.contains("password") && !config.contains(PASSWORD),
+        "{config}"
+    );
+
+    let token = bao
+        .bao_ok(&[
+            "write",
+            "dockerhub/token/hoeg/my-organization",
+            "label=release-build",
+        ])
+        .unwrap();
+    assert!(
+        row(&token, "lease_id")
+            .unwrap()
+            .starts_with("dockerhub/token/hoeg/my-organization/")
+    );
+    assert_eq!(row(&token, "lease_duration"), Some("5m"), "{token}");
+    assert_eq!(row(&token, "lease_renewable"), Some("true"), "{token}");
+    assert_eq!(row(&token, "namespace"), Some("my-organization"), "{token}");
+    assert_eq!(row(&token, "username"), Some("hoeg"), "{token}");
+    let secret = row(&token, "token").unwrap();
+    let at_hub = bao
+        .hub
+        .token(row(&token, "uuid").unwrap())
+        .expect("the token is at the Hub");
+    assert_eq!(at_hub.token, secret);
+    assert!(at_hub.label.contains("release-build"), "{}", at_hub.label);
+
+    let log = bao.server_log();
+    assert!(
+        log.contains("issued token"),
+        "the plugin's hclog lines reach OpenBao's log"
+    );
+    assert!(
+        !log.contains(PASSWORD) && !log.contains(secret),
+        "no secret in OpenBao's log"
+    );
+}
+
+#[test]
+fn policies_decide_who_gets_which_namespace() {
+    let bao = start();
+    configure(&bao);
+    bao.bao_stdin(
+        &["policy", "write", "ci-release", "-"],
+        "path \"dockerhub/token/hoeg/my-organization\" {\n  capabilities = [\"create\", \"update\"]\n}\n",
+    )
+    .unwrap();
+    let created = bao
+        .bao_json(&[
+            "token",
+            "create",
+            "-policy=ci-release",
+            "-display-name=ci-runner",
+        ])
+        .unwrap();
+    let ci = created["auth"]["client_token"].as_str().unwrap();
+
+    let allowed = bao
+        .bao_as(
+            ci,
+            &[
+                "write",
+                "-force",
+                "-format=json",
+                "dockerhub/token/hoeg/my-organization",
+            ],
+        )
+        .unwrap();
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    let secret: Value = serde_json::from_slice(&allowed.stdout).unwrap();
+    let label = bao.hub.token(uuid(&secret)).unwrap().label;
+    assert!(
+        label.contains("token-ci-runner"),
+        "the label comes from the display name: {label}"
+    );
+
+    for args in [
+        vec!["write", "-force", "dockerhub/token/hoeg/hoeg"],
+        vec!["read", "dockerhub/config/hoeg"],
+    ] {
+        let denied = bao.bao_as(ci, &args).unwrap();
+        let stderr = String::from_utf8_lossy(&denied.stderr);
+        assert!(!denied.status.success(), "{args:?} was allowed");
+        assert!(
+            stderr.contains("permission denied") && stderr.contains("403"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(bao.hub.live_tokens().len(), 1);
+}
+
+#[test]
+fn a_namespace_outside_the_accounts_list_is_refused_by_the_engine() {
+    let bao = start();
+    configure(&bao);
+    let refused = bao
+        .bao(&["write", "-force", "dockerhub/token/hoeg/someone-else"])
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("Code: 403") && stderr.contains("someone-else"),
+        "{stderr}"
+    );
+    let bad = bao
+        .bao(&["write", "dockerhub/token/hoeg/hoeg", "ttl=soon"])
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("Code: 400") && stderr.contains("ttl: invalid duration"),
+        "{stderr}"
+    );
+    assert!(bao.hub.live_tokens().is_empty());
+}
+
+#[test]
+fn lease_revoke_and_lease_expiry_delete_the_token() {
+    let bao = start();
+    configure(&bao);
+    let revoked = issue(&bao, &[]);
+    let expiring = issue(&bao, &["ttl=2s"]);
+    assert_eq!(expiring["lease_duration"], 2);
+
+    // `lease revoke` queues the revocation; OpenBao calls the plugin right after.
+    bao.bao_ok(&["lease", "revoke", lease_id(&revoked)])
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || bao
+            .hub
+            .token(uuid(&revoked))
+            .is_none()),
+        "revoked at the Hub"
+    );
+
+    assert!(
+        eventually(Duration::from_secs(60), || bao
+            .hub
+            .token(uuid(&expiring))
+            .is_none()),
+        "OpenBao's expiration manager revoked the 2s lease"
+    );
+}
+
+#[test]
+fn renewal_extends_the_lease_up_to_max_ttl_and_no_further() {
+    let bao = start();
+    configure(&bao);
+    bao.bao_ok(&["write", "dockerhub/config/hoeg", "ttl=10s", "max_ttl=30s"])
+        .unwrap();
+    let secret = issue(&bao, &[]);
+    assert_eq!(secret["lease_duration"], 10);
+
+    let renewed = bao
+        .bao_json(&["lease", "renew", "-increment=20s", lease_id(&secret)])
+        .unwrap();
+    let ttl = renewed["lease_duration"].as_u64().unwrap();
+    assert!((18..=20).contains(&ttl), "{renewed}");
+
+    let capped = bao
+        .bao_json(&["lease", "renew", "-increment=1h", lease_id(&secret)])
+        .unwrap();
+    let ttl = capped["lease_duration"].as_u64().unwrap();
+    assert!(ttl <= 30, "never beyond max_ttl: {capped}");
+    let warnings = capped["warnings"].to_string();
+    assert!(warnings.contains("capped"), "{capped}");
+
+    let at_hub = bao.hub.token(uuid(&secret)).unwrap();
+    assert!(
+        at_hub.expires_at.is_some(),
+        "the Hub itself ends the token at max_ttl"
+    );
+}
+
+#[test]
+fn a_killed_plugin_is_restarted_and_nothing_is_lost() {
+    let bao = start();
+    configure(&bao);
+    let before = issue(&bao, &[]);
+    let pids = bao.plugin_pids();
+    assert!(!pids.is_empty(), "a plugin process runs");
+    for pid in &pids {
+        // SAFETY: the plugin process this test's server started.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    assert!(eventually(Duration::from_secs(10), || bao
+        .plugin_pids()
+        .iter()
+        .all(|p| !pids.contains(p))));
+
+    let after = issue(&bao, &[]);
+    assert!(bao.hub.token(uuid(&after)).is_some());
+    let config = bao.bao_ok(&["read", "dockerhub/config/hoeg"]).unwrap();
+    assert_eq!(row(&config, "username"), Some("hoeg"));
+    bao.bao_ok(&["lease", "revoke", "-sync", lease_id(&before)])
+        .unwrap();
+    assert!(
+        bao.hub.token(uuid(&before)).is_none(),
+        "the lease from before the kill still revokes"
+    );
+    assert_eq!(
+        bao.hub.login_count(),
+        1,
+        "the Hub session survived in storage"
+    );
+}
+
+#[test]
+fn disabling_the_mount_deletes_every_token_it_issued() {
+    let bao = start();
+    configure(&bao);
+    for _ in 0..3 {
+        issue(&bao, &[]);
+    }
+    assert_eq!(bao.hub.live_tokens().len(), 3);
+    bao.bao_ok(&["secrets", "disable", "dockerhub"]).unwrap();
+    assert!(bao.hub.live_tokens().is_empty());
+}
+
+#[test]
+fn a_hub_that_fails_revocation_is_retried_until_the_token_is_gone() {
+    let bao = start();
+    configure(&bao);
+    let secret = issue(&bao, &["ttl=2s"]);
+    bao.hub
+        .inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(503)).times(2));
+    assert!(
+        eventually(Duration::from_secs(150), || bao
+            .hub
+            .token(uuid(&secret))
+            .is_none()),
+        "OpenBao kept retrying the revocation"
+    );
+    let deletes = bao
+        .hub
+        .calls()
+        .iter()
+        .filter(|c| c.method == "DELETE")
+        .count();
+    assert!(
+        deletes >= 3,
+        "two failures, then success: {deletes} DELETE calls"
+    );
+}
+
+#[test]
+fn the_plugin_reports_its_version_and_help() {
+    let bao = start();
+    let plugins = bao.bao_ok(&["plugin", "list", "secret"]).unwrap();
+    let line = plugins
+        .lines()
+        .find(|l| l.starts_with("dockerhub-secrets"))
+        .unwrap();
+    assert!(
+        line.contains(&format!("v{}", env!("CARGO_PKG_VERSION"))),
+        "{line}"
+    );
+    let help = bao.bao_ok(&["path-help", "dockerhub/config/hoeg"]).unwrap();
+    assert!(
+        help.contains("password") && help.contains("namespace"),
+        "{help}"
+    );
+}
