@@ -157,8 +157,14 @@ pub async fn serve(config: RuntimeConfig) -> anyhow::Result<()> {
     let (connections, incoming) = mpsc::channel::<std::io::Result<Connection>>(16);
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait instead of spinning.
+                    tracing::warn!(error = %e, "accepting on the plugin socket failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let (acceptor, connections) = (acceptor.clone(), connections.clone());
             tokio::spawn(async move {

@@ -242,10 +242,6 @@ impl Runtime {
         })
     }
 
-    pub fn config(&self) -> &RuntimeConfig {
-        &self.config
-    }
-
     fn store(&self, storage: Arc<dyn Storage>) -> (Store<HostState>, MemoryOutputPipe) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtx::builder()

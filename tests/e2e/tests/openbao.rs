@@ -4,7 +4,7 @@
 
 use dockerhub_secrets_e2e::PASSWORD;
 use dockerhub_secrets_e2e::openbao::{OpenBao, eventually};
-use fakehub::{Fault, FaultKind};
+use fakehub::{Config, FakeHub, Fault, FaultKind};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -330,5 +330,70 @@ fn the_plugin_reports_its_version_and_help() {
     assert!(
         help.contains("password") && help.contains("namespace"),
         "{help}"
+    );
+}
+
+#[test]
+fn settings_reach_the_plugin_as_registration_arguments() {
+    let bao = start();
+    let proxy = FakeHub::start(Config::default().account("hoeg", PASSWORD, None)).unwrap();
+    let plugin = bao.dir.join("plugins/dockerhub-secrets");
+    let sha = std::process::Command::new("sha256sum")
+        .arg(&plugin)
+        .output()
+        .unwrap();
+    let sha = String::from_utf8(sha.stdout).unwrap();
+    let sha = sha.split_whitespace().next().unwrap();
+    bao.bao_ok(&[
+        "plugin",
+        "register",
+        &format!("-sha256={sha}"),
+        "-command=dockerhub-secrets",
+        &format!("-args=--hub-url={}", proxy.url()),
+        "secret",
+        "dockerhub-via-proxy",
+    ])
+    .unwrap();
+    bao.bao_ok(&["secrets", "enable", "-path=proxied", "dockerhub-via-proxy"])
+        .unwrap();
+    bao.bao_ok(&[
+        "write",
+        "proxied/config/hoeg",
+        "namespace=hoeg",
+        &format!("password={PASSWORD}"),
+    ])
+    .unwrap();
+    assert_eq!(
+        proxy.login_count(),
+        1,
+        "the engine logged in where the argument says"
+    );
+    assert_eq!(
+        bao.hub.login_count(),
+        0,
+        "not at the URL from the environment"
+    );
+}
+
+#[test]
+fn the_mounts_max_lease_ttl_caps_lease_and_hub_expiry() {
+    let bao = start();
+    configure(&bao);
+    bao.bao_ok(&["secrets", "tune", "-max-lease-ttl=2m", "dockerhub"])
+        .unwrap();
+    let secret = issue(&bao, &[]);
+    assert_eq!(secret["lease_duration"], 120, "{secret}");
+    assert!(
+        secret["warnings"].to_string().contains("capped"),
+        "{secret}"
+    );
+    let expires_at = bao.hub.token(uuid(&secret)).unwrap().expires_at.unwrap();
+    let left = humantime::parse_rfc3339(&expires_at)
+        .unwrap()
+        .duration_since(std::time::SystemTime::now())
+        .unwrap();
+    assert!(
+        left <= Duration::from_secs(120),
+        "the Hub ends the token within the mount's limit: {expires_at}"
     );
 }
