@@ -36,3 +36,7 @@ lint: build
 # Every test: lints, the engine's unit tests, the Hub fake's tests, the end-to-end suites.
 test: build lint
     cargo test --release --workspace
+
+# Measure the plugin in a local OpenBao (latency, start-up, memory, Hub calls): writes BENCHMARKS.md.
+bench: build
+    cargo run --release -q -p dockerhub-secrets-e2e --bin bench

@@ -11,4 +11,4 @@ pub mod runtime;
 pub mod storage;
 
 pub use runtime::{CallError, Runtime, RuntimeConfig};
-pub use storage::{MemoryStorage, Storage, StorageError};
+pub use storage::{CachedStorage, MemoryStorage, Storage, StorageError};

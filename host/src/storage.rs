@@ -5,7 +5,8 @@
 //! below a prefix, with sub-folders ending in `/`. This module also holds the in-memory
 //! implementation used by tests and by hosts without durable storage.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 /// A storage failure, described without the value involved.
@@ -86,6 +87,95 @@ impl Storage for MemoryStorage {
     }
 }
 
+/// Remembers what it read and wrote, so that a request reads the account's config and Hub
+/// session from memory instead of across a process boundary. Suitable where every write
+/// goes through it and the owner of the storage reports other changes
+/// ([`CachedStorage::invalidate`]: OpenBao's `InvalidateKey`). Lists are not cached.
+pub struct CachedStorage {
+    inner: Arc<dyn Storage>,
+    cache: Mutex<Cache>,
+}
+
+/// The number of keys to remember; beyond it the cache starts over.
+const CACHE_CAPACITY: usize = 4096;
+
+#[derive(Default)]
+struct Cache {
+    entries: HashMap<String, Option<Vec<u8>>>,
+    /// Counts writes, so that a read that raced a write does not cache what it read.
+    writes: u64,
+}
+
+impl CachedStorage {
+    pub fn new(inner: Arc<dyn Storage>) -> CachedStorage {
+        CachedStorage {
+            inner,
+            cache: Mutex::default(),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forget `key`: it changed without this process writing it.
+    pub fn invalidate(&self, key: &str) {
+        let mut cache = self.cache();
+        cache.writes += 1;
+        cache.entries.remove(key);
+    }
+
+    fn remember(&self, key: &str, value: Option<Vec<u8>>) {
+        let mut cache = self.cache();
+        cache.writes += 1;
+        if cache.entries.len() >= CACHE_CAPACITY {
+            cache.entries.clear();
+        }
+        cache.entries.insert(key.to_string(), value);
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for CachedStorage {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let writes_before = {
+            let cache = self.cache();
+            if let Some(value) = cache.entries.get(key) {
+                return Ok(value.clone());
+            }
+            cache.writes
+        };
+        let value = self.inner.get(key).await?;
+        let mut cache = self.cache();
+        if cache.writes == writes_before && cache.entries.len() < CACHE_CAPACITY {
+            cache.entries.insert(key.to_string(), value.clone());
+        }
+        Ok(value)
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        let result = self.inner.put(key, value.clone()).await;
+        match &result {
+            Ok(()) => self.remember(key, Some(value)),
+            Err(_) => self.invalidate(key),
+        }
+        result
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let result = self.inner.delete(key).await;
+        match &result {
+            Ok(()) => self.remember(key, None),
+            Err(_) => self.invalidate(key),
+        }
+        result
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.list(prefix).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +194,55 @@ mod tests {
         s.delete("config/missing").await.unwrap();
         assert_eq!(s.get("config/a").await.unwrap(), None);
         assert_eq!(s.get("config/b").await.unwrap(), Some(b"v".to_vec()));
+    }
+
+    /// Counts reads that reach the storage underneath.
+    struct Counting {
+        inner: MemoryStorage,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Storage for Counting {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.get(key).await
+        }
+        async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+            self.inner.put(key, value).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StorageError> {
+            self.inner.delete(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+            self.inner.list(prefix).await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cache_serves_reads_and_follows_writes_and_invalidations() {
+        let counting = Arc::new(Counting {
+            inner: MemoryStorage::new(),
+            reads: Default::default(),
+        });
+        let reads = || counting.reads.load(std::sync::atomic::Ordering::SeqCst);
+        let cached = CachedStorage::new(counting.clone());
+        assert_eq!(cached.get("config/a").await.unwrap(), None);
+        assert_eq!(cached.get("config/a").await.unwrap(), None);
+        assert_eq!(reads(), 1, "a missing key is remembered too");
+
+        cached.put("config/a", b"1".to_vec()).await.unwrap();
+        assert_eq!(cached.get("config/a").await.unwrap(), Some(b"1".to_vec()));
+        assert_eq!(reads(), 1);
+
+        // Changed elsewhere (another node); OpenBao says so.
+        counting.inner.put("config/a", b"2".to_vec()).await.unwrap();
+        assert_eq!(cached.get("config/a").await.unwrap(), Some(b"1".to_vec()));
+        cached.invalidate("config/a");
+        assert_eq!(cached.get("config/a").await.unwrap(), Some(b"2".to_vec()));
+
+        cached.delete("config/a").await.unwrap();
+        assert_eq!(cached.get("config/a").await.unwrap(), None);
+        assert_eq!(reads(), 2);
     }
 }

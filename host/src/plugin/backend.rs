@@ -17,7 +17,7 @@ use super::proto::pb::{
 };
 use super::storage::{OpenBaoStorage, lease_limits};
 use crate::runtime::{Datetime, EngineError, LeaseState, Operation, Request, Response, Runtime};
-use crate::{CallError, Storage};
+use crate::{CachedStorage, CallError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 use tonic::Status;
@@ -38,7 +38,7 @@ mod err_type {
 
 /// The connection to the mount's storage and system view, made at `Setup`.
 struct Mount {
-    storage: Arc<dyn Storage>,
+    storage: Arc<CachedStorage>,
     system: SystemViewClient<Channel>,
 }
 
@@ -46,6 +46,8 @@ pub struct BackendService {
     runtime: Arc<Runtime>,
     broker: Broker,
     mount: OnceLock<Mount>,
+    /// The engine's paths that have an existence check, from its help.
+    checked_paths: tokio::sync::OnceCell<Vec<regex::Regex>>,
 }
 
 impl BackendService {
@@ -54,7 +56,28 @@ impl BackendService {
             runtime,
             broker,
             mount: OnceLock::new(),
+            checked_paths: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Whether the engine has an existence check for `path`. OpenBao asks before every
+    /// write; answering from the engine's help saves starting an instance for paths that
+    /// have none.
+    async fn has_existence_check(&self, path: &str) -> Result<bool, CallError> {
+        let patterns = self
+            .checked_paths
+            .get_or_try_init(|| async {
+                let help = self.runtime.help().await?;
+                Ok::<_, CallError>(
+                    help.paths
+                        .iter()
+                        .filter(|p| p.existence_check)
+                        .filter_map(|p| regex::Regex::new(&format!("^{}", p.pattern)).ok())
+                        .collect(),
+                )
+            })
+            .await?;
+        Ok(patterns.iter().any(|re| re.is_match(path)))
     }
 
     fn mount(&self) -> Result<&Mount, ProtoError> {
@@ -295,6 +318,16 @@ impl Backend for BackendService {
                 }));
             }
         };
+        match self.has_existence_check(&request.path).await {
+            Ok(false) => return Ok(tonic::Response::new(HandleExistenceCheckReply::default())),
+            Ok(true) => {}
+            Err(e) => {
+                return Ok(tonic::Response::new(HandleExistenceCheckReply {
+                    err: failure(&e).err,
+                    ..Default::default()
+                }));
+            }
+        }
         let engine_request = Request {
             operation: operation(&request.operation).unwrap_or(Operation::Update),
             path: request.path,
@@ -353,7 +386,9 @@ impl Backend for BackendService {
         {
             Ok(channel) => {
                 let mount = Mount {
-                    storage: Arc::new(OpenBaoStorage::new(channel.clone())),
+                    storage: Arc::new(CachedStorage::new(Arc::new(OpenBaoStorage::new(
+                        channel.clone(),
+                    )))),
                     system: SystemViewClient::new(channel),
                 };
                 if self.mount.set(mount).is_err() {

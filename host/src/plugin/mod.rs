@@ -137,6 +137,7 @@ pub async fn serve(config: RuntimeConfig) -> anyhow::Result<()> {
     let host_cert = std::env::var("PLUGIN_CLIENT_CERT")
         .context("PLUGIN_CLIENT_CERT is not set: the server must run plugins with AutoMTLS")?;
     let host_cert = tls::parse_host_cert(&host_cert)?;
+    tls::warm_up();
     let identity = tls::Identity::generate()?;
     let runtime = Arc::new(Runtime::new(config)?);
 

@@ -26,15 +26,54 @@ pub struct Identity {
     key: PrivatePkcs8KeyDer<'static>,
 }
 
+/// A P-256 key made and used with RustCrypto: signing is deterministic (RFC 6979) and the
+/// key comes from the OS, so making the certificate does not wait for AWS-LC to seed its
+/// random generator (tens of milliseconds, once per process), which would delay the
+/// handshake line. AWS-LC still does all TLS.
+struct SigningKey {
+    key: p256::ecdsa::SigningKey,
+    public: Vec<u8>,
+}
+
+impl rcgen::PublicKeyData for SigningKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for SigningKey {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        use p256::ecdsa::signature::Signer;
+        let signature: p256::ecdsa::DerSignature = self.key.sign(message);
+        Ok(signature.as_bytes().to_vec())
+    }
+}
+
 impl Identity {
     /// A fresh P-256 certificate for `localhost`, usable as server, client and its own CA.
     pub fn generate() -> anyhow::Result<Identity> {
+        use p256::pkcs8::EncodePrivateKey;
         use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
             KeyUsagePurpose,
         };
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let public = key
+            .verifying_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        let pkcs8 = key.to_pkcs8_der()?.as_bytes().to_vec();
+        let signer = SigningKey { key, public };
         let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
+        let mut serial = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut serial);
+        serial[0] &= 0x7f;
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
         params
             .distinguished_name
             .push(DnType::CommonName, "localhost");
@@ -48,10 +87,10 @@ impl Identity {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        let cert = params.self_signed(&key)?;
+        let cert = params.self_signed(&signer)?;
         Ok(Identity {
             cert: cert.der().clone(),
-            key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+            key: PrivatePkcs8KeyDer::from(pkcs8),
         })
     }
 
@@ -61,6 +100,15 @@ impl Identity {
             PrivateKeyDer::Pkcs8(self.key.clone_key()),
         )
     }
+}
+
+/// Seed AWS-LC's random generator in the background, so that the first TLS handshake with
+/// the server does not wait for it.
+pub fn warm_up() {
+    std::thread::spawn(|| {
+        let mut byte = [0u8; 1];
+        let _ = provider().secure_random.fill(&mut byte);
+    });
 }
 
 /// The server's certificate from `PLUGIN_CLIENT_CERT` (PEM).

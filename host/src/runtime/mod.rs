@@ -24,6 +24,7 @@ use crate::storage::Storage;
 use bindings::{Engine as EngineWorld, EnginePre};
 use outbound::HubRoute;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
@@ -197,6 +198,7 @@ pub struct Runtime {
     pre: EnginePre<HostState>,
     hub: HubRoute,
     config: RuntimeConfig,
+    ticker: EpochTicker,
     slots: Semaphore,
 }
 
@@ -232,12 +234,13 @@ impl Runtime {
         bindings::logging::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         let instance_pre: InstancePre<HostState> = linker.instantiate_pre(component)?;
         let pre = EnginePre::new(instance_pre)?;
-        spawn_epoch_ticker(&engine);
+        let ticker = EpochTicker::spawn(&engine);
         Ok(Runtime {
             engine,
             pre,
             hub,
             config,
+            ticker,
             slots: Semaphore::new(POOL_SLOTS as usize),
         })
     }
@@ -283,6 +286,7 @@ impl Runtime {
             .acquire()
             .await
             .map_err(|_| CallError::Runtime("the runtime is shutting down".into()))?;
+        let _busy = self.ticker.busy();
         let (mut store, stderr) = self.store(storage);
         let outcome = tokio::time::timeout(self.config.time_limit, async {
             let instance = self.pre.instantiate_async(&mut store).await?;
@@ -353,17 +357,54 @@ impl Runtime {
     }
 }
 
-/// Advance the engine's epoch until the engine is dropped: the clock behind time limits.
-fn spawn_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("epoch-ticker".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .expect("spawning a thread at start-up");
+/// The clock behind time limits: advances the engine's epoch every [`EPOCH_TICK`] while a
+/// call runs, and sleeps while none does, so that an idle plugin does not wake 100 times a
+/// second. Stops when the engine is dropped.
+struct EpochTicker {
+    in_flight: Arc<AtomicUsize>,
+    thread: std::thread::Thread,
+}
+
+/// Keeps the ticker going while a call runs.
+struct Busy<'a>(&'a EpochTicker);
+
+impl EpochTicker {
+    fn spawn(engine: &Engine) -> EpochTicker {
+        let weak = engine.weak();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let running = in_flight.clone();
+        let handle = std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    if running.load(Ordering::Acquire) == 0 {
+                        drop(engine);
+                        // Woken by the first call; the timeout notices a dropped engine.
+                        std::thread::park_timeout(Duration::from_secs(1));
+                        continue;
+                    }
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .expect("spawning a thread at start-up");
+        EpochTicker {
+            in_flight,
+            thread: handle.thread().clone(),
+        }
+    }
+
+    fn busy(&self) -> Busy<'_> {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.thread.unpark();
+        }
+        Busy(self)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
