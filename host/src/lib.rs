@@ -8,7 +8,8 @@
 pub mod logging;
 pub mod plugin;
 pub mod runtime;
+pub mod serve;
 pub mod storage;
 
 pub use runtime::{CallError, Runtime, RuntimeConfig};
-pub use storage::{CachedStorage, MemoryStorage, Storage, StorageError};
+pub use storage::{CachedStorage, MemoryStorage, PrefixedStorage, Storage, StorageError};

@@ -29,11 +29,14 @@ pub fn init_hclog() {
         .try_init();
 }
 
-/// Human-readable lines on stderr, for commands.
+/// Human-readable lines on stderr, for commands and the standalone server; colours only
+/// on a terminal.
 pub fn init_text() {
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

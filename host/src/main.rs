@@ -4,7 +4,9 @@
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use dockerhub_secrets::plugin::{self, Launch};
+use dockerhub_secrets::runtime::TtlLimits;
 use dockerhub_secrets::runtime::component;
+use dockerhub_secrets::serve::{self, ServeConfig, store::KeySource};
 use dockerhub_secrets::{RuntimeConfig, logging};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +51,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the engine over Vault's HTTP API, with its own encrypted storage and lease
+    /// timers, for sites without OpenBao or Vault.
+    Serve(ServeArgs),
     /// Show the version and the embedded engine component.
     Info,
     /// Compile the embedded engine component ahead of time (used by `just build`).
@@ -57,6 +62,39 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (loopback unless a TLS-terminating proxy sits in front).
+    #[arg(
+        long,
+        env = "DOCKERHUB_SECRETS_LISTEN",
+        default_value = "127.0.0.1:8200"
+    )]
+    listen: std::net::SocketAddr,
+    /// Directory of the encrypted store.
+    #[arg(long, env = "DOCKERHUB_SECRETS_DATA")]
+    data: PathBuf,
+    /// The tokens file: client tokens (as SHA-256) and their Vault policies, in HCL.
+    #[arg(long, env = "DOCKERHUB_SECRETS_TOKENS")]
+    tokens: PathBuf,
+    /// The store's key file, created (mode 0600) on first start; default `<data>/key`.
+    /// Not used when the key is given in DOCKERHUB_SECRETS_KEY.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Where the engine is mounted: `/v1/<mount>/...`.
+    #[arg(long, default_value = "dockerhub")]
+    mount: String,
+    /// Lease TTL when the engine sets none (as Vault's mount default).
+    #[arg(long, default_value = "768h", value_parser = humantime::parse_duration)]
+    default_lease_ttl: Duration,
+    /// No lease outlives this (as Vault's mount max).
+    #[arg(long, default_value = "768h", value_parser = humantime::parse_duration)]
+    max_lease_ttl: Duration,
+    /// How often the engine cleans up interrupted work and lost leases.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    rollback_interval: Duration,
 }
 
 impl Cli {
@@ -81,6 +119,33 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         None => {
             Cli::command().print_long_help()?;
             return Ok(ExitCode::from(2));
+        }
+        Some(Command::Serve(ref args)) => {
+            let key = match std::env::var("DOCKERHUB_SECRETS_KEY") {
+                Ok(key) => KeySource::Value(key),
+                Err(_) => KeySource::File(
+                    args.key_file
+                        .clone()
+                        .unwrap_or_else(|| args.data.join("key")),
+                ),
+            };
+            let config = ServeConfig {
+                listen: args.listen,
+                data: args.data.clone(),
+                tokens: args.tokens.clone(),
+                key,
+                mount: args.mount.trim_matches('/').to_string(),
+                limits: TtlLimits {
+                    default_ttl: args.default_lease_ttl.as_secs(),
+                    max_ttl: args.max_lease_ttl.as_secs(),
+                },
+                rollback_interval: args.rollback_interval,
+                runtime: cli.runtime_config(),
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve::serve(config))?;
         }
         Some(Command::Info) => {
             println!("dockerhub-secrets {}", env!("CARGO_PKG_VERSION"));

@@ -87,6 +87,47 @@ impl Storage for MemoryStorage {
     }
 }
 
+/// One part of a larger storage, seen as a whole: the key `k` is `prefix + k` underneath.
+/// The standalone server keeps the engine's data under `logical/<mount>/` and its leases
+/// under `sys/leases/` in one store, as Vault lays out its own.
+pub struct PrefixedStorage {
+    inner: Arc<dyn Storage>,
+    prefix: String,
+}
+
+impl PrefixedStorage {
+    /// `prefix` ends in `/`.
+    pub fn new(inner: Arc<dyn Storage>, prefix: impl Into<String>) -> PrefixedStorage {
+        PrefixedStorage {
+            inner,
+            prefix: prefix.into(),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for PrefixedStorage {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(&self.key(key)).await
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        self.inner.put(&self.key(key), value).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.inner.delete(&self.key(key)).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.list(&self.key(prefix)).await
+    }
+}
+
 /// Remembers what it read and wrote, so that a request reads the account's config and Hub
 /// session from memory instead of across a process boundary. Suitable where every write
 /// goes through it and the owner of the storage reports other changes
@@ -217,6 +258,22 @@ mod tests {
         async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
             self.inner.list(prefix).await
         }
+    }
+
+    #[tokio::test]
+    async fn a_prefixed_view_sees_only_its_part() {
+        let whole: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let view = PrefixedStorage::new(whole.clone(), "logical/dockerhub/");
+        view.put("config/a", b"1".to_vec()).await.unwrap();
+        whole.put("sys/leases/x", b"2".to_vec()).await.unwrap();
+        assert_eq!(
+            whole.get("logical/dockerhub/config/a").await.unwrap(),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(view.list("config/").await.unwrap(), ["a"]);
+        assert_eq!(view.list("").await.unwrap(), ["config/"]);
+        view.delete("config/a").await.unwrap();
+        assert_eq!(view.get("config/a").await.unwrap(), None);
     }
 
     #[tokio::test]

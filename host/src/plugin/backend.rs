@@ -46,8 +46,6 @@ pub struct BackendService {
     runtime: Arc<Runtime>,
     broker: Broker,
     mount: OnceLock<Mount>,
-    /// The engine's paths that have an existence check, from its help.
-    checked_paths: tokio::sync::OnceCell<Vec<regex::Regex>>,
 }
 
 impl BackendService {
@@ -56,28 +54,7 @@ impl BackendService {
             runtime,
             broker,
             mount: OnceLock::new(),
-            checked_paths: tokio::sync::OnceCell::new(),
         }
-    }
-
-    /// Whether the engine has an existence check for `path`. OpenBao asks before every
-    /// write; answering from the engine's help saves starting an instance for paths that
-    /// have none.
-    async fn has_existence_check(&self, path: &str) -> Result<bool, CallError> {
-        let patterns = self
-            .checked_paths
-            .get_or_try_init(|| async {
-                let help = self.runtime.help().await?;
-                Ok::<_, CallError>(
-                    help.paths
-                        .iter()
-                        .filter(|p| p.existence_check)
-                        .filter_map(|p| regex::Regex::new(&format!("^{}", p.pattern)).ok())
-                        .collect(),
-                )
-            })
-            .await?;
-        Ok(patterns.iter().any(|re| re.is_match(path)))
     }
 
     fn mount(&self) -> Result<&Mount, ProtoError> {
@@ -318,16 +295,6 @@ impl Backend for BackendService {
                 }));
             }
         };
-        match self.has_existence_check(&request.path).await {
-            Ok(false) => return Ok(tonic::Response::new(HandleExistenceCheckReply::default())),
-            Ok(true) => {}
-            Err(e) => {
-                return Ok(tonic::Response::new(HandleExistenceCheckReply {
-                    err: failure(&e).err,
-                    ..Default::default()
-                }));
-            }
-        }
         let engine_request = Request {
             operation: operation(&request.operation).unwrap_or(Operation::Update),
             path: request.path,
@@ -348,11 +315,6 @@ impl Backend for BackendService {
                 exists,
                 err: None,
             },
-            // A path the engine does not know has no existence check; the request itself
-            // then gets the proper 404.
-            Err(CallError::Engine(EngineError::UnsupportedPath(_))) => {
-                HandleExistenceCheckReply::default()
-            }
             Err(e) => HandleExistenceCheckReply {
                 err: failure(&e).err,
                 ..Default::default()

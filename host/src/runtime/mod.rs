@@ -200,6 +200,8 @@ pub struct Runtime {
     config: RuntimeConfig,
     ticker: EpochTicker,
     slots: Semaphore,
+    /// The paths whose help declares an existence check, learnt on first use.
+    checked_paths: tokio::sync::OnceCell<Vec<regex::Regex>>,
 }
 
 impl Runtime {
@@ -242,6 +244,7 @@ impl Runtime {
             config,
             ticker,
             slots: Semaphore::new(POOL_SLOTS as usize),
+            checked_paths: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -327,11 +330,29 @@ impl Runtime {
     }
 
     /// Whether the object a write would touch exists (`None`: the path has no check).
+    /// Hosts ask before every write; paths whose help declares no existence check are
+    /// answered without starting an instance.
     pub async fn existence_check(
         &self,
         storage: Arc<dyn Storage>,
         request: &Request,
     ) -> Result<Option<bool>, CallError> {
+        let checked = self
+            .checked_paths
+            .get_or_try_init(|| async {
+                let help = self.help().await?;
+                Ok::<_, CallError>(
+                    help.paths
+                        .iter()
+                        .filter(|p| p.existence_check)
+                        .filter_map(|p| regex::Regex::new(&format!("^{}", p.pattern)).ok())
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await?;
+        if !checked.iter().any(|re| re.is_match(&request.path)) {
+            return Ok(None);
+        }
         self.run(storage, async |engine, store| {
             engine
                 .dockerhub_secrets_engine_backend()

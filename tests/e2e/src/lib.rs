@@ -2,7 +2,9 @@
 //! runtime, pointed at a fresh Docker Hub fake, with storage in memory and the host's log
 //! captured so that tests can check what reached it.
 
+pub mod cli;
 pub mod openbao;
+pub mod serve;
 
 use dockerhub_secrets::runtime::{LeaseState, Operation, Request, Response};
 use dockerhub_secrets::{CallError, MemoryStorage, Runtime, RuntimeConfig};

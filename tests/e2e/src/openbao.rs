@@ -5,25 +5,24 @@
 //! own Docker Hub fake, its own loopback ports and its own temporary directory; dropping it
 //! stops the server and every plugin process it started, also when a test fails.
 
+use crate::cli::BaoCli;
 use anyhow::{Context, bail};
 use fakehub::{Config, FakeHub};
-use serde_json::Value;
-use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const ROOT_TOKEN: &str = "root";
 pub const MOUNT: &str = "dockerhub";
 const PLUGIN_NAME: &str = "dockerhub-secrets";
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"))
@@ -71,7 +70,16 @@ pub struct OpenBao {
     pub addr: String,
     pub dir: PathBuf,
     pub hub: FakeHub,
-    bao: PathBuf,
+    cli: BaoCli,
+}
+
+/// `bao.bao_ok(...)` and friends run the CLI against this server as root.
+impl std::ops::Deref for OpenBao {
+    type Target = BaoCli;
+
+    fn deref(&self) -> &BaoCli {
+        &self.cli
+    }
 }
 
 impl OpenBao {
@@ -101,12 +109,13 @@ impl OpenBao {
             let mut server = spawn_server(&bao, &addr, &dir, &hub.url())?;
             match wait_until_ready(&mut server, &bao, &addr, &dir) {
                 Ok(()) => {
+                    let cli = BaoCli::new(bao, format!("http://{addr}"), ROOT_TOKEN, &dir);
                     let openbao = OpenBao {
                         server,
                         addr: format!("http://{addr}"),
                         dir,
                         hub,
-                        bao,
+                        cli,
                     };
                     openbao.bao_ok(&[
                         "secrets",
@@ -124,65 +133,6 @@ impl OpenBao {
             }
         }
         Err(last_error.expect("three attempts"))
-    }
-
-    /// A `bao` command against this server as root.
-    pub fn command(&self, args: &[&str]) -> Command {
-        self.command_as(ROOT_TOKEN, args)
-    }
-
-    pub fn command_as(&self, token: &str, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.bao);
-        command
-            .args(args)
-            .env("BAO_ADDR", &self.addr)
-            .env("BAO_TOKEN", token)
-            .env("HOME", &self.dir)
-            .env_remove("VAULT_ADDR")
-            .env_remove("VAULT_TOKEN")
-            .stdin(Stdio::null());
-        command
-    }
-
-    pub fn bao(&self, args: &[&str]) -> anyhow::Result<Output> {
-        Ok(self.command(args).output()?)
-    }
-
-    pub fn bao_as(&self, token: &str, args: &[&str]) -> anyhow::Result<Output> {
-        Ok(self.command_as(token, args).output()?)
-    }
-
-    /// Run `bao` and return its stdout; fail with its stderr if it fails.
-    pub fn bao_ok(&self, args: &[&str]) -> anyhow::Result<String> {
-        checked(args, self.bao(args)?)
-    }
-
-    /// Run `bao` with `-format=json` after the subcommand words and parse the output.
-    pub fn bao_json(&self, args: &[&str]) -> anyhow::Result<Value> {
-        let split = args
-            .iter()
-            .position(|a| a.contains('/') || a.contains('='))
-            .unwrap_or(args.len());
-        let mut with_format: Vec<&str> = args[..split].to_vec();
-        with_format.push("-format=json");
-        with_format.extend(&args[split..]);
-        Ok(serde_json::from_str(&self.bao_ok(&with_format)?)?)
-    }
-
-    /// Run `bao` with `stdin` as its input.
-    pub fn bao_stdin(&self, args: &[&str], stdin: &str) -> anyhow::Result<String> {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(stdin.as_bytes())?;
-        checked(args, child.wait_with_output()?)
     }
 
     /// The plugin processes this server runs now.
@@ -280,19 +230,6 @@ impl Drop for OpenBao {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-fn checked(args: &[&str], output: Output) -> anyhow::Result<String> {
-    if !output.status.success() {
-        bail!(
-            "bao {} failed ({}):\n{}{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(String::from_utf8(output.stdout)?)
 }
 
 /// Processes whose executable is `path`.

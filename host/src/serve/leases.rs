@@ -1,0 +1,478 @@
+//! Durable lease timers: what OpenBao's expiration manager does, for the standalone server.
+//!
+//! Every lease the engine creates is stored before its response leaves the server, and is
+//! revoked through the engine when it expires or when a client asks. A revocation that fails
+//! is retried with capped exponential backoff (respecting a Hub `Retry-After`) and is never
+//! dropped: the lease stays, with its attempts and last error visible through
+//! `sys/leases/lookup`, until the engine reports success. After a restart the leases are
+//! loaded again and the overdue ones are revoked at once.
+
+use crate::runtime::{
+    CallError, Datetime, EngineError, Lease, LeaseState, Operation, Request, Runtime, TtlLimits,
+};
+use crate::storage::{Storage, StorageError};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Notify, Semaphore, watch};
+
+/// Revocations running at once; the Hub's rate limit is the real bound.
+const REVOKE_CONCURRENCY: usize = 16;
+/// First retry after a failed revocation, doubling up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: u64 = 1;
+const MAX_BACKOFF: u64 = 300;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// A lease as stored under `sys/leases/<id>`. It holds no secret: the token itself is only
+/// ever in the response that created it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    /// `<mount>/<path>/<id>`, as Vault names leases.
+    pub lease_id: String,
+    /// The engine path that created it, relative to the mount.
+    pub path: String,
+    pub issue_time: u64,
+    pub expire_time: u64,
+    pub last_renewal: Option<u64>,
+    /// The TTL granted by the last issue or renewal.
+    pub ttl: u64,
+    pub max_ttl: u64,
+    pub renewable: bool,
+    pub internal_data: String,
+    /// Set once a revocation was attempted and failed.
+    #[serde(default)]
+    pub revocation: Option<RevocationState>,
+}
+
+/// Why a lease that should be gone is still here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationState {
+    pub attempts: u32,
+    pub last_error: String,
+    pub next_attempt: u64,
+}
+
+impl LeaseRecord {
+    /// The storage key: the random last segment of the lease id.
+    fn key(lease_id: &str) -> Option<&str> {
+        lease_id
+            .rsplit_once('/')
+            .map(|(_, id)| id)
+            .filter(|id| !id.is_empty())
+    }
+
+    /// When the timer must act: the next retry of a failed revocation, else the expiry.
+    fn due(&self) -> u64 {
+        self.revocation
+            .as_ref()
+            .map_or(self.expire_time, |r| r.next_attempt)
+    }
+
+    fn state(&self) -> LeaseState {
+        LeaseState {
+            internal_data: self.internal_data.clone(),
+            issue_time: Datetime {
+                seconds: self.issue_time,
+                nanoseconds: 0,
+            },
+            ttl: self.ttl,
+            increment: 0,
+        }
+    }
+}
+
+/// Why a lease operation failed, with the HTTP status Vault would give.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("lease not found")]
+    NotFound,
+    #[error("lease is not renewable")]
+    NotRenewable,
+    #[error(transparent)]
+    Engine(#[from] CallError),
+    #[error("storing the lease failed: {0}")]
+    Storage(#[from] StorageError),
+}
+
+impl LeaseError {
+    pub fn http_status(&self) -> u16 {
+        match self {
+            LeaseError::NotFound | LeaseError::NotRenewable => 400,
+            LeaseError::Engine(e) => e.http_status(),
+            LeaseError::Storage(_) => 500,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Index {
+    records: HashMap<String, LeaseRecord>,
+    /// (due, key), earliest first.
+    due: BTreeSet<(u64, String)>,
+    /// Keys whose revocation is running now.
+    revoking: HashSet<String>,
+}
+
+impl Index {
+    fn insert(&mut self, key: &str, record: LeaseRecord) {
+        self.remove(key);
+        self.due.insert((record.due(), key.to_string()));
+        self.records.insert(key.to_string(), record);
+    }
+
+    fn remove(&mut self, key: &str) -> Option<LeaseRecord> {
+        let record = self.records.remove(key)?;
+        self.due.remove(&(record.due(), key.to_string()));
+        Some(record)
+    }
+}
+
+/// The lease manager of one mount.
+pub struct Leases {
+    /// `sys/leases/` of the server's store.
+    storage: Arc<dyn Storage>,
+    /// The engine's own storage view.
+    engine_storage: Arc<dyn Storage>,
+    runtime: Arc<Runtime>,
+    mount: String,
+    limits: TtlLimits,
+    index: Mutex<Index>,
+    wake: Notify,
+}
+
+impl Leases {
+    /// Load every stored lease.
+    pub async fn load(
+        storage: Arc<dyn Storage>,
+        engine_storage: Arc<dyn Storage>,
+        runtime: Arc<Runtime>,
+        mount: &str,
+        limits: TtlLimits,
+    ) -> anyhow::Result<Arc<Leases>> {
+        let mut index = Index::default();
+        for key in storage.list("").await? {
+            let Some(bytes) = storage.get(&key).await? else {
+                continue;
+            };
+            let record: LeaseRecord = serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("stored lease {key} is corrupt: {e}"))?;
+            index.insert(&key, record);
+        }
+        let overdue = index
+            .due
+            .iter()
+            .take_while(|(due, _)| *due <= now())
+            .count();
+        tracing::info!(leases = index.records.len(), overdue, "loaded leases");
+        Ok(Arc::new(Leases {
+            storage,
+            engine_storage,
+            runtime,
+            mount: mount.to_string(),
+            limits,
+            index: Mutex::new(index),
+            wake: Notify::new(),
+        }))
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn persist(&self, key: &str, record: &LeaseRecord) -> Result<(), StorageError> {
+        let bytes = serde_json::to_vec(record).expect("a lease record always serializes");
+        self.storage.put(key, bytes).await
+    }
+
+    /// Store a lease the engine just created for `path`, before its response is sent.
+    pub async fn create(&self, path: &str, lease: &Lease) -> Result<LeaseRecord, StorageError> {
+        let id = random_id();
+        let issued = now();
+        let record = LeaseRecord {
+            lease_id: format!("{}/{path}/{id}", self.mount),
+            path: path.to_string(),
+            issue_time: issued,
+            expire_time: issued + lease.ttl,
+            last_renewal: None,
+            ttl: lease.ttl,
+            max_ttl: lease.max_ttl,
+            renewable: lease.renewable,
+            internal_data: lease.internal_data.clone(),
+            revocation: None,
+        };
+        self.persist(&id, &record).await?;
+        self.index().insert(&id, record.clone());
+        self.wake.notify_one();
+        Ok(record)
+    }
+
+    pub fn lookup(&self, lease_id: &str) -> Option<LeaseRecord> {
+        let key = LeaseRecord::key(lease_id)?;
+        self.index()
+            .records
+            .get(key)
+            .filter(|r| r.lease_id == lease_id)
+            .cloned()
+    }
+
+    /// Extend a lease through the engine. Returns the new record and the engine's warnings.
+    pub async fn renew(
+        &self,
+        lease_id: &str,
+        increment: u64,
+    ) -> Result<(LeaseRecord, Vec<String>), LeaseError> {
+        let record = self.lookup(lease_id).ok_or(LeaseError::NotFound)?;
+        if !record.renewable {
+            return Err(LeaseError::NotRenewable);
+        }
+        let mut state = record.state();
+        state.increment = increment;
+        let request = Request {
+            operation: Operation::Renew,
+            path: record.path.clone(),
+            data: "{}".into(),
+            display_name: None,
+            entity_id: None,
+            lease: Some(state),
+            limits: Some(self.limits),
+        };
+        let response = self
+            .runtime
+            .handle(self.engine_storage.clone(), &request)
+            .await?;
+        let Some(lease) = response.lease else {
+            return Err(LeaseError::Engine(CallError::Engine(
+                EngineError::Internal("the engine renewed no lease".into()),
+            )));
+        };
+        let renewed_at = now();
+        let renewed = LeaseRecord {
+            ttl: lease.ttl,
+            expire_time: renewed_at + lease.ttl,
+            last_renewal: Some(renewed_at),
+            renewable: lease.renewable,
+            ..record
+        };
+        let key = LeaseRecord::key(lease_id).expect("looked up by it");
+        self.persist(key, &renewed).await?;
+        self.index().insert(key, renewed.clone());
+        self.wake.notify_one();
+        Ok((renewed, response.warnings))
+    }
+
+    /// Revoke one lease: now (`sync`), or by handing it to the timer.
+    pub async fn revoke(&self, lease_id: &str, sync: bool) -> Result<(), LeaseError> {
+        let record = self.lookup(lease_id).ok_or(LeaseError::NotFound)?;
+        let key = LeaseRecord::key(&record.lease_id).expect("looked up by it");
+        if sync {
+            return self.revoke_now(key).await;
+        }
+        Ok(self.schedule_now(key).await?)
+    }
+
+    /// Revoke every lease whose id starts with `prefix`; with `sync`, the first failure is
+    /// returned after all were tried (the failed ones stay, scheduled for retry).
+    pub async fn revoke_prefix(
+        self: &Arc<Self>,
+        prefix: &str,
+        sync: bool,
+    ) -> Result<usize, LeaseError> {
+        let keys: Vec<String> = self
+            .index()
+            .records
+            .iter()
+            .filter(|(_, r)| r.lease_id.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !sync {
+            for key in &keys {
+                self.schedule_now(key).await?;
+            }
+            return Ok(keys.len());
+        }
+        let slots = Arc::new(Semaphore::new(REVOKE_CONCURRENCY));
+        let mut tasks = tokio::task::JoinSet::new();
+        let count = keys.len();
+        for key in keys {
+            let (leases, slots) = (self.clone(), slots.clone());
+            tasks.spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                leases.revoke_now(&key).await
+            });
+        }
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(Err(e)) = joined {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(count), Err)
+    }
+
+    /// Make a lease due now, durably, and wake the timer.
+    async fn schedule_now(&self, key: &str) -> Result<(), StorageError> {
+        let Some(mut record) = self.index().records.get(key).cloned() else {
+            return Ok(());
+        };
+        let current = now();
+        record.expire_time = record.expire_time.min(current);
+        if let Some(r) = record.revocation.as_mut() {
+            r.next_attempt = current;
+        }
+        self.persist(key, &record).await?;
+        self.index().insert(key, record);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Mark a lease as being revoked; `None` if it is gone or already under way.
+    fn claim(&self, key: &str) -> Option<LeaseRecord> {
+        let mut index = self.index();
+        let record = index.records.get(key).cloned()?;
+        index.revoking.insert(key.to_string()).then_some(record)
+    }
+
+    /// Revoke now, unless a revocation of the same lease is already under way (that one
+    /// retries by itself if it fails).
+    async fn revoke_now(&self, key: &str) -> Result<(), LeaseError> {
+        match self.claim(key) {
+            Some(record) => self.revoke_claimed(key, record).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Ask the engine to revoke; forget the lease on success, schedule a retry on failure.
+    async fn revoke_claimed(&self, key: &str, record: LeaseRecord) -> Result<(), LeaseError> {
+        let request = Request {
+            operation: Operation::Revoke,
+            path: record.path.clone(),
+            data: "{}".into(),
+            display_name: None,
+            entity_id: None,
+            lease: Some(record.state()),
+            limits: Some(self.limits),
+        };
+        let outcome = self
+            .runtime
+            .handle(self.engine_storage.clone(), &request)
+            .await;
+        let result = match outcome {
+            Ok(_) => match self.storage.delete(key).await {
+                Ok(()) => {
+                    self.index().remove(key);
+                    tracing::info!(lease_id = %record.lease_id, "revoked lease");
+                    Ok(())
+                }
+                Err(e) => Err(LeaseError::Storage(e)),
+            },
+            Err(e) => Err(LeaseError::Engine(e)),
+        };
+        if let Err(e) = &result {
+            self.retry_later(key, record, e).await;
+        }
+        self.index().revoking.remove(key);
+        result
+    }
+
+    async fn retry_later(&self, key: &str, mut record: LeaseRecord, error: &LeaseError) {
+        let attempts = record.revocation.as_ref().map_or(0, |r| r.attempts) + 1;
+        let retry_after = match error {
+            LeaseError::Engine(CallError::Engine(EngineError::Upstream(u))) => u.retry_after,
+            _ => None,
+        };
+        let backoff = (FIRST_BACKOFF << (attempts - 1).min(16)).min(MAX_BACKOFF);
+        let wait = backoff.max(retry_after.unwrap_or(0));
+        record.revocation = Some(RevocationState {
+            attempts,
+            last_error: error.to_string(),
+            next_attempt: now() + wait,
+        });
+        tracing::warn!(
+            lease_id = %record.lease_id,
+            attempts,
+            retry_in_seconds = wait,
+            error = %error,
+            "revoking a lease failed; will retry"
+        );
+        if let Err(e) = self.persist(key, &record).await {
+            tracing::error!(lease_id = %record.lease_id, error = %e, "could not store the lease's retry state");
+        }
+        self.index().insert(key, record);
+    }
+
+    /// Revoke leases as they fall due, until `stop` turns true; revocations under way then
+    /// finish, and every lease not revoked stays stored.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(REVOKE_CONCURRENCY));
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            let (due_now, next) = {
+                let index = self.index();
+                let current = now();
+                let due_now: Vec<String> = index
+                    .due
+                    .iter()
+                    .take_while(|(due, _)| *due <= current)
+                    .map(|(_, key)| key.clone())
+                    .filter(|key| !index.revoking.contains(key))
+                    .take(REVOKE_CONCURRENCY * 4)
+                    .collect();
+                let next = index
+                    .due
+                    .iter()
+                    .map(|(due, _)| *due)
+                    .find(|due| *due > current);
+                (due_now, next)
+            };
+            for key in due_now {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let Some(record) = self.claim(&key) else {
+                    continue;
+                };
+                let leases = self.clone();
+                running.spawn(async move {
+                    let _ = leases.revoke_claimed(&key, record).await;
+                    drop(slot);
+                });
+            }
+            while running.try_join_next().is_some() {}
+            let sleep = match next {
+                Some(due) => {
+                    Duration::from_secs(due.saturating_sub(now())).max(Duration::from_millis(50))
+                }
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+            }
+        }
+        while running.join_next().await.is_some() {}
+        tracing::info!(
+            leases = self.index().records.len(),
+            "lease timers stopped; leases kept"
+        );
+    }
+}
+
+/// 24 random characters from [A-Za-z0-9], as Vault's lease ids end.
+fn random_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 24];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator works");
+    bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}

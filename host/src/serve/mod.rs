@@ -1,0 +1,169 @@
+//! The standalone endpoint, `dockerhub-secrets serve`: the engine behind Vault's HTTP API,
+//! for sites without Vault. The `bao`/`vault` CLI and client libraries work against it
+//! unchanged.
+//!
+//! One process, one mount: [`api`] answers Vault's requests, [`acl`] decides who may do
+//! what from an operator's tokens file with Vault policies, [`store`] keeps everything in
+//! an encrypted, crash-safe file, and [`leases`] revokes what expires, durably.
+
+pub mod acl;
+mod api;
+mod leases;
+pub mod store;
+
+use crate::runtime::{Operation, Request, Runtime, RuntimeConfig, TtlLimits};
+use crate::storage::{CachedStorage, PrefixedStorage, Storage};
+use anyhow::Context;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How the operator runs the server.
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    /// The directory of the store.
+    pub data: PathBuf,
+    /// The tokens file: who may do what.
+    pub tokens: PathBuf,
+    pub key: store::KeySource,
+    /// Where the engine is mounted: `/v1/<mount>/...`.
+    pub mount: String,
+    /// The mount's default and maximum lease TTL, as Vault's `secrets tune`.
+    pub limits: TtlLimits,
+    /// How often the engine's rollback (cleanup) runs, as Vault's rollback manager.
+    pub rollback_interval: Duration,
+    pub runtime: RuntimeConfig,
+}
+
+/// Whole seconds from a JSON number or a duration string (`300`, `"300"`, `"1h"`).
+pub fn parse_duration(value: &serde_json::Value) -> Result<u64, String> {
+    match value {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| format!("{n} is not a number of seconds")),
+        serde_json::Value::String(s) if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() => s
+            .parse()
+            .map_err(|_| format!("{s:?} is not a number of seconds")),
+        serde_json::Value::String(s) => humantime::parse_duration(s)
+            .map(|d| d.as_secs())
+            .map_err(|e| format!("{s:?} is not a duration: {e}")),
+        other => Err(format!("{other} is not a duration")),
+    }
+}
+
+async fn rollback(runtime: &Runtime, storage: &Arc<dyn Storage>, immediate: bool) {
+    let request = Request {
+        operation: Operation::Rollback,
+        path: String::new(),
+        data: serde_json::json!({ "immediate": immediate }).to_string(),
+        display_name: None,
+        entity_id: None,
+        lease: None,
+        limits: None,
+    };
+    if let Err(e) = runtime.handle(storage.clone(), &request).await {
+        tracing::warn!(error = %e, "rollback left work for its next run");
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping: finishing requests in flight, keeping every lease");
+}
+
+/// Serve until SIGTERM or SIGINT.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let acl = acl::AccessControl::load(&config.tokens)
+        .with_context(|| format!("loading the tokens file {}", config.tokens.display()))?;
+    let store: Arc<dyn Storage> = Arc::new(store::Store::open(&config.data, config.key)?);
+    // Every write of the engine goes through this process, so its reads can be cached.
+    let engine_storage: Arc<dyn Storage> = Arc::new(CachedStorage::new(Arc::new(
+        PrefixedStorage::new(store.clone(), format!("logical/{}/", config.mount)),
+    )));
+    let lease_storage: Arc<dyn Storage> = Arc::new(PrefixedStorage::new(store, "sys/leases/"));
+    let runtime = Arc::new(Runtime::new(config.runtime)?);
+    let leases = leases::Leases::load(
+        lease_storage,
+        engine_storage.clone(),
+        runtime.clone(),
+        &config.mount,
+        config.limits,
+    )
+    .await?;
+
+    // Nothing is in flight yet: interrupted work of any age belongs to the previous process.
+    rollback(&runtime, &engine_storage, true).await;
+    let (stop, stopped) = watch::channel(false);
+    let lease_timers = tokio::spawn(leases.clone().run(stopped.clone()));
+    let periodic_rollback = {
+        let (runtime, storage, mut stopped) =
+            (runtime.clone(), engine_storage.clone(), stopped.clone());
+        let interval = config.rollback_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    _ = tokio::time::sleep(interval) => rollback(&runtime, &storage, false).await,
+                }
+            }
+        })
+    };
+
+    let api = Arc::new(api::Api {
+        runtime,
+        acl,
+        leases,
+        engine_storage,
+        mount: config.mount.clone(),
+        limits: config.limits,
+    });
+    let app = axum::Router::new().fallback(move |method, uri, headers, body| {
+        api::handle(api.clone(), method, uri, headers, body)
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, mount = %config.mount, "serving");
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{address}")?;
+    stdout.flush()?;
+    drop(stdout);
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    stop.send_replace(true);
+    let _ = tokio::join!(lease_timers, periodic_rollback);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn durations_as_the_cli_sends_them() {
+        assert_eq!(parse_duration(&json!(300)), Ok(300));
+        assert_eq!(parse_duration(&json!("300")), Ok(300));
+        assert_eq!(parse_duration(&json!("1h")), Ok(3600));
+        assert_eq!(parse_duration(&json!("1h30m")), Ok(5400));
+        assert!(parse_duration(&json!("soon")).is_err());
+        assert!(parse_duration(&json!(-1)).is_err());
+        assert!(parse_duration(&json!(true)).is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! `dockerhub-secrets serve` as a process, with a tokens file, its own data directory and
+//! a Docker Hub fake; driven with the real `bao` CLI or plain HTTP. It can be stopped,
+//! killed and restarted on the same data; dropping it stops it, also when a test fails.
+
+use crate::cli::BaoCli;
+use crate::openbao::{bao_binary, plugin_binary};
+use anyhow::{Context, bail};
+use fakehub::FakeHub;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The admin's token (policy `root`) and a CI job's (policy `ci-release`).
+pub const ROOT_TOKEN: &str = "hvs.admin-token-for-tests";
+pub const CI_TOKEN: &str = "hvs.ci-release-token-for-tests";
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn tokens_file() -> String {
+    format!(
+        r#"token "admin" {{
+  sha256   = "{}"
+  policies = ["root"]
+}}
+
+token "ci-release" {{
+  sha256   = "{}"
+  policies = ["ci-release"]
+}}
+
+policy "ci-release" {{
+  path "dockerhub/token/hoeg/my-organization" {{
+    capabilities = ["create", "update"]
+  }}
+  path "sys/leases/revoke" {{
+    capabilities = ["update"]
+  }}
+}}
+"#,
+        sha256_hex(ROOT_TOKEN),
+        sha256_hex(CI_TOKEN)
+    )
+}
+
+pub struct Serve {
+    child: Option<Child>,
+    pub addr: String,
+    pub dir: PathBuf,
+    pub hub: FakeHub,
+    args: Vec<String>,
+    cli: BaoCli,
+    agent: ureq::Agent,
+}
+
+impl std::ops::Deref for Serve {
+    type Target = BaoCli;
+
+    fn deref(&self) -> &BaoCli {
+        &self.cli
+    }
+}
+
+impl Serve {
+    /// Start the server in a fresh directory against `hub`, with `args` added to `serve`.
+    pub fn start(hub: FakeHub, args: &[&str]) -> anyhow::Result<Serve> {
+        let dir = std::env::temp_dir().join(format!(
+            "dockerhub-secrets-serve-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("tokens.hcl"), tokens_file())?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let mut serve = Serve {
+            child: None,
+            addr: String::new(),
+            cli: BaoCli::new(bao_binary()?, String::new(), ROOT_TOKEN, &dir),
+            dir,
+            hub,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            agent,
+        };
+        serve.spawn()?;
+        Ok(serve)
+    }
+
+    /// Start the process (again) on the same data directory.
+    pub fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("serve.log"))?;
+        let mut child = Command::new(plugin_binary()?)
+            .args(["serve", "--listen", "127.0.0.1:0", "--tokens"])
+            .arg(self.dir.join("tokens.hcl"))
+            .arg("--data")
+            .arg(self.dir.join("data"))
+            .args(&self.args)
+            .env("DOCKERHUB_SECRETS_HUB_URL", self.hub.url())
+            .env("DOCKERHUB_SECRETS_LOG", "debug")
+            .env_remove("DOCKERHUB_SECRETS_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("starting dockerhub-secrets serve")?;
+        let stdout = child.stdout.take().expect("piped");
+        self.child = Some(child);
+        let (line_tx, line_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = line_tx.send(line);
+            }
+            // Keep reading, so the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = line_rx
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| anyhow::anyhow!("serve printed no address:\n{}", self.log()))?;
+        let Some(addr) = line.strip_prefix("listening on ") else {
+            bail!("unexpected first line {line:?}:\n{}", self.log());
+        };
+        self.addr = addr.to_string();
+        self.cli = BaoCli::new(bao_binary()?, self.addr.clone(), ROOT_TOKEN, &self.dir);
+        Ok(())
+    }
+
+    /// SIGTERM, and wait for the process to finish (SIGKILL after 20 s).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+    }
+
+    /// One HTTP request to the server: the status and the JSON answer (`null` when empty).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.addr));
+        if let Some(token) = token {
+            request = request.header("X-Vault-Token", token);
+        }
+        let mut response = self.agent.run(request.body(body.to_vec())?)?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string()?;
+        let json = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?
+        };
+        Ok((status, json))
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("the server's log is kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
