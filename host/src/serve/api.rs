@@ -8,9 +8,9 @@
 //! and `auth`, and errors are `{"errors": [...]}` with Vault's status codes.
 
 use super::acl::{AccessControl, Capability, Principal};
-use super::leases::{LeaseError, Leases};
+use super::leases::{LeaseError, LeaseRecord, Leases};
 use crate::CallError;
-use crate::runtime::{Operation, Request, Runtime, TtlLimits};
+use crate::runtime::{Operation, Request, Response as EngineResponse, Runtime, TtlLimits};
 use crate::storage::Storage;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -24,6 +24,8 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Everything a request may need.
 pub struct Api {
     pub runtime: Arc<Runtime>,
+    /// Engine calls under way, which a shutdown waits for.
+    pub tasks: tokio_util::task::TaskTracker,
     pub acl: AccessControl,
     pub leases: Arc<Leases>,
     pub engine_storage: Arc<dyn Storage>,
@@ -404,7 +406,7 @@ async fn revoke(api: &Api, lease_id: &str, sync: bool) -> Result<Response, ApiEr
 
 /// A request for the engine.
 async fn engine(
-    api: &Api,
+    api: &Arc<Api>,
     method: &Method,
     uri: &Uri,
     token: Option<&str>,
@@ -412,6 +414,10 @@ async fn engine(
     engine_path: &str,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
+    // An unknown token is refused before the engine does any work for it.
+    if api.acl.capabilities(token, full_path).is_empty() {
+        return Err(ApiError::denied());
+    }
     let data = request_data(method, uri, body)?;
     let mut request = Request {
         operation: Operation::Read,
@@ -449,10 +455,13 @@ async fn engine(
     request.operation = operation;
     request.display_name = Some(principal.display_name);
 
-    let response = api
-        .runtime
-        .handle(api.engine_storage.clone(), &request)
-        .await?;
+    // Run to completion even if the client goes away: a token the engine creates must get
+    // its lease stored, whether or not anyone reads the answer.
+    let (response, record) = api
+        .tasks
+        .spawn(issue(api.clone(), request))
+        .await
+        .map_err(|e| ApiError::new(500, format!("the request failed: {e}")))??;
     let data: Option<Value> = response
         .data
         .as_deref()
@@ -468,7 +477,7 @@ async fn engine(
     {
         return Err(ApiError::not_found());
     }
-    let Some(lease) = response.lease else {
+    let Some(record) = record else {
         if data.is_none() && response.warnings.is_empty() {
             return Ok(if operation == Operation::Read {
                 ApiError::not_found().into_response()
@@ -483,26 +492,6 @@ async fn engine(
         }
         .into_response());
     };
-    let record = match api.leases.create(engine_path, &lease).await {
-        Ok(record) => record,
-        Err(e) => {
-            // The secret must not outlive a lease nobody can revoke: undo it at once.
-            tracing::error!(error = %e, "storing a new lease failed; revoking its secret");
-            let mut undo = request.clone();
-            undo.operation = Operation::Revoke;
-            undo.lease = Some(crate::runtime::LeaseState {
-                internal_data: lease.internal_data.clone(),
-                issue_time: crate::runtime::Datetime {
-                    seconds: 0,
-                    nanoseconds: 0,
-                },
-                ttl: lease.ttl,
-                increment: 0,
-            });
-            let _ = api.runtime.handle(api.engine_storage.clone(), &undo).await;
-            return Err(ApiError::new(500, format!("storing the lease failed: {e}")));
-        }
-    };
     Ok(Answer {
         lease_id: record.lease_id,
         renewable: record.renewable,
@@ -511,4 +500,40 @@ async fn engine(
         warnings: response.warnings,
     }
     .into_response())
+}
+
+/// Call the engine and store the lease of what it created.
+async fn issue(
+    api: Arc<Api>,
+    request: Request,
+) -> Result<(EngineResponse, Option<LeaseRecord>), ApiError> {
+    let response = api
+        .runtime
+        .handle(api.engine_storage.clone(), &request)
+        .await?;
+    let Some(lease) = &response.lease else {
+        return Ok((response, None));
+    };
+    match api.leases.create(&request.path, lease).await {
+        Ok(record) => Ok((response, Some(record))),
+        Err(e) => {
+            // The secret must not outlive a lease nobody can revoke: undo it at once.
+            tracing::error!(error = %e, "storing a new lease failed; revoking its secret");
+            let undo = Request {
+                operation: Operation::Revoke,
+                lease: Some(crate::runtime::LeaseState {
+                    internal_data: lease.internal_data.clone(),
+                    issue_time: crate::runtime::Datetime {
+                        seconds: 0,
+                        nanoseconds: 0,
+                    },
+                    ttl: lease.ttl,
+                    increment: 0,
+                }),
+                ..request
+            };
+            let _ = api.runtime.handle(api.engine_storage.clone(), &undo).await;
+            Err(ApiError::new(500, format!("storing the lease failed: {e}")))
+        }
+    }
 }

@@ -122,8 +122,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         })
     };
 
+    let tasks = tokio_util::task::TaskTracker::new();
     let api = Arc::new(api::Api {
         runtime,
+        tasks: tasks.clone(),
         acl,
         leases,
         engine_storage,
@@ -146,6 +148,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    tasks.close();
+    tasks.wait().await;
     stop.send_replace(true);
     let _ = tokio::join!(lease_timers, periodic_rollback);
     Ok(())
