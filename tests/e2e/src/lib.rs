@@ -195,3 +195,11 @@ pub fn logs() -> String {
     let buffer = LOGS.get().expect("logs are captured once an engine starts");
     String::from_utf8_lossy(&buffer.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
 }
+
+/// The value in a row of a `bao` key/value table, e.g. `ttl              5m0s`.
+pub fn row<'a>(table: &'a str, key: &str) -> Option<&'a str> {
+    table.lines().find_map(|line| {
+        let (k, v) = line.split_once(char::is_whitespace)?;
+        (k == key).then(|| v.trim())
+    })
+}

@@ -2,7 +2,7 @@
 //! CLI, against the Docker Hub fake: the seed's session verbatim, policies, leases that end
 //! by revoke, by expiry and at unmount, renewals, a killed plugin, a failing Hub.
 
-use dockerhub_secrets_e2e::PASSWORD;
+use dockerhub_secrets_e2e::{PASSWORD, row};
 use dockerhub_secrets_e2e::openbao::{OpenBao, eventually};
 use fakehub::{Config, FakeHub, Fault, FaultKind};
 use serde_json::Value;
@@ -20,14 +20,6 @@ fn configure(bao: &OpenBao) {
         &format!("password={PASSWORD}"),
     ])
     .unwrap();
-}
-
-/// The value in a `bao` key/value table row, e.g. `ttl              5m0s`.
-fn row<'a>(table: &'a str, key: &str) -> Option<&'a str> {
-    table.lines().find_map(|line| {
-        let (k, v) = line.split_once(char::is_whitespace)?;
-        (k == key).then(|| v.trim())
-    })
 }
 
 fn issue(bao: &OpenBao, args: &[&str]) -> Value {

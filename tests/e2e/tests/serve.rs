@@ -3,7 +3,7 @@
 //! leases that end by revoke and by expiry (also across restarts and crashes), 200
 //! concurrent issuances, bad requests, and what is on disk.
 
-use dockerhub_secrets_e2e::PASSWORD;
+use dockerhub_secrets_e2e::{PASSWORD, row};
 use dockerhub_secrets_e2e::openbao::eventually;
 use dockerhub_secrets_e2e::serve::{CI_TOKEN, ROOT_TOKEN, Serve};
 use fakehub::{Config, FakeHub, Fault, FaultKind};
@@ -47,14 +47,6 @@ fn uuid(secret: &Value) -> &str {
 
 fn lease_id(secret: &Value) -> &str {
     secret["lease_id"].as_str().unwrap()
-}
-
-/// The value in a `bao` key/value table row.
-fn row<'a>(table: &'a str, key: &str) -> Option<&'a str> {
-    table.lines().find_map(|line| {
-        let (k, v) = line.split_once(char::is_whitespace)?;
-        (k == key).then(|| v.trim())
-    })
 }
 
 #[test]
