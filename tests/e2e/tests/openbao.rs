@@ -2,8 +2,8 @@
 //! CLI, against the Docker Hub fake: the seed's session verbatim, policies, leases that end
 //! by revoke, by expiry and at unmount, renewals, a killed plugin, a failing Hub.
 
-use dockerhub_secrets_e2e::{PASSWORD, row};
 use dockerhub_secrets_e2e::openbao::{OpenBao, eventually};
+use dockerhub_secrets_e2e::{PASSWORD, row};
 use fakehub::{Config, FakeHub, Fault, FaultKind};
 use serde_json::Value;
 use std::time::Duration;

@@ -3,9 +3,9 @@
 //! leases that end by revoke and by expiry (also across restarts and crashes), 200
 //! concurrent issuances, bad requests, and what is on disk.
 
-use dockerhub_secrets_e2e::{PASSWORD, row};
 use dockerhub_secrets_e2e::openbao::eventually;
 use dockerhub_secrets_e2e::serve::{CI_TOKEN, ROOT_TOKEN, Serve};
+use dockerhub_secrets_e2e::{PASSWORD, row};
 use fakehub::{Config, FakeHub, Fault, FaultKind};
 use serde_json::{Value, json};
 use std::time::Duration;
