@@ -4,7 +4,8 @@
 //! shortly before its `exp` and shared by every issue and revoke of the account. A 401 on a
 //! token call means the session died early: one fresh login, one retry. A 429 is waited
 //! out as long as the Hub's `Retry-After` fits the time budget of one request; otherwise
-//! the error carries `retry_after` so that the host retries later. Errors say what was
+//! (and always for revocations, see [`Hub::without_waiting`]) the error carries
+//! `retry_after` so that the host retries later. Errors say what was
 //! attempted and quote the Hub's message; no request body (which holds the password) and
 //! no success body (which holds a token) ever reaches an error or a log.
 
@@ -53,6 +54,8 @@ pub struct Hub<'a> {
     host: &'a dyn Host,
     account: &'a str,
     credentials: Credentials<'a>,
+    /// Seconds one request may spend waiting out 429s.
+    rate_limit_patience: u64,
 }
 
 impl<'a> Hub<'a> {
@@ -61,7 +64,16 @@ impl<'a> Hub<'a> {
             host,
             account,
             credentials,
+            rate_limit_patience: MAX_RATE_LIMIT_WAIT,
         }
+    }
+
+    /// Report a 429 at once instead of waiting it out. For revocations: their host retries
+    /// them and can pace all of them together against the Hub's window, whereas each
+    /// instance sleeping from its own 429 leaves the Hub idle after every window.
+    pub fn without_waiting(mut self) -> Hub<'a> {
+        self.rate_limit_patience = 0;
+        self
     }
 
     /// Log in now, ignoring the cache, and cache the new session. Proves the credentials.
@@ -237,7 +249,7 @@ impl<'a> Hub<'a> {
         self.send(method, path, body, Some(&jwt), what)
     }
 
-    /// One request, waiting out 429s within [`MAX_RATE_LIMIT_WAIT`].
+    /// One request, waiting out 429s within the client's patience.
     fn send(
         &self,
         method: &'static str,
@@ -276,7 +288,7 @@ impl<'a> Hub<'a> {
                 return Ok(response);
             }
             let wait = retry_after(&response, self.host.now());
-            if waited + wait > MAX_RATE_LIMIT_WAIT {
+            if waited + wait > self.rate_limit_patience {
                 return Err(EngineError::Upstream(UpstreamError {
                     status: 429,
                     message: format!(

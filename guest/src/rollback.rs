@@ -13,7 +13,7 @@ use crate::capabilities::{Bucket, Host, Level};
 use crate::fields::FieldData;
 use crate::names::token_label;
 use crate::path_config::AccountConfig;
-use crate::secret_token::{TokenRecord, destroy};
+use crate::secret_token::{Patience, TokenRecord, destroy};
 use crate::storage;
 use serde::{Deserialize, Serialize};
 
@@ -107,7 +107,7 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
             "rollback",
             &format!("the lease of token {uuid} ended without a revoke; revoking it now"),
         );
-        if let Err(e) = destroy(host, &uuid, &record) {
+        if let Err(e) = destroy(host, &uuid, &record, Patience::WaitOutRateLimits) {
             failures.push(format!("revoking token {uuid}: {e}"));
         }
     }

@@ -136,7 +136,7 @@ pub fn renew(host: &dyn Host, request: &Request) -> Result<Response, EngineError
 pub fn revoke(host: &dyn Host, request: &Request) -> Result<Response, EngineError> {
     let (lease_data, _) = LeaseData::from_lease(request)?;
     match TokenRecord::load(host, &lease_data.uuid)? {
-        Some(record) => destroy(host, &lease_data.uuid, &record)?,
+        Some(record) => destroy(host, &lease_data.uuid, &record, Patience::ReportRateLimits)?,
         // Only a completed revocation removes the record: the token is gone already.
         None => host.log(
             Level::Debug,
@@ -147,9 +147,23 @@ pub fn revoke(host: &dyn Host, request: &Request) -> Result<Response, EngineErro
     Ok(Response::default())
 }
 
+/// Whether a revocation waits out a Hub rate limit itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// Wait within the request's budget (rollback, whose host does not retry).
+    WaitOutRateLimits,
+    /// Report the 429 with its `retry_after` at once (a lease revoke, which the host retries).
+    ReportRateLimits,
+}
+
 /// Delete the token at Docker Hub, then forget it. An error leaves the record in place so
 /// that the revocation is retried.
-pub fn destroy(host: &dyn Host, uuid: &str, record: &TokenRecord) -> Result<(), EngineError> {
+pub fn destroy(
+    host: &dyn Host,
+    uuid: &str,
+    record: &TokenRecord,
+    patience: Patience,
+) -> Result<(), EngineError> {
     if record.hub_expires_at > host.now() {
         let config = AccountConfig::load(host, &record.account)?.ok_or_else(|| {
             EngineError::Internal(format!(
@@ -157,7 +171,12 @@ pub fn destroy(host: &dyn Host, uuid: &str, record: &TokenRecord) -> Result<(), 
                 record.account
             ))
         })?;
-        config.hub(host, &record.account).delete_token(uuid)?;
+        let hub = config.hub(host, &record.account);
+        let hub = match patience {
+            Patience::WaitOutRateLimits => hub,
+            Patience::ReportRateLimits => hub.without_waiting(),
+        };
+        hub.delete_token(uuid)?;
     }
     storage::remove(host, Bucket::Token, uuid)?;
     host.log(
@@ -248,6 +267,32 @@ mod tests {
         assert!(lease_call(&host, Operation::Revoke, &lease).is_err());
         lease_call(&host, Operation::Revoke, &lease).unwrap();
         assert!(host.hub.token(&uuid).is_none());
+    }
+
+    #[test]
+    fn a_rate_limited_revoke_is_reported_at_once_for_the_host_to_pace() {
+        let host = TestHost::configured();
+        let (uuid, lease) = issue(&host);
+        host.hub.inject(Fault::on(
+            "DELETE",
+            "/v2/access-tokens/",
+            FaultKind::RateLimited { retry_after: 3 },
+        ));
+        let started = std::time::Instant::now();
+        match lease_call(&host, Operation::Revoke, &lease) {
+            Err(EngineError::Upstream(u)) => assert_eq!((u.status, u.retry_after), (429, Some(3))),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "no wait in the engine"
+        );
+        assert_eq!(
+            host.keys(Bucket::Token),
+            [uuid.as_str()],
+            "kept for the retry"
+        );
+        lease_call(&host, Operation::Revoke, &lease).unwrap();
     }
 
     #[test]

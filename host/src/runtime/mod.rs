@@ -10,6 +10,7 @@
 
 mod bindings;
 pub mod component;
+mod gate;
 mod keyvalue;
 mod logging;
 mod outbound;
@@ -40,6 +41,9 @@ const POOL_SLOTS: u32 = 128;
 /// The largest memory the pool reserves room for; `RuntimeConfig::memory_limit` is the
 /// real limit and must not exceed it.
 const POOL_MAX_MEMORY: usize = 1 << 30;
+/// How long a revocation may wait at the gate for an upstream rate limit before its error
+/// goes back to the host's own retry (OpenBao's ladder, the standalone lease timers).
+const REVOKE_RATE_LIMIT_PATIENCE: Duration = Duration::from_secs(15);
 /// What the engine may write to stderr (panic messages) before it is cut off.
 const STDERR_CAPACITY: usize = 16 * 1024;
 
@@ -202,6 +206,8 @@ pub struct Runtime {
     slots: Semaphore,
     /// The paths whose help declares an existence check, learnt on first use.
     checked_paths: tokio::sync::OnceCell<Vec<regex::Regex>>,
+    /// Paces revocations that the upstream rate-limits.
+    gate: gate::UpstreamGate,
 }
 
 impl Runtime {
@@ -245,6 +251,7 @@ impl Runtime {
             ticker,
             slots: Semaphore::new(POOL_SLOTS as usize),
             checked_paths: tokio::sync::OnceCell::new(),
+            gate: gate::UpstreamGate::default(),
         })
     }
 
@@ -314,8 +321,37 @@ impl Runtime {
         }
     }
 
-    /// Handle one request.
+    /// Handle one request. A revocation that the upstream rate-limits is retried here, paced
+    /// with every other revocation (see `gate`), for up to [`REVOKE_RATE_LIMIT_PATIENCE`].
     pub async fn handle(
+        &self,
+        storage: Arc<dyn Storage>,
+        request: &Request,
+    ) -> Result<Response, CallError> {
+        if request.operation != Operation::Revoke {
+            return self.handle_once(storage, request).await;
+        }
+        let mut waited = Duration::ZERO;
+        loop {
+            self.gate.pass().await;
+            match self.handle_once(storage.clone(), request).await {
+                Err(CallError::Engine(EngineError::Upstream(UpstreamError {
+                    status: 429,
+                    retry_after: Some(seconds),
+                    ..
+                }))) if waited + Duration::from_secs(seconds) <= REVOKE_RATE_LIMIT_PATIENCE => {
+                    self.gate.close(Duration::from_secs(seconds));
+                    waited += Duration::from_secs(seconds);
+                }
+                outcome => {
+                    self.gate.succeeded();
+                    return outcome;
+                }
+            }
+        }
+    }
+
+    async fn handle_once(
         &self,
         storage: Arc<dyn Storage>,
         request: &Request,

@@ -376,3 +376,41 @@ async fn help_and_existence_checks_come_from_the_component() {
     // write itself then gets the engine's 404.
     assert_eq!(check("nowhere").await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_revoke_waits_at_the_runtimes_gate_and_succeeds() {
+    let engine = Engine::start();
+    engine.configure().await;
+    let paced = engine.issue(Value::Null).await;
+    let refused = engine.issue(Value::Null).await;
+
+    engine.hub.inject(Fault::on(
+        "DELETE",
+        "/v2/access-tokens/",
+        FaultKind::RateLimited { retry_after: 1 },
+    ));
+    engine.revoke(&paced.lease).await.unwrap();
+    assert!(engine.hub.token(paced.uuid()).is_none());
+    let deletes: Vec<u16> = engine
+        .hub
+        .calls()
+        .iter()
+        .filter(|c| c.method == "DELETE")
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(deletes, [429, 204]);
+
+    // Beyond the runtime's patience the error goes back to the host, with retry_after.
+    engine.hub.inject(Fault::on(
+        "DELETE",
+        "/v2/access-tokens/",
+        FaultKind::RateLimited { retry_after: 120 },
+    ));
+    match engine.revoke(&refused.lease).await {
+        Err(CallError::Engine(dockerhub_secrets::runtime::EngineError::Upstream(u))) => {
+            assert_eq!((u.status, u.retry_after), (429, Some(120)))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(engine.hub.token(refused.uuid()).is_some());
+}

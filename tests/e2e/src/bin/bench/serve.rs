@@ -651,13 +651,13 @@ impl MassExpiry {
             out,
             "Where the rest of the limit went. The fake counted {} requests, so it opened {windows} \
              windows, one every\n{} ms on average: each {} ms window was followed by {} ms in \
-             which no counted request arrived.\nFrom the server's log: the engine waited out a \
-             429 in the guest {} times ({:.1} per window; with\n16 revocations at once, each \
-             sleeps the whole `Retry-After`, whole seconds from its own 429, so past\nthe \
-             window's end); the lease manager rescheduled {} failed revocations (with backoff); \
-             the engine's\nrollback revoked {} tokens whose lease had ended more than 60 s \
-             before (its DELETEs draw on the same\nlimit; a 404 is a token that it and the \
-             lease manager both deleted).\n",
+             which no counted request arrived.\nRevocations report a 429 at once and wait at \
+             the runtime's gate, which reopens for all of them one\n`Retry-After` after the \
+             burst that spent the window began (host/src/runtime/gate.rs). From the\nserver's \
+             log: 429s waited out inside the engine (its rollback): {} ({:.1} per window); \
+             revocations\nthe lease manager rescheduled with backoff: {}; tokens the engine's \
+             rollback revoked because their\nlease had ended more than 60 s before: {} (a 404 \
+             is a token that it and the lease manager both\ndeleted).\n",
             self.counted,
             period.as_millis(),
             RATE_WINDOW.as_millis(),
