@@ -284,9 +284,10 @@ async fn route(
             api.acl
                 .authorize(token, path, Capability::Update)
                 .map_err(|_| ApiError::denied())?;
-            let prefix = path.trim_start_matches("sys/leases/revoke-prefix/");
+            // As Vault: a prefix names whole path segments (`dockerhub/tok` is not `dockerhub/token/`).
+            let prefix = format!("{}/", path.trim_start_matches("sys/leases/revoke-prefix/"));
             let data = request_data(method, uri, body)?;
-            api.leases.revoke_prefix(prefix, sync_flag(&data)).await?;
+            api.leases.revoke_prefix(&prefix, sync_flag(&data)).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         _ => match path.strip_prefix(api.mount.as_str()) {

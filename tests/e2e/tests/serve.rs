@@ -516,3 +516,26 @@ fn sigterm_finishes_requests_in_flight() {
         "its lease was stored"
     );
 }
+
+#[test]
+fn revoke_prefix_ends_every_lease_below_it() {
+    let serve = configured(&[]);
+    let secrets: Vec<Value> = (0..3).map(|_| issue(&serve, json!({}))).collect();
+    // A partial segment names nothing, as in Vault.
+    serve
+        .bao_ok(&["lease", "revoke", "-prefix", "-sync", "dockerhub/tok"])
+        .unwrap();
+    assert_eq!(serve.hub.live_tokens().len(), 3);
+    serve
+        .bao_ok(&[
+            "lease",
+            "revoke",
+            "-prefix",
+            "-sync",
+            "dockerhub/token/hoeg",
+        ])
+        .unwrap();
+    for secret in &secrets {
+        assert!(serve.hub.token(uuid(secret)).is_none());
+    }
+}
