@@ -41,9 +41,8 @@ pub struct LeaseRecord {
     pub issue_time: u64,
     pub expire_time: u64,
     pub last_renewal: Option<u64>,
-    /// The TTL granted by the last issue or renewal.
+    /// The TTL granted by the last issue or renewal. (The engine enforces the max TTL.)
     pub ttl: u64,
-    pub max_ttl: u64,
     pub renewable: bool,
     pub internal_data: String,
     /// Set once a revocation was attempted and failed.
@@ -202,7 +201,6 @@ impl Leases {
             expire_time: issued + lease.ttl,
             last_renewal: None,
             ttl: lease.ttl,
-            max_ttl: lease.max_ttl,
             renewable: lease.renewable,
             internal_data: lease.internal_data.clone(),
             revocation: None,

@@ -203,3 +203,27 @@ pub fn row<'a>(table: &'a str, key: &str) -> Option<&'a str> {
         (k == key).then(|| v.trim())
     })
 }
+
+/// SIGTERM to `target` (a pid, or minus a process-group id), up to `grace` for `child` to
+/// exit, then SIGKILL. A process group is always swept with SIGKILL afterwards (its other
+/// members, such as plugins, may outlive the leader); a lone process only if it did not exit,
+/// since its pid may already belong to someone else.
+pub(crate) fn terminate(
+    child: &mut std::process::Child,
+    target: i32,
+    grace: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    // SAFETY: signalling a process (group) this harness started.
+    unsafe { libc::kill(target, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + grace;
+    let mut status = None;
+    while status.is_none() && std::time::Instant::now() < deadline {
+        status = child.try_wait().ok().flatten();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if status.is_none() || target < 0 {
+        // SAFETY: as above.
+        unsafe { libc::kill(target, libc::SIGKILL) };
+    }
+    status.or_else(|| child.wait().ok())
+}

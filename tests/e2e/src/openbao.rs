@@ -204,21 +204,9 @@ fn wait_until_ready(server: &mut Child, bao: &Path, addr: &str, dir: &Path) -> a
     bail!("bao server did not become ready:\n{}", log())
 }
 
-/// SIGTERM to the server's process group, SIGKILL to whatever is left after 15 s.
+/// The server and its plugins: they share the server's process group.
 fn stop_group(server: &mut Child) {
-    let group = -(server.id() as i32);
-    // SAFETY: signalling the process group of our own child.
-    unsafe { libc::kill(group, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if server.try_wait().ok().flatten().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // SAFETY: as above.
-    unsafe { libc::kill(group, libc::SIGKILL) };
-    let _ = server.wait();
+    crate::terminate(server, -(server.id() as i32), Duration::from_secs(15));
 }
 
 impl Drop for OpenBao {

@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The admin's token (policy `root`) and a CI job's (policy `ci-release`).
 pub const ROOT_TOKEN: &str = "hvs.admin-token-for-tests";
@@ -144,17 +144,8 @@ impl Serve {
     /// SIGTERM, and wait for the process to finish (SIGKILL after 20 s).
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        child.wait().ok()
+        let pid = child.id() as i32;
+        crate::terminate(&mut child, pid, Duration::from_secs(20))
     }
 
     /// SIGKILL: a crash.
