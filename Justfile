@@ -3,8 +3,6 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-wasm_dir := "target/wasm32-wasip2/wasm"
-
 # List the recipes.
 default:
     @just --list
@@ -18,9 +16,7 @@ setup:
 # Build the engine component and the self-contained binary target/release/dockerhub-secrets.
 build: setup
     cargo build --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe
-    cargo build --release -p dockerhub-secrets
-    # Compile the component ahead of time, then embed that too: start-up stays in milliseconds.
-    target/release/dockerhub-secrets precompile --out {{wasm_dir}}/dockerhub_secrets_engine.cwasm
+    # build.rs compiles the component to machine code and embeds it: no compiler in the binary.
     cargo build --release -p dockerhub-secrets
     @echo "built target/release/dockerhub-secrets (sha256 $(sha256sum target/release/dockerhub-secrets | cut -d' ' -f1))"
 

@@ -1,11 +1,13 @@
-//! Compiles the plugin protocol's `.proto` files, and embeds the engine component (and its
-//! precompiled form, when one matches) in the binary.
+//! Compiles the plugin protocol's `.proto` files, and embeds the engine component in the
+//! binary together with its machine code, compiled here by Cranelift.
 //!
 //! The component comes from `cargo build --profile wasm --target wasm32-wasip2 -p
-//! dockerhub-secrets-engine` (`just build` runs it first). `dockerhub-secrets precompile`
-//! writes `<component>.cwasm`: the SHA-256 of the component it was compiled from, then
-//! wasmtime's serialized code. It is embedded only when that hash matches, so a stale
-//! precompiled artifact can never pair with a newer component.
+//! dockerhub-secrets-engine` (`just build` runs it first). Compiling it here, with the very
+//! settings the runtime uses (`src/runtime/engine_config.rs`, included below), is what lets
+//! the binary ship without a compiler and still start in milliseconds.
+
+#[path = "src/runtime/engine_config.rs"]
+mod engine_config;
 
 use sha2::{Digest, Sha256};
 use std::env;
@@ -43,11 +45,6 @@ fn embed_component() {
     let wasm = env::var_os("DOCKERHUB_SECRETS_COMPONENT")
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir.join("wasm32-wasip2/wasm/dockerhub_secrets_engine.wasm"));
-    // Watching the directory catches both the component and a precompiled artifact
-    // appearing later; watching a missing file would rebuild on every run.
-    if let Some(dir) = wasm.parent() {
-        println!("cargo:rerun-if-changed={}", dir.display());
-    }
     println!("cargo:rerun-if-changed={}", wasm.display());
 
     let component = fs::read(&wasm).unwrap_or_else(|e| {
@@ -58,15 +55,21 @@ fn embed_component() {
         )
     });
     let digest = Sha256::digest(&component);
-    let precompiled = fs::read(wasm.with_extension("cwasm"))
-        .ok()
-        .filter(|bytes| bytes.len() > digest.len() && bytes[..digest.len()] == digest[..])
-        .map(|bytes| bytes[digest.len()..].to_vec())
-        .unwrap_or_default();
+    let target = env::var("TARGET").expect("set by cargo");
+    let precompiled = precompile(&target, &component)
+        .unwrap_or_else(|e| panic!("compiling {} for {target}: {e:?}", wasm.display()));
 
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
-    fs::write(out.join("engine.wasm"), &component).expect("write OUT_DIR/engine.wasm");
     fs::write(out.join("engine.cwasm"), &precompiled).expect("write OUT_DIR/engine.cwasm");
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     fs::write(out.join("engine.sha256"), hex).expect("write OUT_DIR/engine.sha256");
+}
+
+/// Machine code for `target`'s baseline CPU: an explicit target turns off wasmtime's
+/// detection of the build machine's CPU features, so the binary runs on any machine of its
+/// architecture.
+fn precompile(target: &str, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
+    let mut config = engine_config::engine_config();
+    config.target(target)?;
+    wasmtime::Engine::new(&config)?.precompile_component(wasm)
 }

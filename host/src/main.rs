@@ -1,7 +1,6 @@
 //! The `dockerhub-secrets` binary: an OpenBao/Vault plugin when a server starts it, a small
 //! command-line tool otherwise.
 
-use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use dockerhub_secrets::plugin::{self, Launch};
 use dockerhub_secrets::runtime::TtlLimits;
@@ -56,12 +55,6 @@ enum Command {
     Serve(ServeArgs),
     /// Show the version and the embedded engine component.
     Info,
-    /// Compile the embedded engine component ahead of time (used by `just build`).
-    Precompile {
-        /// Where to write the precompiled artifact.
-        #[arg(long)]
-        out: PathBuf,
-    },
 }
 
 #[derive(clap::Args)]
@@ -150,11 +143,6 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Info) => {
             println!("dockerhub-secrets {}", env!("CARGO_PKG_VERSION"));
             println!("engine component sha256 {}", component::sha256());
-            println!("precompiled {}", component::is_precompiled());
-        }
-        Some(Command::Precompile { out }) => {
-            let artifact = component::precompile()?;
-            std::fs::write(&out, artifact).with_context(|| format!("writing {}", out.display()))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,62 +1,47 @@
-//! The engine component built into this binary, and its precompiled form.
+//! The engine component built into this binary, compiled ahead of time.
 //!
-//! Compiling the component takes Cranelift a noticeable fraction of a second; a plugin must
-//! answer its handshake in milliseconds. So `just build` runs `dockerhub-secrets
-//! precompile`, which serializes the compiled code, and then rebuilds the binary with it
-//! embedded (see `build.rs`). Loading then only maps the code. If the embedded code does not
-//! fit this machine (another CPU, another wasmtime), the component is compiled as a fallback.
+//! Cranelift compiling the component takes a noticeable fraction of a second, and a plugin
+//! must answer its handshake in milliseconds. So `build.rs` compiles it when the binary is
+//! built, for the target's baseline CPU (any machine of the architecture runs it), and embeds
+//! the machine code; loading it only maps the code. The binary itself carries no compiler:
+//! it is smaller, and it runs no code but what it was built with.
 
-use std::time::Instant;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// The engine component (WebAssembly).
-pub static WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/engine.wasm"));
-/// Its precompiled code, empty when the binary was built without it.
+/// The engine component's machine code, serialized by wasmtime.
 static PRECOMPILED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/engine.cwasm"));
 
-/// SHA-256 of [`WASM`], hex.
+/// SHA-256 of the component (WebAssembly) the code was compiled from, hex.
 const COMPONENT_SHA256: &str = include_str!(concat!(env!("OUT_DIR"), "/engine.sha256"));
 
-/// SHA-256 of the embedded component, hex: what `precompile` stamps on its output.
+/// SHA-256 of the component the embedded code was compiled from, hex: compare it with
+/// `sha256sum target/wasm32-wasip2/wasm/dockerhub_secrets_engine.wasm`.
 pub fn sha256() -> &'static str {
     COMPONENT_SHA256
 }
 
-/// Whether this binary carries precompiled code.
-pub fn is_precompiled() -> bool {
-    !PRECOMPILED.is_empty()
-}
-
 /// The embedded component, ready to instantiate.
 pub fn load(engine: &Engine) -> anyhow::Result<Component> {
-    if is_precompiled() {
-        // SAFETY: the bytes were produced by `precompile` from this binary's own
-        // component and engine configuration (build.rs checks the component hash), and
-        // wasmtime checks its version and settings before using them.
-        match unsafe { Component::deserialize(engine, PRECOMPILED) } {
-            Ok(component) => return Ok(component),
-            Err(e) => tracing::warn!(
-                error = %e,
-                "the precompiled engine does not fit this machine; compiling it instead"
-            ),
-        }
-    }
-    let started = Instant::now();
-    let component = Component::new(engine, WASM)?;
-    tracing::debug!(elapsed = ?started.elapsed(), "compiled the engine component");
-    Ok(component)
+    // SAFETY: the bytes were produced by this binary's own build script, from the embedded
+    // component, with the engine settings this binary uses (`engine_config.rs`); wasmtime
+    // still checks its version, the settings and the CPU's features before using them.
+    unsafe { Component::deserialize(engine, PRECOMPILED) }.map_err(|e| {
+        anyhow::anyhow!(
+            "the engine's precompiled code cannot run on this machine ({e}); build the binary \
+             on or for this architecture"
+        )
+    })
 }
 
-/// The precompiled artifact that `build.rs` embeds: the component's SHA-256 (raw bytes),
-/// then wasmtime's serialized code.
-pub fn precompile() -> anyhow::Result<Vec<u8>> {
-    let engine = super::new_engine()?;
-    let mut out = Vec::with_capacity(WASM.len() * 4);
-    for pair in COMPONENT_SHA256.as_bytes().chunks(2) {
-        let hex = std::str::from_utf8(pair)?;
-        out.push(u8::from_str_radix(hex, 16)?);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_code_loads() {
+        let engine = Engine::new(&super::super::engine_config::engine_config()).unwrap();
+        load(&engine).unwrap();
+        assert_eq!(sha256().len(), 64);
     }
-    out.extend(engine.precompile_component(WASM)?);
-    Ok(out)
 }

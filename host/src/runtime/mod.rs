@@ -5,11 +5,12 @@
 //! limit (an epoch deadline for guest code that spins, a timer for guest code blocked on
 //! I/O), outgoing HTTP only to the operator's Docker Hub URL ([`outbound`]), no files, no
 //! sockets, no environment. Start-up cost is kept out of calls: the component is compiled
-//! once per process (or loaded precompiled, see [`component`]) and pre-linked with
-//! [`InstancePre`]; instances come from the pooling allocator.
+//! when the binary is built (see [`component`]; the binary carries no compiler), loaded once
+//! per process and pre-linked with [`InstancePre`]; instances come from the pooling allocator.
 
 mod bindings;
 pub mod component;
+mod engine_config;
 mod gate;
 mod keyvalue;
 mod logging;
@@ -23,24 +24,20 @@ pub use outbound::HubUrlError;
 
 use crate::storage::Storage;
 use bindings::{Engine as EngineWorld, EnginePre};
+use engine_config::{POOL_MAX_MEMORY, POOL_SLOTS};
 use outbound::HubRoute;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// How often the epoch advances; the time limit's resolution.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// Instances that can exist at once; further calls wait for a free slot.
-const POOL_SLOTS: u32 = 128;
-/// The largest memory the pool reserves room for; `RuntimeConfig::memory_limit` is the
-/// real limit and must not exceed it.
-const POOL_MAX_MEMORY: usize = 1 << 30;
 /// How long a revocation may wait at the gate for an upstream rate limit before its error
 /// goes back to the host's own retry (OpenBao's ladder, the standalone lease timers).
 const REVOKE_RATE_LIMIT_PATIENCE: Duration = Duration::from_secs(15);
@@ -174,26 +171,9 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// The wasmtime settings every compiled artifact must share: `precompile` and the runtime
-/// both use this, so a precompiled component always matches the engine that loads it.
-fn engine_config() -> Config {
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(POOL_SLOTS)
-        .total_core_instances(POOL_SLOTS * 8)
-        .total_memories(POOL_SLOTS * 2)
-        .total_tables(POOL_SLOTS * 8)
-        .total_stacks(POOL_SLOTS)
-        .max_memory_size(POOL_MAX_MEMORY);
-    let mut config = Config::new();
-    config
-        .epoch_interruption(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    config
-}
-
-/// Builds the wasmtime engine; also used by `precompile`.
-pub fn new_engine() -> anyhow::Result<Engine> {
-    Ok(Engine::new(&engine_config())?)
+/// Builds the wasmtime engine that runs precompiled components.
+fn new_engine() -> anyhow::Result<Engine> {
+    Ok(Engine::new(&engine_config::engine_config())?)
 }
 
 /// Runs the engine component. One per process; share it behind an `Arc`.
@@ -218,10 +198,21 @@ impl Runtime {
         Runtime::with_component(engine, &component, config)
     }
 
-    /// A runtime for another component of the same world (tests use a misbehaving one).
-    pub fn from_wasm(wasm: &[u8], config: RuntimeConfig) -> anyhow::Result<Runtime> {
+    /// A runtime for another component of the same world, precompiled with this runtime's
+    /// settings (tests use a misbehaving one; see `engine_config.rs`).
+    ///
+    /// # Safety
+    ///
+    /// `precompiled` must come from wasmtime's `precompile_component` with
+    /// [`engine_config`](engine_config::engine_config)'s settings, as wasmtime trusts the
+    /// machine code in it. Version and settings mismatches are detected and refused.
+    pub unsafe fn from_precompiled(
+        precompiled: &[u8],
+        config: RuntimeConfig,
+    ) -> anyhow::Result<Runtime> {
         let engine = new_engine()?;
-        let component = Component::new(&engine, wasm)?;
+        // SAFETY: the caller vouches for the bytes, as this function's contract says.
+        let component = unsafe { Component::deserialize(&engine, precompiled)? };
         Runtime::with_component(engine, &component, config)
     }
 

@@ -7,9 +7,11 @@ use dockerhub_secrets::{CallError, MemoryStorage, Runtime, RuntimeConfig};
 use dockerhub_secrets_e2e::request;
 use fakehub::{Config, FakeHub};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The probe component, compiled by `build.rs`.
+static PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sandbox_probe.cwasm"));
 
 struct Probe {
     runtime: Runtime,
@@ -18,12 +20,6 @@ struct Probe {
 
 impl Probe {
     fn start(time_limit: Duration, memory_limit: usize) -> Probe {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-        let path = target.join("wasm32-wasip2/wasm/sandbox_probe.wasm");
-        let wasm = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}; build it with `just build`", path.display()));
         let hub = FakeHub::start(Config::default()).unwrap();
         let config = RuntimeConfig {
             hub_url: hub.url(),
@@ -31,7 +27,8 @@ impl Probe {
             memory_limit,
         };
         Probe {
-            runtime: Runtime::from_wasm(&wasm, config).unwrap(),
+            // SAFETY: compiled by this crate's build.rs with the runtime's engine settings.
+            runtime: unsafe { Runtime::from_precompiled(PROBE, config) }.unwrap(),
             hub,
         }
     }
