@@ -18,13 +18,6 @@ pub enum Operation {
     Rollback,
 }
 
-/// Lease limits the host imposes (a Vault mount's tuned TTLs), in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TtlLimits {
-    pub default_ttl: u64,
-    pub max_ttl: u64,
-}
-
 /// What the host knows about a lease, sent with `renew` and `revoke`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseState {
@@ -47,7 +40,6 @@ pub struct Request {
     pub display_name: Option<String>,
     pub entity_id: Option<String>,
     pub lease: Option<LeaseState>,
-    pub limits: Option<TtlLimits>,
 }
 
 impl Request {
@@ -60,7 +52,6 @@ impl Request {
             display_name: None,
             entity_id: None,
             lease: None,
-            limits: None,
         }
     }
 

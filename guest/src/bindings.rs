@@ -129,6 +129,10 @@ impl Host for WasiHost {
         };
         log(level, context, message);
     }
+
+    fn max_lease_ttl(&self) -> Option<u64> {
+        dockerhub_secrets::engine::lease_limits::max_ttl()
+    }
 }
 
 /// Why a request got no response: a wasi:http error code or a stream failure.
@@ -288,10 +292,6 @@ impl From<wit::Request> for api::Request {
                 issue_time: l.issue_time.seconds,
                 ttl: l.ttl,
                 increment: l.increment,
-            }),
-            limits: r.limits.map(|l| api::TtlLimits {
-                default_ttl: l.default_ttl,
-                max_ttl: l.max_ttl,
             }),
         }
     }

@@ -96,4 +96,9 @@ pub trait Host {
 
     /// Emit a log record. Callers never pass secrets.
     fn log(&self, level: Level, context: &str, message: &str);
+
+    /// The longest a lease may last after issue as the host enforces it (a Vault mount's max
+    /// lease TTL), in seconds; `None` when the host sets no limit. It may cost the host a
+    /// round trip, so ask only while issuing or renewing a lease.
+    fn max_lease_ttl(&self) -> Option<u64>;
 }

@@ -148,8 +148,8 @@ fn issue(
     };
     // The host's limit (a mount's max lease TTL) wins over the account's: the token must not
     // outlive the longest lease the host will keep.
-    let max_ttl = match request.limits {
-        Some(limits) if limits.max_ttl > 0 && limits.max_ttl < config.max_ttl => limits.max_ttl,
+    let max_ttl = match host.max_lease_ttl() {
+        Some(limit) if limit > 0 && limit < config.max_ttl => limit,
         _ => config.max_ttl,
     };
     let ttl = if ttl > max_ttl {
@@ -237,7 +237,6 @@ fn issue(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::TtlLimits;
     use crate::capabilities::Bucket;
     use crate::testing::{PASSWORD, TestHost};
     use fakehub::{Fault, FaultKind};
@@ -406,12 +405,9 @@ mod tests {
     #[test]
     fn the_hosts_max_lease_ttl_caps_lease_and_hub_expiry() {
         let host = TestHost::configured();
-        let mut request =
+        let request =
             Request::new(Operation::Update, "token/hoeg/hoeg").with_data(json!({"ttl": "50m"}));
-        request.limits = Some(TtlLimits {
-            default_ttl: 60,
-            max_ttl: 1200,
-        });
+        host.max_lease_ttl.set(Some(1200));
         let response = crate::backend::handle(&host, &request).unwrap();
         let lease = response.lease.unwrap();
         assert_eq!((lease.ttl, lease.max_ttl), (1200, 1200));
@@ -420,6 +416,21 @@ mod tests {
             "{:?}",
             response.warnings
         );
+    }
+
+    #[test]
+    fn the_host_is_asked_for_its_limit_only_while_issuing() {
+        let host = TestHost::configured();
+        host.call(Operation::Read, "config/hoeg", json!({}))
+            .unwrap();
+        let refused = crate::backend::handle(
+            &host,
+            &Request::new(Operation::Update, "token/hoeg/elsewhere"),
+        );
+        assert!(refused.is_err());
+        assert_eq!(host.max_lease_ttl_asked.get(), 0);
+        host.issue(json!({}));
+        assert_eq!(host.max_lease_ttl_asked.get(), 1);
     }
 
     #[test]

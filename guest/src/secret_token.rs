@@ -94,8 +94,8 @@ pub fn renew(host: &dyn Host, request: &Request) -> Result<Response, EngineError
     } else {
         record.issued_at
     };
-    let max_ttl = match request.limits {
-        Some(limits) if limits.max_ttl > 0 => record.max_ttl.min(limits.max_ttl),
+    let max_ttl = match host.max_lease_ttl() {
+        Some(limit) if limit > 0 => record.max_ttl.min(limit),
         _ => record.max_ttl,
     };
     let remaining = max_ttl.saturating_sub(now.saturating_sub(issued_at));
@@ -193,7 +193,7 @@ pub fn destroy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Operation, TtlLimits};
+    use crate::api::Operation;
     use crate::testing::TestHost;
     use fakehub::{Fault, FaultKind};
     use serde_json::json;
@@ -331,10 +331,7 @@ mod tests {
         let (_, lease) = issue(&host);
         let mut request = Request::new(Operation::Renew, "token/hoeg/my-organization");
         request.lease = Some(lease);
-        request.limits = Some(TtlLimits {
-            default_ttl: 60,
-            max_ttl: 120,
-        });
+        host.max_lease_ttl.set(Some(120));
         let lease = crate::backend::handle(&host, &request)
             .unwrap()
             .lease

@@ -25,6 +25,10 @@ pub struct TestHost {
     pub logs: RefCell<Vec<String>>,
     /// A bucket whose writes fail, to test storage failures.
     pub failing_bucket: Cell<Option<Bucket>>,
+    /// The host's max lease TTL (a mount's tuning); `None`: no limit.
+    pub max_lease_ttl: Cell<Option<u64>>,
+    /// How often the engine asked for it.
+    pub max_lease_ttl_asked: Cell<u32>,
     agent: ureq::Agent,
 }
 
@@ -46,6 +50,8 @@ impl TestHost {
             next_random: Cell::new(0x5eed),
             logs: RefCell::default(),
             failing_bucket: Cell::new(None),
+            max_lease_ttl: Cell::new(None),
+            max_lease_ttl_asked: Cell::new(0),
             agent,
         }
     }
@@ -188,5 +194,11 @@ impl Host for TestHost {
         self.logs
             .borrow_mut()
             .push(format!("{level:?} {context}: {message}"));
+    }
+
+    fn max_lease_ttl(&self) -> Option<u64> {
+        self.max_lease_ttl_asked
+            .set(self.max_lease_ttl_asked.get() + 1);
+        self.max_lease_ttl.get()
     }
 }

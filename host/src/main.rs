@@ -3,7 +3,6 @@
 
 use clap::{CommandFactory, Parser, Subcommand};
 use dockerhub_secrets::plugin::{self, Launch};
-use dockerhub_secrets::runtime::TtlLimits;
 use dockerhub_secrets::runtime::component;
 use dockerhub_secrets::serve::{self, ServeConfig, store::KeySource};
 use dockerhub_secrets::{RuntimeConfig, logging};
@@ -79,9 +78,6 @@ struct ServeArgs {
     /// Where the engine is mounted: `/v1/<mount>/...`.
     #[arg(long, default_value = "dockerhub")]
     mount: String,
-    /// Lease TTL when the engine sets none (as Vault's mount default).
-    #[arg(long, default_value = "768h", value_parser = humantime::parse_duration)]
-    default_lease_ttl: Duration,
     /// No lease outlives this (as Vault's mount max).
     #[arg(long, default_value = "768h", value_parser = humantime::parse_duration)]
     max_lease_ttl: Duration,
@@ -128,10 +124,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 tokens: args.tokens.clone(),
                 key,
                 mount: args.mount.trim_matches('/').to_string(),
-                limits: TtlLimits {
-                    default_ttl: args.default_lease_ttl.as_secs(),
-                    max_ttl: args.max_lease_ttl.as_secs(),
-                },
+                max_lease_ttl: args.max_lease_ttl,
                 rollback_interval: args.rollback_interval,
                 runtime: cli.runtime_config(),
             };

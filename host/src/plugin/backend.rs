@@ -1,27 +1,25 @@
 //! `pb.Backend`: OpenBao's requests, translated into engine calls and back.
 //!
 //! The translation is mechanical: operations by name, JSON passed through, durations from
-//! nanoseconds to seconds, lease state into `lease-state`, the mount's TTL limits from the
-//! SystemView into `limits`, and engine errors onto the error types OpenBao turns into
+//! nanoseconds to seconds, lease state into `lease-state`, the mount's max lease TTL from the
+//! SystemView when the engine asks for it, and engine errors onto the error types OpenBao turns into
 //! HTTP statuses. Operations the engine does not know (OpenBao 2.7's `resolve-path`, for
 //! instance) are answered as unsupported, which OpenBao expects.
 
 use super::broker::Broker;
 use super::help;
 use super::proto::pb::backend_server::Backend;
-use super::proto::pb::system_view_client::SystemViewClient;
 use super::proto::pb::{
     self, Empty, HandleExistenceCheckArgs, HandleExistenceCheckReply, HandleRequestArgs,
     HandleRequestReply, InitializeArgs, InitializeReply, InvalidateKeyArgs, LeaseOptions, Paths,
     ProtoError, Secret, SetupArgs, SetupReply, SpecialPathsReply, TypeReply,
 };
-use super::storage::{OpenBaoStorage, lease_limits};
+use super::storage::{OpenBaoStorage, SystemViewLimits};
 use crate::runtime::{Datetime, EngineError, LeaseState, Operation, Request, Response, Runtime};
 use crate::{CachedStorage, CallError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 use tonic::Status;
-use tonic::transport::Channel;
 
 /// How long `Setup` waits for the server to announce the storage connection. Registration
 /// runs the plugin with no storage at all, and `Setup` must succeed then too.
@@ -39,7 +37,7 @@ mod err_type {
 /// The connection to the mount's storage and system view, made at `Setup`.
 struct Mount {
     storage: Arc<CachedStorage>,
-    system: SystemViewClient<Channel>,
+    limits: Arc<SystemViewLimits>,
 }
 
 pub struct BackendService {
@@ -94,13 +92,6 @@ impl BackendService {
                 };
             }
         };
-        let limits = match lease_limits(&mount.system).await {
-            Ok(limits) => Some(limits),
-            Err(e) => {
-                tracing::warn!(error = %e.message(), "could not read the mount's lease limits");
-                None
-            }
-        };
         let issue_time = request
             .secret
             .as_ref()
@@ -117,11 +108,10 @@ impl BackendService {
             display_name: non_empty(request.display_name),
             entity_id: non_empty(request.entity_id),
             lease: request.secret.map(lease_state),
-            limits,
         };
         let outcome = self
             .runtime
-            .handle(mount.storage.clone(), &engine_request)
+            .handle(mount.storage.clone(), mount.limits.clone(), &engine_request)
             .await;
         // A 4xx is the caller's business (OpenBao's audit log has it); a 5xx is the operator's.
         match &outcome {
@@ -302,7 +292,6 @@ impl Backend for BackendService {
             display_name: None,
             entity_id: None,
             lease: None,
-            limits: None,
         };
         let reply = match self
             .runtime
@@ -351,7 +340,7 @@ impl Backend for BackendService {
                     storage: Arc::new(CachedStorage::new(Arc::new(OpenBaoStorage::new(
                         channel.clone(),
                     )))),
-                    system: SystemViewClient::new(channel),
+                    limits: Arc::new(SystemViewLimits::new(channel)),
                 };
                 if self.mount.set(mount).is_err() {
                     tracing::warn!("Setup called twice; keeping the first storage connection");

@@ -5,7 +5,7 @@ use super::proto::pb::system_view_client::SystemViewClient;
 use super::proto::pb::{
     Empty, StorageDeleteArgs, StorageEntry, StorageGetArgs, StorageListArgs, StoragePutArgs,
 };
-use crate::runtime::TtlLimits;
+use crate::runtime::LeaseLimits;
 use crate::storage::{Storage, StorageError};
 use tonic::transport::Channel;
 
@@ -96,14 +96,31 @@ impl Storage for OpenBaoStorage {
     }
 }
 
-/// The mount's default and maximum lease TTL (tunable per mount), in seconds.
-pub async fn lease_limits(system: &SystemViewClient<Channel>) -> Result<TtlLimits, tonic::Status> {
-    let (mut a, mut b) = (system.clone(), system.clone());
-    let (default, max) =
-        tokio::try_join!(a.default_lease_ttl(Empty {}), b.max_lease_ttl(Empty {}))?;
-    let seconds = |nanos: i64| u64::try_from(nanos / 1_000_000_000).unwrap_or(0);
-    Ok(TtlLimits {
-        default_ttl: seconds(default.into_inner().ttl),
-        max_ttl: seconds(max.into_inner().ttl),
-    })
+/// The mount's max lease TTL (tunable per mount), asked of OpenBao's `pb.SystemView` each
+/// time the engine wants it: a tune takes effect at the next issue or renewal.
+pub struct SystemViewLimits {
+    client: SystemViewClient<Channel>,
+}
+
+impl SystemViewLimits {
+    pub fn new(channel: Channel) -> SystemViewLimits {
+        SystemViewLimits {
+            client: SystemViewClient::new(channel),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LeaseLimits for SystemViewLimits {
+    async fn max_ttl(&self) -> Option<u64> {
+        match self.client.clone().max_lease_ttl(Empty {}).await {
+            Ok(reply) => u64::try_from(reply.into_inner().ttl / 1_000_000_000).ok(),
+            Err(e) => {
+                // OpenBao still caps the lease at the mount's limit; only the Hub-side expiry
+                // falls back to the account's max_ttl.
+                tracing::warn!(error = %e.message(), "could not read the mount's max lease TTL");
+                None
+            }
+        }
+    }
 }

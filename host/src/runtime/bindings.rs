@@ -1,7 +1,8 @@
 //! The `engine` world's bindings, generated once here and re-exported under plain names.
 //!
 //! Standard WASI interfaces map onto wasmtime's own implementations; only the engine's
-//! `backend` export and the `wasi:keyvalue` and `wasi:logging` imports are generated.
+//! `backend` export and the `wasi:keyvalue`, `wasi:logging` and `lease-limits` imports are
+//! generated.
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -18,9 +19,10 @@ wasmtime::component::bindgen!({
     },
 });
 
+pub use self::dockerhub_secrets::engine::lease_limits;
 pub use self::dockerhub_secrets::engine::types::{
     BackendHelp, Error as EngineError, Field, FieldKind, Lease, LeaseState, Operation, PathHelp,
-    Request, Response, TtlLimits, UpstreamError,
+    Request, Response, UpstreamError,
 };
 pub use self::wasi::keyvalue::store as keyvalue_store;
 pub use self::wasi::logging::logging;

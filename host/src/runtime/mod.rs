@@ -13,13 +13,15 @@ pub mod component;
 mod engine_config;
 mod gate;
 mod keyvalue;
+mod limits;
 mod logging;
 mod outbound;
 
 pub use bindings::{
     BackendHelp, Datetime, EngineError, Field, FieldKind, Lease, LeaseState, Operation, PathHelp,
-    Request, Response, TtlLimits, UpstreamError,
+    Request, Response, UpstreamError,
 };
+pub use limits::{FixedLimit, LeaseLimits};
 pub use outbound::HubUrlError;
 
 use crate::storage::Storage;
@@ -149,6 +151,9 @@ struct HostState {
     table: ResourceTable,
     hub: HubRoute,
     storage: Arc<dyn Storage>,
+    limits: Arc<dyn LeaseLimits>,
+    /// The answer of `limits`, once the engine asked.
+    max_ttl: Option<Option<u64>>,
     limiter: Limiter,
 }
 
@@ -231,6 +236,7 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::keyvalue_store::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::logging::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::lease_limits::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         let instance_pre: InstancePre<HostState> = linker.instantiate_pre(component)?;
         let pre = EnginePre::new(instance_pre)?;
         let ticker = EpochTicker::spawn(&engine);
@@ -246,7 +252,11 @@ impl Runtime {
         })
     }
 
-    fn store(&self, storage: Arc<dyn Storage>) -> (Store<HostState>, MemoryOutputPipe) {
+    fn store(
+        &self,
+        storage: Arc<dyn Storage>,
+        limits: Arc<dyn LeaseLimits>,
+    ) -> (Store<HostState>, MemoryOutputPipe) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
@@ -260,6 +270,8 @@ impl Runtime {
             table: ResourceTable::new(),
             hub: self.hub.clone(),
             storage,
+            limits,
+            max_ttl: None,
             limiter: Limiter {
                 memory_limit: self.config.memory_limit,
                 memory_exceeded: false,
@@ -277,6 +289,7 @@ impl Runtime {
     async fn run<T>(
         &self,
         storage: Arc<dyn Storage>,
+        limits: Arc<dyn LeaseLimits>,
         call: impl AsyncFnOnce(
             &EngineWorld,
             &mut Store<HostState>,
@@ -288,7 +301,7 @@ impl Runtime {
             .await
             .map_err(|_| CallError::Runtime("the runtime is shutting down".into()))?;
         let _busy = self.ticker.busy();
-        let (mut store, stderr) = self.store(storage);
+        let (mut store, stderr) = self.store(storage, limits);
         let outcome = tokio::time::timeout(self.config.time_limit, async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             call(&instance, &mut store).await
@@ -317,15 +330,19 @@ impl Runtime {
     pub async fn handle(
         &self,
         storage: Arc<dyn Storage>,
+        limits: Arc<dyn LeaseLimits>,
         request: &Request,
     ) -> Result<Response, CallError> {
         if request.operation != Operation::Revoke {
-            return self.handle_once(storage, request).await;
+            return self.handle_once(storage, limits, request).await;
         }
         let mut waited = Duration::ZERO;
         loop {
             self.gate.pass().await;
-            match self.handle_once(storage.clone(), request).await {
+            match self
+                .handle_once(storage.clone(), limits.clone(), request)
+                .await
+            {
                 Err(CallError::Engine(EngineError::Upstream(UpstreamError {
                     status: 429,
                     retry_after: Some(seconds),
@@ -345,9 +362,10 @@ impl Runtime {
     async fn handle_once(
         &self,
         storage: Arc<dyn Storage>,
+        limits: Arc<dyn LeaseLimits>,
         request: &Request,
     ) -> Result<Response, CallError> {
-        self.run(storage, async |engine, store| {
+        self.run(storage, limits, async |engine, store| {
             engine
                 .dockerhub_secrets_engine_backend()
                 .call_handle(store, request)
@@ -380,7 +398,7 @@ impl Runtime {
         if !checked.iter().any(|re| re.is_match(&request.path)) {
             return Ok(None);
         }
-        self.run(storage, async |engine, store| {
+        self.run(storage, no_limit(), async |engine, store| {
             engine
                 .dockerhub_secrets_engine_backend()
                 .call_existence_check(store, request)
@@ -393,6 +411,7 @@ impl Runtime {
     pub async fn help(&self) -> Result<BackendHelp, CallError> {
         self.run(
             Arc::new(crate::MemoryStorage::new()),
+            no_limit(),
             async |engine, store| {
                 engine
                     .dockerhub_secrets_engine_backend()
@@ -403,6 +422,11 @@ impl Runtime {
         )
         .await
     }
+}
+
+/// For calls that issue no lease (existence checks, help).
+fn no_limit() -> Arc<dyn LeaseLimits> {
+    Arc::new(FixedLimit(None))
 }
 
 /// The clock behind time limits: advances the engine's epoch every [`EPOCH_TICK`] while a

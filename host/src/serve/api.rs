@@ -10,7 +10,7 @@
 use super::acl::{AccessControl, Capability, Principal};
 use super::leases::{LeaseError, LeaseRecord, Leases};
 use crate::CallError;
-use crate::runtime::{Operation, Request, Response as EngineResponse, Runtime, TtlLimits};
+use crate::runtime::{LeaseLimits, Operation, Request, Response as EngineResponse, Runtime};
 use crate::storage::Storage;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -30,7 +30,7 @@ pub struct Api {
     pub leases: Arc<Leases>,
     pub engine_storage: Arc<dyn Storage>,
     pub mount: String,
-    pub limits: TtlLimits,
+    pub limits: Arc<dyn LeaseLimits>,
 }
 
 /// An error answer: `{"errors": [...]}` with a status.
@@ -427,7 +427,6 @@ async fn engine(
         display_name: None,
         entity_id: None,
         lease: None,
-        limits: Some(api.limits),
     };
     let (operation, capability) = if is_list(method, uri) {
         (Operation::List, Capability::List)
@@ -510,7 +509,7 @@ async fn issue(
 ) -> Result<(EngineResponse, Option<LeaseRecord>), ApiError> {
     let response = api
         .runtime
-        .handle(api.engine_storage.clone(), &request)
+        .handle(api.engine_storage.clone(), api.limits.clone(), &request)
         .await?;
     let Some(lease) = &response.lease else {
         return Ok((response, None));
@@ -533,7 +532,10 @@ async fn issue(
                 }),
                 ..request
             };
-            let _ = api.runtime.handle(api.engine_storage.clone(), &undo).await;
+            let _ = api
+                .runtime
+                .handle(api.engine_storage.clone(), api.limits.clone(), &undo)
+                .await;
             Err(ApiError::new(500, format!("storing the lease failed: {e}")))
         }
     }

@@ -8,7 +8,7 @@
 //! loaded again and the overdue ones are revoked at once.
 
 use crate::runtime::{
-    CallError, Datetime, EngineError, Lease, LeaseState, Operation, Request, Runtime, TtlLimits,
+    CallError, Datetime, EngineError, Lease, LeaseLimits, LeaseState, Operation, Request, Runtime,
 };
 use crate::storage::{Storage, StorageError};
 use serde::{Deserialize, Serialize};
@@ -141,7 +141,7 @@ pub struct Leases {
     engine_storage: Arc<dyn Storage>,
     runtime: Arc<Runtime>,
     mount: String,
-    limits: TtlLimits,
+    limits: Arc<dyn LeaseLimits>,
     index: Mutex<Index>,
     wake: Notify,
 }
@@ -153,7 +153,7 @@ impl Leases {
         engine_storage: Arc<dyn Storage>,
         runtime: Arc<Runtime>,
         mount: &str,
-        limits: TtlLimits,
+        limits: Arc<dyn LeaseLimits>,
     ) -> anyhow::Result<Arc<Leases>> {
         let mut index = Index::default();
         for key in storage.list("").await? {
@@ -239,11 +239,10 @@ impl Leases {
             display_name: None,
             entity_id: None,
             lease: Some(state),
-            limits: Some(self.limits),
         };
         let response = self
             .runtime
-            .handle(self.engine_storage.clone(), &request)
+            .handle(self.engine_storage.clone(), self.limits.clone(), &request)
             .await?;
         let Some(lease) = response.lease else {
             return Err(LeaseError::Engine(CallError::Engine(
@@ -355,11 +354,10 @@ impl Leases {
             display_name: None,
             entity_id: None,
             lease: Some(record.state()),
-            limits: Some(self.limits),
         };
         let outcome = self
             .runtime
-            .handle(self.engine_storage.clone(), &request)
+            .handle(self.engine_storage.clone(), self.limits.clone(), &request)
             .await;
         let result = match outcome {
             Ok(_) => match self.storage.delete(key).await {

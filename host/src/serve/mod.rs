@@ -11,7 +11,7 @@ mod api;
 mod leases;
 pub mod store;
 
-use crate::runtime::{Operation, Request, Runtime, RuntimeConfig, TtlLimits};
+use crate::runtime::{FixedLimit, LeaseLimits, Operation, Request, Runtime, RuntimeConfig};
 use crate::storage::{CachedStorage, PrefixedStorage, Storage};
 use anyhow::Context;
 use std::io::Write;
@@ -31,8 +31,8 @@ pub struct ServeConfig {
     pub key: store::KeySource,
     /// Where the engine is mounted: `/v1/<mount>/...`.
     pub mount: String,
-    /// The mount's default and maximum lease TTL, as Vault's `secrets tune`.
-    pub limits: TtlLimits,
+    /// No lease outlives this after it was issued, as a Vault mount's tuned max lease TTL.
+    pub max_lease_ttl: Duration,
     /// How often the engine's rollback (cleanup) runs, as Vault's rollback manager.
     pub rollback_interval: Duration,
     pub runtime: RuntimeConfig,
@@ -62,9 +62,11 @@ async fn rollback(runtime: &Runtime, storage: &Arc<dyn Storage>, immediate: bool
         display_name: None,
         entity_id: None,
         lease: None,
-        limits: None,
     };
-    if let Err(e) = runtime.handle(storage.clone(), &request).await {
+    if let Err(e) = runtime
+        .handle(storage.clone(), Arc::new(FixedLimit(None)), &request)
+        .await
+    {
         tracing::warn!(error = %e, "rollback left work for its next run");
     }
 }
@@ -95,12 +97,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     )));
     let lease_storage: Arc<dyn Storage> = Arc::new(PrefixedStorage::new(store, "sys/leases/"));
     let runtime = Arc::new(Runtime::new(config.runtime)?);
+    let limits: Arc<dyn LeaseLimits> = Arc::new(FixedLimit(Some(config.max_lease_ttl.as_secs())));
     let leases = leases::Leases::load(
         lease_storage,
         engine_storage.clone(),
         runtime.clone(),
         &config.mount,
-        config.limits,
+        limits.clone(),
     )
     .await?;
 
@@ -130,7 +133,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         leases,
         engine_storage,
         mount: config.mount.clone(),
-        limits: config.limits,
+        limits,
     });
     let app = axum::Router::new().fallback(move |method, uri, headers, body| {
         api::handle(api.clone(), method, uri, headers, body)

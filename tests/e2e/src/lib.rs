@@ -6,7 +6,9 @@ pub mod cli;
 pub mod openbao;
 pub mod serve;
 
-use dockerhub_secrets::runtime::{LeaseState, Operation, Request, Response};
+use dockerhub_secrets::runtime::{
+    FixedLimit, LeaseLimits, LeaseState, Operation, Request, Response,
+};
 use dockerhub_secrets::{CallError, MemoryStorage, Runtime, RuntimeConfig};
 use fakehub::{Config, FakeHub};
 use serde_json::{Map, Value};
@@ -21,6 +23,8 @@ pub struct Engine {
     pub runtime: Runtime,
     pub storage: Arc<MemoryStorage>,
     pub hub: FakeHub,
+    /// The host's max lease TTL as the engine sees it; none by default.
+    pub limits: Arc<dyn LeaseLimits>,
 }
 
 impl Engine {
@@ -43,6 +47,7 @@ impl Engine {
             runtime,
             storage: Arc::new(MemoryStorage::new()),
             hub,
+            limits: Arc::new(FixedLimit(None)),
         }
     }
 
@@ -56,7 +61,9 @@ impl Engine {
     }
 
     pub async fn send(&self, request: Request) -> Result<Response, CallError> {
-        self.runtime.handle(self.storage.clone(), &request).await
+        self.runtime
+            .handle(self.storage.clone(), self.limits.clone(), &request)
+            .await
     }
 
     /// `config/hoeg` as the seed session writes it.
@@ -96,7 +103,6 @@ pub fn request(operation: Operation, path: &str, data: Value) -> Request {
         display_name: None,
         entity_id: None,
         lease: None,
-        limits: None,
     }
 }
 

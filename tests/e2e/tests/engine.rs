@@ -3,10 +3,11 @@
 //! everything that can go wrong on the way.
 
 use dockerhub_secrets::CallError;
-use dockerhub_secrets::runtime::Operation;
+use dockerhub_secrets::runtime::{LeaseLimits, Operation};
 use dockerhub_secrets_e2e::{ACCOUNT, Engine, PASSWORD, data, logs, request};
 use fakehub::{Fault, FaultKind};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 fn status(result: &Result<impl std::fmt::Debug, CallError>) -> u16 {
     match result {
@@ -413,4 +414,58 @@ async fn a_rate_limited_revoke_waits_at_the_runtimes_gate_and_succeeds() {
         other => panic!("{other:?}"),
     }
     assert!(engine.hub.token(refused.uuid()).is_some());
+}
+
+/// A host limit that counts how often the engine asks for it.
+struct CountedLimit {
+    max_ttl: u64,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl LeaseLimits for CountedLimit {
+    async fn max_ttl(&self) -> Option<u64> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(self.max_ttl)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hosts_max_lease_ttl_is_asked_only_while_issuing_and_caps_the_lease() {
+    let mut engine = Engine::start();
+    let limit = Arc::new(CountedLimit {
+        max_ttl: 1200,
+        asked: Default::default(),
+    });
+    engine.limits = limit.clone();
+    engine.configure().await;
+    engine
+        .call(Operation::Read, "config/hoeg", Value::Null)
+        .await
+        .unwrap();
+    let refused = engine
+        .call(Operation::Update, "token/hoeg/elsewhere", Value::Null)
+        .await;
+    assert_eq!(status(&refused), 403);
+    assert_eq!(limit.asked.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let issued = engine.issue(json!({"ttl": "1h"})).await;
+    assert_eq!(limit.asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!((issued.ttl, issued.max_ttl), (1200, 1200));
+    let expires_at = engine.hub.token(issued.uuid()).unwrap().expires_at.unwrap();
+    let left = humantime::parse_rfc3339(&expires_at)
+        .unwrap()
+        .duration_since(std::time::SystemTime::now())
+        .unwrap();
+    assert!(
+        left.as_secs() <= 1200,
+        "the Hub ends the token within the host's limit: {expires_at}"
+    );
+
+    engine.revoke(&issued.lease).await.unwrap();
+    assert_eq!(
+        limit.asked.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a revocation needs no limit"
+    );
 }

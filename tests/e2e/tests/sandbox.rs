@@ -2,7 +2,7 @@
 //! (`tests/probe-guest`): it may reach Docker Hub and nothing else, and a call that spins,
 //! hoards memory, blocks or panics ends with a clear error while the runtime carries on.
 
-use dockerhub_secrets::runtime::Operation;
+use dockerhub_secrets::runtime::{FixedLimit, Operation};
 use dockerhub_secrets::{CallError, MemoryStorage, Runtime, RuntimeConfig};
 use dockerhub_secrets_e2e::request;
 use fakehub::{Config, FakeHub};
@@ -42,6 +42,7 @@ impl Probe {
             .runtime
             .handle(
                 Arc::new(MemoryStorage::new()),
+                Arc::new(FixedLimit(None)),
                 &request(Operation::Read, path, data),
             )
             .await?;
