@@ -5,7 +5,9 @@
 //! below a prefix, with sub-folders ending in `/`. This module also holds the in-memory
 //! implementation used by tests and by hosts without durable storage.
 
-use std::collections::{BTreeMap, HashMap};
+use lru::LruCache;
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::Mutex;
 
@@ -137,12 +139,13 @@ pub struct CachedStorage {
     cache: Mutex<Cache>,
 }
 
-/// The number of keys to remember; beyond it the cache starts over.
-const CACHE_CAPACITY: usize = 4096;
+/// The number of keys to remember; beyond it the least recently used are forgotten, so
+/// that keys every request reads (an account's config and Hub session) stay however many
+/// tokens come and go.
+const CACHE_CAPACITY: NonZeroUsize = NonZeroUsize::new(4096).unwrap();
 
-#[derive(Default)]
 struct Cache {
-    entries: HashMap<String, Option<Vec<u8>>>,
+    entries: LruCache<String, Option<Vec<u8>>>,
     /// Counts writes, so that a read that raced a write does not cache what it read.
     writes: u64,
 }
@@ -151,7 +154,10 @@ impl CachedStorage {
     pub fn new(inner: Arc<dyn Storage>) -> CachedStorage {
         CachedStorage {
             inner,
-            cache: Mutex::default(),
+            cache: Mutex::new(Cache {
+                entries: LruCache::new(CACHE_CAPACITY),
+                writes: 0,
+            }),
         }
     }
 
@@ -163,16 +169,13 @@ impl CachedStorage {
     pub fn invalidate(&self, key: &str) {
         let mut cache = self.cache();
         cache.writes += 1;
-        cache.entries.remove(key);
+        cache.entries.pop(key);
     }
 
     fn remember(&self, key: &str, value: Option<Vec<u8>>) {
         let mut cache = self.cache();
         cache.writes += 1;
-        if cache.entries.len() >= CACHE_CAPACITY {
-            cache.entries.clear();
-        }
-        cache.entries.insert(key.to_string(), value);
+        cache.entries.put(key.to_string(), value);
     }
 }
 
@@ -180,7 +183,7 @@ impl CachedStorage {
 impl Storage for CachedStorage {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let writes_before = {
-            let cache = self.cache();
+            let mut cache = self.cache();
             if let Some(value) = cache.entries.get(key) {
                 return Ok(value.clone());
             }
@@ -188,8 +191,8 @@ impl Storage for CachedStorage {
         };
         let value = self.inner.get(key).await?;
         let mut cache = self.cache();
-        if cache.writes == writes_before && cache.entries.len() < CACHE_CAPACITY {
-            cache.entries.insert(key.to_string(), value.clone());
+        if cache.writes == writes_before {
+            cache.entries.put(key.to_string(), value.clone());
         }
         Ok(value)
     }
@@ -301,5 +304,28 @@ mod tests {
         cached.delete("config/a").await.unwrap();
         assert_eq!(cached.get("config/a").await.unwrap(), None);
         assert_eq!(reads(), 2);
+    }
+
+    #[tokio::test]
+    async fn keys_read_often_stay_cached_while_many_others_come_and_go() {
+        let counting = Arc::new(Counting {
+            inner: MemoryStorage::new(),
+            reads: Default::default(),
+        });
+        let reads = || counting.reads.load(std::sync::atomic::Ordering::SeqCst);
+        let cached = CachedStorage::new(counting.clone());
+        cached.put("config/a", b"1".to_vec()).await.unwrap();
+        for n in 0..3 * CACHE_CAPACITY.get() {
+            cached
+                .put(&format!("token/{n}"), b"t".to_vec())
+                .await
+                .unwrap();
+            if n % 100 == 0 {
+                assert_eq!(cached.get("config/a").await.unwrap(), Some(b"1".to_vec()));
+            }
+        }
+        assert_eq!(reads(), 0, "the hot key never left the cache");
+        assert_eq!(cached.get("token/0").await.unwrap(), Some(b"t".to_vec()));
+        assert_eq!(reads(), 1, "the oldest of the others did");
     }
 }
