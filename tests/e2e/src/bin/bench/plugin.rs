@@ -603,12 +603,19 @@ impl Plugin {
             percentile(&self.latencies[Kind::Issue as usize], 50.0),
             percentile(&self.latencies[Kind::TokenCreate as usize], 50.0),
         );
+        let floor_ratio = ratio(
+            percentile(&self.latencies[Kind::ConfigRead as usize], 50.0),
+            percentile(&self.latencies[Kind::TokenCreate as usize], 50.0),
+        );
         let start = percentile(&self.starts.plugin, 50.0);
         let rss = self.idle.plugin.rss_kb.max(self.busy.plugin.rss_kb);
         vec![
             Goal {
                 goal: format!("issuance p50 ≤ {GOAL_ISSUE_VS_TOKEN_CREATE}× token-create p50"),
-                this_run: format!("{issue_ratio:.2}×"),
+                this_run: format!(
+                    "{issue_ratio:.2}× (a plugin read with no Hub call and no write: \
+                     {floor_ratio:.2}×)"
+                ),
                 met: issue_ratio <= GOAL_ISSUE_VS_TOKEN_CREATE,
             },
             Goal {
