@@ -279,14 +279,19 @@ mod tests {
         assert_eq!(view.get("config/a").await.unwrap(), None);
     }
 
-    #[tokio::test]
-    async fn the_cache_serves_reads_and_follows_writes_and_invalidations() {
+    /// A cache over storage that counts the reads reaching it.
+    fn counted() -> (Arc<Counting>, CachedStorage) {
         let counting = Arc::new(Counting {
             inner: MemoryStorage::new(),
             reads: Default::default(),
         });
+        (counting.clone(), CachedStorage::new(counting))
+    }
+
+    #[tokio::test]
+    async fn the_cache_serves_reads_and_follows_writes_and_invalidations() {
+        let (counting, cached) = counted();
         let reads = || counting.reads.load(std::sync::atomic::Ordering::SeqCst);
-        let cached = CachedStorage::new(counting.clone());
         assert_eq!(cached.get("config/a").await.unwrap(), None);
         assert_eq!(cached.get("config/a").await.unwrap(), None);
         assert_eq!(reads(), 1, "a missing key is remembered too");
@@ -308,12 +313,8 @@ mod tests {
 
     #[tokio::test]
     async fn keys_read_often_stay_cached_while_many_others_come_and_go() {
-        let counting = Arc::new(Counting {
-            inner: MemoryStorage::new(),
-            reads: Default::default(),
-        });
+        let (counting, cached) = counted();
         let reads = || counting.reads.load(std::sync::atomic::Ordering::SeqCst);
-        let cached = CachedStorage::new(counting.clone());
         cached.put("config/a", b"1".to_vec()).await.unwrap();
         for n in 0..3 * CACHE_CAPACITY.get() {
             cached

@@ -2,8 +2,8 @@
 //!
 //! The translation is mechanical: operations by name, JSON passed through, durations from
 //! nanoseconds to seconds, lease state into `lease-state`, the mount's max lease TTL from the
-//! SystemView when the engine asks for it, and engine errors onto the error types OpenBao turns into
-//! HTTP statuses. Operations the engine does not know (OpenBao 2.7's `resolve-path`, for
+//! SystemView when the engine asks for it, and engine errors onto the error types OpenBao
+//! turns into HTTP statuses. Operations the engine does not know (OpenBao 2.7's `resolve-path`, for
 //! instance) are answered as unsupported, which OpenBao expects.
 
 use super::broker::Broker;
