@@ -776,7 +776,9 @@ fn memory(
         "\nFrom `/proc/<pid>/status`. VmHWM is the peak resident set since the process \
          started; RssAnon + RssFile = VmRSS,\nRssFile being pages of the mapped executable \
          (shared with the page cache). The server is the plugin's\nparent, the \
-         `bao server -dev` process.\n"
+         `bao server -dev` process. The binary carries no compiler: `build.rs` compiled the \
+         engine,\nand the pages of the embedded machine code are released once wasmtime has \
+         loaded it.\n"
     )?;
     writeln!(
         out,
