@@ -212,12 +212,19 @@ impl Leases {
     }
 
     pub fn lookup(&self, lease_id: &str) -> Option<LeaseRecord> {
+        self.find(lease_id).map(|(_, record)| record)
+    }
+
+    /// The lease's storage key (its last path segment) and record.
+    fn find<'a>(&self, lease_id: &'a str) -> Option<(&'a str, LeaseRecord)> {
         let key = LeaseRecord::key(lease_id)?;
-        self.index()
+        let record = self
+            .index()
             .records
             .get(key)
             .filter(|r| r.lease_id == lease_id)
-            .cloned()
+            .cloned()?;
+        Some((key, record))
     }
 
     /// Extend a lease through the engine. Returns the new record and the engine's warnings.
@@ -226,7 +233,7 @@ impl Leases {
         lease_id: &str,
         increment: u64,
     ) -> Result<(LeaseRecord, Vec<String>), LeaseError> {
-        let record = self.lookup(lease_id).ok_or(LeaseError::NotFound)?;
+        let (key, record) = self.find(lease_id).ok_or(LeaseError::NotFound)?;
         if !record.renewable {
             return Err(LeaseError::NotRenewable);
         }
@@ -257,7 +264,6 @@ impl Leases {
             renewable: lease.renewable,
             ..record
         };
-        let key = LeaseRecord::key(lease_id).expect("looked up by it");
         self.persist(key, &renewed).await?;
         self.index().insert(key, renewed.clone());
         self.wake.notify_one();
@@ -266,8 +272,7 @@ impl Leases {
 
     /// Revoke one lease: now (`sync`), or by handing it to the timer.
     pub async fn revoke(&self, lease_id: &str, sync: bool) -> Result<(), LeaseError> {
-        let record = self.lookup(lease_id).ok_or(LeaseError::NotFound)?;
-        let key = LeaseRecord::key(&record.lease_id).expect("looked up by it");
+        let (key, _) = self.find(lease_id).ok_or(LeaseError::NotFound)?;
         if sync {
             return self.revoke_now(key).await;
         }
