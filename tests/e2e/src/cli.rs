@@ -57,6 +57,11 @@ impl BaoCli {
 
     /// Run `bao` with `-format=json` after the subcommand words and parse the output.
     pub fn bao_json(&self, args: &[&str]) -> anyhow::Result<Value> {
+        self.bao_json_as(&self.token, args)
+    }
+
+    /// As [`BaoCli::bao_json`], with another token.
+    pub fn bao_json_as(&self, token: &str, args: &[&str]) -> anyhow::Result<Value> {
         let split = args
             .iter()
             .position(|a| a.contains('/') || a.contains('='))
@@ -64,7 +69,19 @@ impl BaoCli {
         let mut with_format: Vec<&str> = args[..split].to_vec();
         with_format.push("-format=json");
         with_format.extend(&args[split..]);
-        Ok(serde_json::from_str(&self.bao_ok(&with_format)?)?)
+        let stdout = checked(&with_format, self.bao_as(token, &with_format)?)?;
+        Ok(serde_json::from_str(&stdout)?)
+    }
+
+    /// The seed session's first command:
+    /// `bao write dockerhub/config/hoeg namespace=hoeg,my-organization password=...`.
+    pub fn write_seed_config(&self, password: &str) -> anyhow::Result<String> {
+        self.bao_ok(&[
+            "write",
+            "dockerhub/config/hoeg",
+            "namespace=hoeg,my-organization",
+            &format!("password={password}"),
+        ])
     }
 
     /// Run `bao` with `stdin` as its input.

@@ -202,6 +202,20 @@ pub fn logs() -> String {
     String::from_utf8_lossy(&buffer.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
 }
 
+/// The Hub token's uuid in a `bao write -format=json dockerhub/token/...` answer.
+pub fn uuid(secret: &Value) -> &str {
+    secret["data"]["uuid"]
+        .as_str()
+        .expect("a uuid in the answer")
+}
+
+/// The lease id in such an answer.
+pub fn lease_id(secret: &Value) -> &str {
+    secret["lease_id"]
+        .as_str()
+        .expect("a lease_id in the answer")
+}
+
 /// The value in a row of a `bao` key/value table, e.g. `ttl              5m0s`.
 pub fn row<'a>(table: &'a str, key: &str) -> Option<&'a str> {
     table.lines().find_map(|line| {

@@ -3,7 +3,7 @@
 //! by revoke, by expiry and at unmount, renewals, a killed plugin, a failing Hub.
 
 use dockerhub_secrets_e2e::openbao::{OpenBao, eventually};
-use dockerhub_secrets_e2e::{PASSWORD, row};
+use dockerhub_secrets_e2e::{PASSWORD, lease_id, row, uuid};
 use fakehub::{Config, FakeHub, Fault, FaultKind};
 use serde_json::Value;
 use std::time::Duration;
@@ -13,13 +13,7 @@ fn start() -> OpenBao {
 }
 
 fn configure(bao: &OpenBao) {
-    bao.bao_ok(&[
-        "write",
-        "dockerhub/config/hoeg",
-        "namespace=hoeg,my-organization",
-        &format!("password={PASSWORD}"),
-    ])
-    .unwrap();
+    bao.write_seed_config(PASSWORD).unwrap();
 }
 
 fn issue(bao: &OpenBao, args: &[&str]) -> Value {
@@ -28,25 +22,10 @@ fn issue(bao: &OpenBao, args: &[&str]) -> Value {
     bao.bao_json(&command).unwrap()
 }
 
-fn lease_id(secret: &Value) -> &str {
-    secret["lease_id"].as_str().unwrap()
-}
-
-fn uuid(secret: &Value) -> &str {
-    secret["data"]["uuid"].as_str().unwrap()
-}
-
 #[test]
 fn the_seed_session_verbatim() {
     let bao = start();
-    let written = bao
-        .bao_ok(&[
-            "write",
-            "dockerhub/config/hoeg",
-            "namespace=hoeg,my-organization",
-            &format!("password={PASSWORD}"),
-        ])
-        .unwrap();
+    let written = bao.write_seed_config(PASSWORD).unwrap();
     assert_eq!(written, "Success! Data written to: dockerhub/config/hoeg\n");
 
     let config = bao.bao_ok(&["read", "dockerhub/config/hoeg"]).unwrap();
@@ -116,23 +95,12 @@ fn policies_decide_who_gets_which_namespace() {
         .unwrap();
     let ci = created["auth"]["client_token"].as_str().unwrap();
 
-    let allowed = bao
-        .bao_as(
+    let secret = bao
+        .bao_json_as(
             ci,
-            &[
-                "write",
-                "-force",
-                "-format=json",
-                "dockerhub/token/hoeg/my-organization",
-            ],
+            &["write", "-force", "dockerhub/token/hoeg/my-organization"],
         )
         .unwrap();
-    assert!(
-        allowed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&allowed.stderr)
-    );
-    let secret: Value = serde_json::from_slice(&allowed.stdout).unwrap();
     let label = bao.hub.token(uuid(&secret)).unwrap().label;
     assert!(
         label.contains("token-ci-runner"),

@@ -5,7 +5,7 @@
 
 use dockerhub_secrets_e2e::openbao::eventually;
 use dockerhub_secrets_e2e::serve::{CI_TOKEN, ROOT_TOKEN, Serve};
-use dockerhub_secrets_e2e::{PASSWORD, row};
+use dockerhub_secrets_e2e::{PASSWORD, lease_id, row, uuid};
 use fakehub::{Config, FakeHub, Fault, FaultKind};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -17,14 +17,7 @@ fn hub() -> FakeHub {
 /// A server with `config/hoeg` written as in the seed session.
 fn configured(args: &[&str]) -> Serve {
     let serve = Serve::start(hub(), args).expect("start serve");
-    serve
-        .bao_ok(&[
-            "write",
-            "dockerhub/config/hoeg",
-            "namespace=hoeg,my-organization",
-            &format!("password={PASSWORD}"),
-        ])
-        .unwrap();
+    serve.write_seed_config(PASSWORD).unwrap();
     serve
 }
 
@@ -41,25 +34,10 @@ fn issue(serve: &Serve, data: Value) -> Value {
     answer
 }
 
-fn uuid(secret: &Value) -> &str {
-    secret["data"]["uuid"].as_str().unwrap()
-}
-
-fn lease_id(secret: &Value) -> &str {
-    secret["lease_id"].as_str().unwrap()
-}
-
 #[test]
 fn the_seed_session_with_the_bao_cli() {
     let serve = Serve::start(hub(), &[]).unwrap();
-    let written = serve
-        .bao_ok(&[
-            "write",
-            "dockerhub/config/hoeg",
-            "namespace=hoeg,my-organization",
-            &format!("password={PASSWORD}"),
-        ])
-        .unwrap();
+    let written = serve.write_seed_config(PASSWORD).unwrap();
     assert_eq!(written, "Success! Data written to: dockerhub/config/hoeg\n");
     let config = serve.bao_ok(&["read", "dockerhub/config/hoeg"]).unwrap();
     assert_eq!(row(&config, "namespace"), Some("[hoeg my-organization]"));
@@ -108,23 +86,12 @@ fn the_seed_session_with_the_bao_cli() {
 #[test]
 fn policies_decide_who_gets_which_namespace() {
     let serve = configured(&[]);
-    let allowed = serve
-        .bao_as(
+    let secret = serve
+        .bao_json_as(
             CI_TOKEN,
-            &[
-                "write",
-                "-format=json",
-                "-force",
-                "dockerhub/token/hoeg/my-organization",
-            ],
+            &["write", "-force", "dockerhub/token/hoeg/my-organization"],
         )
         .unwrap();
-    assert!(
-        allowed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&allowed.stderr)
-    );
-    let secret: Value = serde_json::from_slice(&allowed.stdout).unwrap();
     assert_eq!(
         secret["data"]["label"], "token-ci-release",
         "the label comes from the token's name"
