@@ -12,6 +12,12 @@ pub struct Fault {
     pub path_prefix: Option<String>,
     pub kind: FaultKind,
     pub times: usize,
+    /// `Some((k, n))`: of every `n` matching requests, the first `k` get the fault (the 1st..k-th,
+    /// then the (n+1)-th..(n+k)-th, ...), and the others pass; `times` still bounds how many
+    /// applications there are in all.
+    pub ratio: Option<(usize, usize)>,
+    /// Matching requests seen so far, for `ratio`.
+    seen: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +42,8 @@ impl Fault {
             path_prefix: Some(path_prefix.to_owned()),
             kind,
             times: 1,
+            ratio: None,
+            seen: 0,
         }
     }
 
@@ -46,6 +54,8 @@ impl Fault {
             path_prefix: Some(path_prefix.to_owned()),
             kind,
             times: 1,
+            ratio: None,
+            seen: 0,
         }
     }
 
@@ -56,12 +66,26 @@ impl Fault {
             path_prefix: None,
             kind,
             times: 1,
+            ratio: None,
+            seen: 0,
         }
     }
 
     /// Applies the fault to the next `times` matching requests instead of one.
     pub fn times(self, times: usize) -> Fault {
         Fault { times, ..self }
+    }
+
+    /// Applies the fault to `k` of every `n` matching requests, for ever (or up to
+    /// [`Fault::times`] when that is set after this), e.g. `ratio(3, 10)` for 30 %.
+    /// Deterministic, so a test can count what it expects. Panics unless `0 < k <= n`.
+    pub fn ratio(self, k: usize, n: usize) -> Fault {
+        assert!(0 < k && k <= n, "a ratio k of n needs 0 < k <= n");
+        Fault {
+            ratio: Some((k, n)),
+            times: usize::MAX,
+            ..self
+        }
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
@@ -88,7 +112,15 @@ impl FaultQueue {
 
     /// Uses up one application of the oldest fault matching the request.
     pub fn take(&mut self, method: &str, path: &str) -> Option<FaultKind> {
-        let index = self.0.iter().position(|f| f.matches(method, path))?;
+        let index = self.0.iter_mut().position(|f| {
+            if !f.matches(method, path) {
+                return false;
+            }
+            let Some((k, n)) = f.ratio else { return true };
+            let turn = f.seen % n;
+            f.seen += 1;
+            turn < k
+        })?;
         let fault = &mut self.0[index];
         fault.times -= 1;
         let kind = fault.kind.clone();
@@ -121,6 +153,31 @@ mod tests {
             Some(FaultKind::Drop)
         );
         assert_eq!(queue.take("POST", "/v2/access-tokens"), None);
+    }
+
+    #[test]
+    fn a_ratio_applies_to_k_of_every_n_and_lets_others_through() {
+        let mut queue = FaultQueue::default();
+        queue.push(
+            Fault::on("POST", "/v2/access-tokens", FaultKind::DropAfterProcessing).ratio(3, 10),
+        );
+        let hits: Vec<bool> = (0..25)
+            .map(|_| queue.take("POST", "/v2/access-tokens").is_some())
+            .collect();
+        let expected: Vec<bool> = (0..25).map(|i| i % 10 < 3).collect();
+        assert_eq!(hits, expected);
+        assert_eq!(queue.take("GET", "/v2/access-tokens"), None);
+    }
+
+    #[test]
+    fn a_ratio_fault_passes_its_turns_to_the_next_matching_fault() {
+        let mut queue = FaultQueue::default();
+        queue.push(Fault::any(FaultKind::Drop).ratio(1, 2));
+        queue.push(Fault::any(FaultKind::Status(500)).times(1));
+        assert_eq!(queue.take("GET", "/"), Some(FaultKind::Drop));
+        assert_eq!(queue.take("GET", "/"), Some(FaultKind::Status(500)));
+        assert_eq!(queue.take("GET", "/"), Some(FaultKind::Drop));
+        assert_eq!(queue.take("GET", "/"), None);
     }
 
     #[test]
