@@ -4,7 +4,10 @@
 use clap::{CommandFactory, Parser, Subcommand};
 use dockerhub_secrets::plugin::{self, Launch};
 use dockerhub_secrets::runtime::component;
-use dockerhub_secrets::serve::{self, ServeConfig, store::KeySource};
+use dockerhub_secrets::serve::{
+    self, ServeConfig,
+    store::{Create, KeySource},
+};
 use dockerhub_secrets::{RuntimeConfig, logging};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +87,13 @@ struct ServeArgs {
     /// How often the engine cleans up interrupted work and lost leases.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     rollback_interval: Duration,
+    /// Create a new, empty store although its key exists. Without it, a store that is
+    /// missing or empty while its key file exists (or the key is in DOCKERHUB_SECRETS_KEY)
+    /// is refused: its configs and leases would be forgotten while their Docker Hub tokens
+    /// stay live. Needed on the first start with DOCKERHUB_SECRETS_KEY; refused when the
+    /// store already holds data.
+    #[arg(long)]
+    init: bool,
 }
 
 impl Cli {
@@ -123,6 +133,11 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 data: args.data.clone(),
                 tokens: args.tokens.clone(),
                 key,
+                create: if args.init {
+                    Create::Init
+                } else {
+                    Create::FirstStart
+                },
                 mount: args.mount.trim_matches('/').to_string(),
                 max_lease_ttl: args.max_lease_ttl,
                 rollback_interval: args.rollback_interval,

@@ -6,6 +6,10 @@
 //! dropped: the lease stays, with its attempts and last error visible through
 //! `sys/leases/lookup`, until the engine reports success. After a restart the leases are
 //! loaded again and the overdue ones are revoked at once.
+//!
+//! As in OpenBao's `ExpirationManager`, every change to one lease (renew, revoke, schedule)
+//! runs under that lease's lock, and every change that moves a lease's due time wakes the
+//! timer, so that it never sleeps past the new time.
 
 use crate::runtime::{
     CallError, Datetime, EngineError, Lease, LeaseLimits, LeaseState, Operation, Request, Runtime,
@@ -19,6 +23,9 @@ use tokio::sync::{Notify, Semaphore, watch};
 
 /// Revocations running at once; the Hub's rate limit is the real bound.
 const REVOKE_CONCURRENCY: usize = 16;
+/// Lease locks, shared by hash: one lease's operations queue behind each other, and two
+/// leases rarely wait for each other.
+const LEASE_LOCKS: usize = 64;
 /// First retry after a failed revocation, doubling up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: u64 = 1;
 const MAX_BACKOFF: u64 = 300;
@@ -88,10 +95,14 @@ impl LeaseRecord {
 }
 
 /// Why a lease operation failed, with the HTTP status Vault would give.
+/// The messages are OpenBao's (`leaseEntry.renewable` in `vault/expiration.go`).
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
     #[error("lease not found")]
     NotFound,
+    /// Past its expiry, or being revoked: renewing it would revive a token on its way out.
+    #[error("lease expired")]
+    Expired,
     #[error("lease is not renewable")]
     NotRenewable,
     #[error(transparent)]
@@ -103,7 +114,7 @@ pub enum LeaseError {
 impl LeaseError {
     pub fn http_status(&self) -> u16 {
         match self {
-            LeaseError::NotFound | LeaseError::NotRenewable => 400,
+            LeaseError::NotFound | LeaseError::Expired | LeaseError::NotRenewable => 400,
             LeaseError::Engine(e) => e.http_status(),
             LeaseError::Storage(_) => 500,
         }
@@ -115,7 +126,7 @@ struct Index {
     records: HashMap<String, LeaseRecord>,
     /// (due, key), earliest first.
     due: BTreeSet<(u64, String)>,
-    /// Keys whose revocation is running now.
+    /// Keys the timer has handed to a revocation task that has not finished.
     revoking: HashSet<String>,
 }
 
@@ -143,6 +154,9 @@ pub struct Leases {
     mount: String,
     limits: Arc<dyn LeaseLimits>,
     index: Mutex<Index>,
+    /// Held by every operation on one lease; see [`Leases::lock`].
+    locks: Vec<tokio::sync::Mutex<()>>,
+    /// Wakes the timer: a lease's due time moved.
     wake: Notify,
 }
 
@@ -156,12 +170,31 @@ impl Leases {
         limits: Arc<dyn LeaseLimits>,
     ) -> anyhow::Result<Arc<Leases>> {
         let mut index = Index::default();
+        // Every key is a lease; anything else means the store is damaged or not ours, and a
+        // lease skipped here would be a Hub token nobody revokes.
         for key in storage.list("").await? {
-            let Some(bytes) = storage.get(&key).await? else {
-                continue;
-            };
+            let bytes = storage.get(&key).await?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the store holds sys/leases/{key}, which is not a lease: the store is damaged"
+                )
+            })?;
             let record: LeaseRecord = serde_json::from_slice(&bytes)
                 .map_err(|e| anyhow::anyhow!("stored lease {key} is corrupt: {e}"))?;
+            if LeaseRecord::key(&record.lease_id) != Some(key.as_str()) {
+                anyhow::bail!(
+                    "stored lease {key} names another lease ({}): the store is damaged",
+                    record.lease_id
+                );
+            }
+            // The engine's data is kept per mount: under another mount the engine would
+            // not find the account a lease needs for its revocation.
+            if !record.lease_id.starts_with(&format!("{mount}/")) {
+                anyhow::bail!(
+                    "the store holds lease {} of mount {:?}, but the server runs with --mount {mount:?}: start it with the mount its leases were issued under",
+                    record.lease_id,
+                    record.lease_id.split('/').next().unwrap_or_default()
+                );
+            }
             index.insert(&key, record);
         }
         let overdue = index
@@ -177,12 +210,30 @@ impl Leases {
             mount: mount.to_string(),
             limits,
             index: Mutex::new(index),
+            locks: (0..LEASE_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             wake: Notify::new(),
         }))
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock of the lease stored under `key`, as OpenBao's `lockForLeaseID`: a renewal
+    /// and a revocation of one lease never interleave, and a revocation that finds the
+    /// lease already being revoked waits for that one and then sees whether it is gone.
+    async fn lock(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hasher = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+        let slot = hasher.hash_one(key) as usize % self.locks.len();
+        self.locks[slot].lock().await
+    }
+
+    /// The stored record of `key`, if the lease still exists.
+    fn record(&self, key: &str) -> Option<LeaseRecord> {
+        self.index().records.get(key).cloned()
     }
 
     async fn persist(&self, key: &str, record: &LeaseRecord) -> Result<(), StorageError> {
@@ -233,7 +284,13 @@ impl Leases {
         lease_id: &str,
         increment: u64,
     ) -> Result<(LeaseRecord, Vec<String>), LeaseError> {
-        let (key, record) = self.find(lease_id).ok_or(LeaseError::NotFound)?;
+        let (key, _) = self.find(lease_id).ok_or(LeaseError::NotFound)?;
+        let _lock = self.lock(key).await;
+        let record = self.record(key).ok_or(LeaseError::NotFound)?;
+        // OpenBao's order: an expired lease is "expired" even if it was not renewable.
+        if record.expire_time <= now() || record.revocation.is_some() {
+            return Err(LeaseError::Expired);
+        }
         if !record.renewable {
             return Err(LeaseError::NotRenewable);
         }
@@ -270,29 +327,47 @@ impl Leases {
         Ok((renewed, response.warnings))
     }
 
-    /// Revoke one lease: now (`sync`), or by handing it to the timer.
+    /// Revoke one lease: now (`sync`), or by handing it to the timer. A lease that does not
+    /// exist (never did, or was revoked already, e.g. at its expiry) is no error, as in
+    /// OpenBao: the caller wants it gone, and it is.
     pub async fn revoke(&self, lease_id: &str, sync: bool) -> Result<(), LeaseError> {
-        let (key, _) = self.find(lease_id).ok_or(LeaseError::NotFound)?;
+        let Some((key, _)) = self.find(lease_id) else {
+            return Ok(());
+        };
         if sync {
             return self.revoke_now(key).await;
         }
         Ok(self.schedule_now(key).await?)
     }
 
-    /// Revoke every lease whose id starts with `prefix`; with `sync`, the first failure is
-    /// returned after all were tried (the failed ones stay, scheduled for retry).
+    /// The keys of the leases that `prefix` names, as OpenBao's `revokePrefixCommon`: a
+    /// prefix that is a whole lease id names that lease; any other prefix names whole path
+    /// segments, so `dockerhub/tok` names nothing and `dockerhub/token/hoeg` every lease of
+    /// account `hoeg`. A trailing slash is dropped first: the CLI drops it too (OpenBao's
+    /// HTTP layer refuses a raw write to a path ending in `/`), so `<lease id>/` is that lease.
+    fn prefix_keys(&self, prefix: &str) -> Vec<String> {
+        let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+        if let Some((key, _)) = self.find(prefix) {
+            return vec![key.to_string()];
+        }
+        let below = format!("{prefix}/");
+        self.index()
+            .records
+            .iter()
+            .filter(|(_, r)| r.lease_id.starts_with(&below))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Revoke every lease that `prefix` names (see [`Leases::prefix_keys`]); with `sync`,
+    /// the first failure is returned after all were tried (the failed ones stay, scheduled
+    /// for retry). Returns how many leases the prefix named.
     pub async fn revoke_prefix(
         self: &Arc<Self>,
         prefix: &str,
         sync: bool,
     ) -> Result<usize, LeaseError> {
-        let keys: Vec<String> = self
-            .index()
-            .records
-            .iter()
-            .filter(|(_, r)| r.lease_id.starts_with(prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let keys = self.prefix_keys(prefix);
         if !sync {
             for key in &keys {
                 self.schedule_now(key).await?;
@@ -320,13 +395,14 @@ impl Leases {
 
     /// Make a lease due now, durably, and wake the timer.
     async fn schedule_now(&self, key: &str) -> Result<(), StorageError> {
-        let Some(mut record) = self.index().records.get(key).cloned() else {
+        let _lock = self.lock(key).await;
+        let Some(mut record) = self.record(key) else {
             return Ok(());
         };
         let current = now();
         record.expire_time = record.expire_time.min(current);
         if let Some(r) = record.revocation.as_mut() {
-            r.next_attempt = current;
+            r.next_attempt = r.next_attempt.min(current);
         }
         self.persist(key, &record).await?;
         self.index().insert(key, record);
@@ -334,24 +410,20 @@ impl Leases {
         Ok(())
     }
 
-    /// Mark a lease as being revoked; `None` if it is gone or already under way.
-    fn claim(&self, key: &str) -> Option<LeaseRecord> {
-        let mut index = self.index();
-        let record = index.records.get(key).cloned()?;
-        index.revoking.insert(key.to_string()).then_some(record)
-    }
-
-    /// Revoke now, unless a revocation of the same lease is already under way (that one
-    /// retries by itself if it fails).
+    /// Revoke now. If a revocation of the same lease is under way, wait for it: when it
+    /// succeeded the lease is gone and this one is done; when it failed, try again, so that
+    /// success here always means the token is gone at the Hub.
     async fn revoke_now(&self, key: &str) -> Result<(), LeaseError> {
-        match self.claim(key) {
-            Some(record) => self.revoke_claimed(key, record).await,
-            None => Ok(()),
-        }
+        let _lock = self.lock(key).await;
+        let Some(record) = self.record(key) else {
+            return Ok(());
+        };
+        self.revoke_locked(key, record).await
     }
 
     /// Ask the engine to revoke; forget the lease on success, schedule a retry on failure.
-    async fn revoke_claimed(&self, key: &str, record: LeaseRecord) -> Result<(), LeaseError> {
+    /// The caller holds the lease's lock.
+    async fn revoke_locked(&self, key: &str, record: LeaseRecord) -> Result<(), LeaseError> {
         let request = Request {
             operation: Operation::Revoke,
             path: record.path.clone(),
@@ -378,10 +450,12 @@ impl Leases {
         if let Err(e) = &result {
             self.retry_later(key, record, e).await;
         }
-        self.index().revoking.remove(key);
         result
     }
 
+    /// Record a failed revocation and when to try again, and wake the timer for that time:
+    /// whoever revoked (the timer, `lease revoke -sync`, `revoke-prefix`), the retry comes
+    /// when it is announced, not at the lease's old due time.
     async fn retry_later(&self, key: &str, mut record: LeaseRecord, error: &LeaseError) {
         let attempts = record.revocation.as_ref().map_or(0, |r| r.attempts) + 1;
         let retry_after = match error {
@@ -406,6 +480,7 @@ impl Leases {
             tracing::error!(lease_id = %record.lease_id, error = %e, "could not store the lease's retry state");
         }
         self.index().insert(key, record);
+        self.wake.notify_one();
     }
 
     /// Revoke leases as they fall due, until `stop` turns true; revocations under way then
@@ -436,12 +511,20 @@ impl Leases {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     break;
                 };
-                let Some(record) = self.claim(&key) else {
+                if !self.index().revoking.insert(key.clone()) {
                     continue;
-                };
+                }
                 let leases = self.clone();
                 running.spawn(async move {
-                    let _ = leases.revoke_claimed(&key, record).await;
+                    // A client may have revoked or renewed it meanwhile: look again under
+                    // the lock, and act only if it is still due.
+                    {
+                        let _lock = leases.lock(&key).await;
+                        if let Some(record) = leases.record(&key).filter(|r| r.due() <= now()) {
+                            let _ = leases.revoke_locked(&key, record).await;
+                        }
+                    }
+                    leases.index().revoking.remove(&key);
                     drop(slot);
                 });
             }

@@ -29,6 +29,8 @@ pub struct ServeConfig {
     /// The tokens file: who may do what.
     pub tokens: PathBuf,
     pub key: store::KeySource,
+    /// Whether a new store may be created where the key already exists (`--init`).
+    pub create: store::Create,
     /// Where the engine is mounted: `/v1/<mount>/...`.
     pub mount: String,
     /// No lease outlives this after it was issued, as a Vault mount's tuned max lease TTL.
@@ -90,7 +92,8 @@ async fn shutdown_signal() {
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let acl = acl::AccessControl::load(&config.tokens)
         .with_context(|| format!("loading the tokens file {}", config.tokens.display()))?;
-    let store: Arc<dyn Storage> = Arc::new(store::Store::open(&config.data, config.key)?);
+    let store: Arc<dyn Storage> =
+        Arc::new(store::Store::open(&config.data, config.key, config.create)?);
     // Every write of the engine goes through this process, so its reads can be cached.
     let engine_storage: Arc<dyn Storage> = Arc::new(CachedStorage::new(Arc::new(
         PrefixedStorage::new(store.clone(), format!("logical/{}/", config.mount)),
@@ -107,7 +110,21 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     )
     .await?;
 
+    // Bound before the start-up rollback, which may call the Hub for a while: clients'
+    // connections are accepted (queued by the kernel) instead of refused, and wait for it.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, mount = %config.mount, "serving");
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{address}")?;
+    stdout.flush()?;
+    drop(stdout);
+
     // Nothing is in flight yet: interrupted work of any age belongs to the previous process.
+    // So no request is handled before it ends: with `immediate` it would also settle the
+    // creations of new requests.
     rollback(&runtime, &engine_storage, true).await;
     let (stop, stopped) = watch::channel(false);
     let lease_timers = tokio::spawn(leases.clone().run(stopped.clone()));
@@ -138,16 +155,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let app = axum::Router::new().fallback(move |method, uri, headers, body| {
         api::handle(api.clone(), method, uri, headers, body)
     });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
-    let address = listener.local_addr()?;
-    tracing::info!(%address, mount = %config.mount, "serving");
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on http://{address}")?;
-    stdout.flush()?;
-    drop(stdout);
-
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -10,7 +10,15 @@
 //! `logical/dockerhub/config/hoeg` or `sys/leases/<id>` and hold no secrets. A sealed check
 //! record, written when the store is created, lets a wrong key be refused at start instead of on
 //! the first read.
+//!
+//! A store that vanished is not silently replaced: when the key already exists (a key file, or
+//! a key supplied in the environment) but the database file is missing or empty, opening is
+//! refused unless the operator asks for a new store ([`Create::Init`]); the leases it held
+//! would otherwise be forgotten while their Docker Hub tokens live on. A damaged store is
+//! refused too, never opened in part: at open, redb verifies every page checksum and this
+//! module opens every value, and a panic of redb on a malformed file is caught and reported.
 
+use std::cell::{Cell, RefCell};
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -31,6 +39,17 @@ const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CHECK_KEY: &str = "key-check";
 const CHECK_PLAINTEXT: &[u8] = b"dockerhub-secrets store key check v1";
+
+/// Whether opening may create a new, empty store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// Only on a first start: when neither the store nor the key existed (the key file is
+    /// created now). A missing or empty store whose key exists is refused.
+    FirstStart,
+    /// The operator asked for a new store (`serve --init`): create it even though the key
+    /// exists; refused if a store with data is already there.
+    Init,
+}
 
 /// Where the 256-bit key comes from.
 pub enum KeySource {
@@ -76,6 +95,22 @@ pub enum StoreError {
     WrongKey { path: PathBuf },
     #[error("cannot open store {path}: {source}")]
     Database { path: PathBuf, source: redb::Error },
+    #[error(
+        "the store {path} is missing or empty, but {key} exists: the configs and leases it held are gone, and the Docker Hub tokens of those leases stay live until Docker Hub expires them. Restore the store from a backup, or start once with --init to begin with a new, empty store"
+    )]
+    Vanished { path: PathBuf, key: String },
+    #[error(
+        "--init asks for a new store, but {path} already holds one; start without --init to use it"
+    )]
+    AlreadyInitialized { path: PathBuf },
+    #[error(
+        "the store {path} is damaged ({detail}); refusing to start rather than lose what it holds: restore it from a backup"
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "the store {path} was damaged, and redb rolled it back to its last intact state: its most recent changes may be lost (a lease lost there leaves its Docker Hub token live until Docker Hub expires it). Restore it from a backup, or start again to use the rolled-back store"
+    )]
+    RolledBack { path: PathBuf },
 }
 
 /// Encrypted, crash-safe storage in one redb file. Cheap to share: clone the `Arc` around it.
@@ -89,9 +124,10 @@ struct Inner {
 }
 
 impl Store {
-    /// Open (or create) the store in directory `dir` (database file `dir/store.redb`; `dir` is
-    /// created with mode 0700 if missing).
-    pub fn open(dir: &Path, key: KeySource) -> Result<Store, StoreError> {
+    /// Open (or create, see [`Create`]) the store in directory `dir` (database file
+    /// `dir/store.redb`; `dir` is created with mode 0700 if missing). Every value is checked
+    /// to open under the key before the store is returned.
+    pub fn open(dir: &Path, key: KeySource, create: Create) -> Result<Store, StoreError> {
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -101,6 +137,23 @@ impl Store {
                 source,
             })?;
         let path = dir.join("store.redb");
+        let had_data = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
+        let key_existed = match &key {
+            KeySource::Value(_) => Some("the key supplied in the environment".to_string()),
+            KeySource::File(file) => file
+                .exists()
+                .then(|| format!("the key file {}", file.display())),
+        };
+        let vanished = |key: &Option<String>| match key {
+            Some(key) if create == Create::FirstStart => Err(StoreError::Vanished {
+                path: path.clone(),
+                key: key.clone(),
+            }),
+            _ => Ok(()),
+        };
+        if !had_data {
+            vanished(&key_existed)?;
+        }
         let key = LessSafeKey::new(
             UnboundKey::new(&AES_256_GCM, &load_key(key, &path)?).expect("a 32-byte key"),
         );
@@ -109,6 +162,10 @@ impl Store {
             path: path.clone(),
             source,
         };
+        let damaged = |detail: String| StoreError::Damaged {
+            path: path.clone(),
+            detail,
+        };
         OpenOptions::new()
             .create(true)
             .append(true)
@@ -116,18 +173,54 @@ impl Store {
             .open(&path)
             .map_err(|e| db_err(e.into()))?;
         // redb's default page cache is 1 GiB; the engine keeps kilobytes to megabytes.
-        let db = match Database::builder().set_cache_size(16 << 20).create(&path) {
+        let opened = quiet_panics(|| Database::builder().set_cache_size(16 << 20).create(&path))
+            .map_err(&damaged)?;
+        let mut db = match opened {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::InUse { path });
             }
+            Err(e @ redb::DatabaseError::Storage(_)) => return Err(damaged(e.to_string())),
             Err(e) => return Err(db_err(e.into())),
         };
+        // Cheap next to a lost lease: reads every page once. A store redb had to roll back
+        // has lost its latest commits, which the operator must hear of.
+        match quiet_panics(|| db.check_integrity()).map_err(&damaged)? {
+            Ok(true) => {}
+            Ok(false) => return Err(StoreError::RolledBack { path }),
+            Err(e) => return Err(damaged(e.to_string())),
+        }
         let inner = Inner { db, key };
-        let (created, entries) = inner.check_key().map_err(db_err)?;
-        let Some(entries) = entries else {
-            return Err(StoreError::WrongKey { path });
+        let state = quiet_panics(|| inner.check_key())
+            .map_err(&damaged)?
+            .map_err(|e| damaged(e.to_string()))?;
+        let entries = match state {
+            KeyCheck::Matches { .. } | KeyCheck::WrongKey if create == Create::Init => {
+                return Err(StoreError::AlreadyInitialized { path });
+            }
+            KeyCheck::Matches { entries } => entries,
+            KeyCheck::WrongKey => return Err(StoreError::WrongKey { path }),
+            KeyCheck::Unsealed { entries: 0 } => {
+                // An empty database file (a first start that stopped early, or a file
+                // replaced by a blank one) is a store that vanished as much as a missing one.
+                if had_data {
+                    vanished(&key_existed)?;
+                }
+                quiet_panics(|| inner.write_check())
+                    .map_err(&damaged)?
+                    .map_err(|e| damaged(e.to_string()))?;
+                0
+            }
+            KeyCheck::Unsealed { entries } => {
+                return Err(damaged(format!(
+                    "it holds {entries} entries but not the record that checks the key"
+                )));
+            }
         };
+        quiet_panics(|| inner.verify_entries())
+            .map_err(&damaged)?
+            .map_err(damaged)?;
+        let created = !had_data;
         tracing::info!(path = %path.display(), created, entries, "opened the encrypted store");
         Ok(Store {
             inner: Arc::new(inner),
@@ -135,25 +228,112 @@ impl Store {
     }
 }
 
+/// What the store's check record says about the key.
+enum KeyCheck {
+    Matches {
+        entries: u64,
+    },
+    WrongKey,
+    /// No check record: a new database, or a damaged one if it holds entries.
+    Unsealed {
+        entries: u64,
+    },
+}
+
+thread_local! {
+    /// Set while [`quiet_panics`] runs on this thread.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+    /// The message of the panic [`quiet_panics`] caught.
+    static CAUGHT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Run `job`, turning a panic into an error message, without the panic's report on stderr.
+///
+/// redb trusts the file it reads: on a malformed one it can panic (`from_utf8(..).unwrap()` on
+/// a key, an assertion in its page allocator). A damaged store must be refused with a clear
+/// message instead, so the store's opening runs under this guard. Other threads' panics are
+/// reported as before.
+fn quiet_panics<T>(job: impl FnOnce() -> T) -> Result<T, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if QUIET.with(Cell::get) {
+                let message = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown failure".into());
+                CAUGHT.with(|c| *c.borrow_mut() = Some(message));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    let was_quiet = QUIET.with(|q| q.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    QUIET.with(|q| q.set(was_quiet));
+    result.map_err(|_| {
+        let message = CAUGHT.with(|c| c.borrow_mut().take());
+        format!(
+            "redb failed reading it: {}",
+            message.as_deref().unwrap_or("unknown failure")
+        )
+    })
+}
+
 impl Inner {
-    /// Writes the check record into a new store, or opens it in an existing one. Returns whether
-    /// the store was created and its entry count, or `None` if the key does not match.
-    fn check_key(&self) -> Result<(bool, Option<u64>), redb::Error> {
-        let txn = self.begin_write()?;
-        let check = txn
-            .open_table(META)?
-            .get(CHECK_KEY)?
-            .map(|v| v.value().to_vec());
-        let entries = txn.open_table(ENTRIES)?.len()?;
-        let Some(sealed) = check else {
-            let sealed = self.seal(CHECK_KEY, CHECK_PLAINTEXT)?;
-            txn.open_table(META)?.insert(CHECK_KEY, sealed.as_slice())?;
-            txn.commit()?;
-            return Ok((true, Some(entries)));
+    /// What the check record says about the key, and how many entries the store holds.
+    fn check_key(&self) -> Result<KeyCheck, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let entries = match txn.open_table(ENTRIES) {
+            Ok(table) => table.len()?,
+            Err(redb::TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(e.into()),
         };
-        txn.abort()?;
-        let matches = self.open_sealed(CHECK_KEY, sealed).as_deref() == Some(CHECK_PLAINTEXT);
-        Ok((false, matches.then_some(entries)))
+        let check = match txn.open_table(META) {
+            Ok(table) => table.get(CHECK_KEY)?.map(|v| v.value().to_vec()),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(sealed) = check else {
+            return Ok(KeyCheck::Unsealed { entries });
+        };
+        Ok(
+            if self.open_sealed(CHECK_KEY, sealed).as_deref() == Some(CHECK_PLAINTEXT) {
+                KeyCheck::Matches { entries }
+            } else {
+                KeyCheck::WrongKey
+            },
+        )
+    }
+
+    /// Make a new store: the check record, and the entries table.
+    fn write_check(&self) -> Result<(), redb::Error> {
+        let txn = self.begin_write()?;
+        let sealed = self.seal(CHECK_KEY, CHECK_PLAINTEXT)?;
+        txn.open_table(META)?.insert(CHECK_KEY, sealed.as_slice())?;
+        txn.open_table(ENTRIES)?;
+        Ok(txn.commit()?)
+    }
+
+    /// Every entry opens under the key it is stored at, so that no value is found unreadable
+    /// later, when it is needed (a config to revoke a lease, a lease to revoke a token).
+    fn verify_entries(&self) -> Result<(), String> {
+        let error = |e: &dyn std::fmt::Display| e.to_string();
+        let txn = self.db.begin_read().map_err(|e| error(&e))?;
+        let table = txn.open_table(ENTRIES).map_err(|e| error(&e))?;
+        for item in table.iter().map_err(|e| error(&e))? {
+            let (key, value) = item.map_err(|e| error(&e))?;
+            let key = key.value();
+            if self.open_sealed(key, value.value().to_vec()).is_none() {
+                return Err(format!(
+                    "the value of {key} does not decrypt: it is corrupt or was not written under this key"
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn begin_write(&self) -> Result<WriteTransaction, redb::Error> {
@@ -387,8 +567,18 @@ mod tests {
         }
     }
 
+    /// Open the store with the key in hand, as `serve --init` the first time.
     fn open(dir: &TempDir) -> Result<Store, StoreError> {
-        Store::open(&dir.store(), KeySource::Value(HEX_KEY.into()))
+        let create = if dir.store().join("store.redb").exists() {
+            Create::FirstStart
+        } else {
+            Create::Init
+        };
+        Store::open(&dir.store(), KeySource::Value(HEX_KEY.into()), create)
+    }
+
+    fn db_file(dir: &TempDir) -> PathBuf {
+        dir.store().join("store.redb")
     }
 
     #[tokio::test]
@@ -426,7 +616,10 @@ mod tests {
         assert!(second.contains("in use"), "{second}");
         drop(s);
         let other = KeySource::Value(HEX_KEY.replace('0', "f"));
-        let err = Store::open(&dir.store(), other).err().unwrap().to_string();
+        let err = Store::open(&dir.store(), other, Create::FirstStart)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             err.contains("key does not match") && err.contains("store.redb"),
             "{err}"
@@ -439,7 +632,13 @@ mod tests {
         let dir = TempDir::new("keyfile");
         let key_file = dir.0.join("key");
         std::fs::create_dir_all(&dir.0).unwrap();
-        let open = || Store::open(&dir.store(), KeySource::File(key_file.clone()));
+        let open = || {
+            Store::open(
+                &dir.store(),
+                KeySource::File(key_file.clone()),
+                Create::FirstStart,
+            )
+        };
         let s = open().unwrap();
         s.put("config/a", b"1".to_vec()).await.unwrap();
         drop(s);
@@ -549,5 +748,168 @@ mod tests {
             (0..64).map(|i| format!("{i:03}")).collect::<Vec<_>>()
         );
         assert_eq!(s.get("sys/leases/042").await.unwrap(), Some(vec![42]));
+    }
+
+    #[tokio::test]
+    async fn a_store_that_vanished_while_its_key_exists_is_refused_unless_init() {
+        let dir = TempDir::new("vanished");
+        let key_file = dir.0.join("key");
+        let open = |create| Store::open(&dir.store(), KeySource::File(key_file.clone()), create);
+        // A first start (no key, no store) needs no flag.
+        let s = open(Create::FirstStart).unwrap();
+        s.put("sys/leases/a", b"lease".to_vec()).await.unwrap();
+        drop(s);
+
+        let refused = |create| {
+            let err = open(create).err().unwrap();
+            assert!(matches!(err, StoreError::Vanished { .. }), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains("store.redb") && text.contains("--init") && text.contains("key file"),
+                "{text}"
+            );
+        };
+        let saved = std::fs::read(db_file(&dir)).unwrap();
+        std::fs::write(db_file(&dir), b"").unwrap();
+        refused(Create::FirstStart);
+        std::fs::remove_file(db_file(&dir)).unwrap();
+        refused(Create::FirstStart);
+        // A valid database file that holds nothing at all (as redb leaves it before the
+        // store's first commit) is just as empty.
+        drop(Database::create(db_file(&dir)).unwrap());
+        refused(Create::FirstStart);
+
+        let s = open(Create::Init).unwrap();
+        assert!(s.list("").await.unwrap().is_empty());
+        drop(s);
+        open(Create::FirstStart).unwrap();
+        let err = open(Create::Init).err().unwrap();
+        assert!(
+            matches!(err, StoreError::AlreadyInitialized { .. }),
+            "{err}"
+        );
+
+        // The old store, put back, opens with its data; `--init` leaves it alone.
+        std::fs::write(db_file(&dir), &saved).unwrap();
+        assert!(matches!(
+            open(Create::Init).err().unwrap(),
+            StoreError::AlreadyInitialized { .. }
+        ));
+        let s = open(Create::FirstStart).unwrap();
+        assert_eq!(
+            s.get("sys/leases/a").await.unwrap(),
+            Some(b"lease".to_vec())
+        );
+        drop(s);
+
+        // A key from the environment always exists: a missing store needs --init.
+        let env = TempDir::new("vanished-env");
+        let key = || KeySource::Value(HEX_KEY.into());
+        let err = Store::open(&env.store(), key(), Create::FirstStart)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("the key supplied in the environment"),
+            "{err}"
+        );
+        Store::open(&env.store(), key(), Create::Init).unwrap();
+        Store::open(&env.store(), key(), Create::FirstStart).unwrap();
+    }
+
+    /// Damage `dir`'s store with `damage`, then expect opening to be refused as damaged with
+    /// a message containing `expected`.
+    fn refused_as_damaged(dir: &TempDir, expected: &str) {
+        let err = open(dir).err().expect("a damaged store is refused");
+        assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("is damaged") && text.contains(expected),
+            "{text}"
+        );
+    }
+
+    /// A store with a few entries, closed.
+    async fn filled(name: &str) -> TempDir {
+        let dir = TempDir::new(name);
+        let s = open(&dir).unwrap();
+        for i in 0..20 {
+            s.put(&format!("sys/leases/lease{i:02}"), vec![b'x'; 300])
+                .await
+                .unwrap();
+        }
+        dir
+    }
+
+    fn raw_write(dir: &TempDir, job: impl FnOnce(&WriteTransaction)) {
+        let db = Database::create(db_file(dir)).unwrap();
+        let txn = db.begin_write().unwrap();
+        job(&txn);
+        txn.commit().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_damaged_store_is_refused_with_a_message_and_never_opened_in_part() {
+        // A value that does not decrypt (here: moved to another key).
+        let dir = filled("undecryptable").await;
+        raw_write(&dir, |txn| {
+            let mut table = txn.open_table(ENTRIES).unwrap();
+            let sealed = table
+                .get("sys/leases/lease03")
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            table.insert("sys/leases/moved", sealed.as_slice()).unwrap();
+        });
+        refused_as_damaged(&dir, "the value of sys/leases/moved does not decrypt");
+
+        // Entries without the record that checks the key.
+        let dir = filled("no-check").await;
+        raw_write(&dir, |txn| {
+            txn.delete_table(META).unwrap();
+        });
+        refused_as_damaged(
+            &dir,
+            "holds 20 entries but not the record that checks the key",
+        );
+
+        // The entries table with another type.
+        let dir = filled("wrong-type").await;
+        raw_write(&dir, |txn| {
+            txn.delete_table(ENTRIES).unwrap();
+            let wrong: TableDefinition<&str, u64> = TableDefinition::new("entries");
+            txn.open_table(wrong).unwrap().insert("x", 1).unwrap();
+        });
+        refused_as_damaged(&dir, "entries");
+
+        // A truncated file, random bytes, and bytes overwritten in every page.
+        let dir = filled("truncated").await;
+        let len = std::fs::metadata(db_file(&dir)).unwrap().len();
+        let file = OpenOptions::new().write(true).open(db_file(&dir)).unwrap();
+        file.set_len(len / 2).unwrap();
+        refused_as_damaged(&dir, "truncated");
+
+        let dir = filled("random").await;
+        std::fs::write(db_file(&dir), random::<4096>().unwrap()).unwrap();
+        refused_as_damaged(&dir, "Not a redb database");
+
+        let dir = filled("flipped").await;
+        let good = std::fs::read(db_file(&dir)).unwrap();
+        let mut refused = 0;
+        for page in (4096..good.len()).step_by(4096) {
+            let mut bad = good.clone();
+            bad[page + 64..page + 72].copy_from_slice(&[0xff; 8]);
+            std::fs::write(db_file(&dir), &bad).unwrap();
+            // A page redb does not use may change freely; every other change is refused.
+            match open(&dir) {
+                Ok(s) => {
+                    assert_eq!(s.list("sys/leases/").await.unwrap().len(), 20);
+                }
+                Err(StoreError::Damaged { .. }) => refused += 1,
+                Err(other) => panic!("page {page}: {other}"),
+            }
+        }
+        assert!(refused > 0, "no page of {} bytes was in use", good.len());
     }
 }
