@@ -101,20 +101,79 @@ impl Serve {
 
     /// Start the process (again) on the same data directory.
     pub fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("serve.log"))?;
-        let mut child = Command::new(plugin_binary()?)
+        self.spawn_with(&[])
+    }
+
+    /// The server's command line on this directory, with `extra` arguments to `serve`.
+    fn command(&self, extra: &[&str]) -> anyhow::Result<Command> {
+        let mut command = Command::new(plugin_binary()?);
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--tokens"])
             .arg(self.dir.join("tokens.hcl"))
             .arg("--data")
             .arg(self.dir.join("data"))
             .args(&self.args)
+            .args(extra)
             .env("DOCKERHUB_SECRETS_HUB_URL", self.hub.url())
             .env("DOCKERHUB_SECRETS_LOG", "debug")
             .env_remove("DOCKERHUB_SECRETS_KEY")
-            .stdin(Stdio::null())
+            .stdin(Stdio::null());
+        Ok(command)
+    }
+
+    /// Run the server expecting it to refuse to start: its exit status and its stderr. A
+    /// server that starts instead (prints its address) is stopped at once, and the status is
+    /// its stop's.
+    pub fn refused(&self, extra: &[&str]) -> anyhow::Result<(std::process::ExitStatus, String)> {
+        let mut child = self
+            .command(extra)?
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting dockerhub-secrets serve")?;
+        let mut stderr = child.stderr.take().expect("piped");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let stdout = child.stdout.take().expect("piped");
+        let (started_tx, started) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(_)) = lines.next() {
+                let _ = started_tx.send(());
+            }
+            for _ in lines {}
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut status = child.try_wait()?;
+        while status.is_none()
+            && started.try_recv().is_err()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+            status = child.try_wait()?;
+        }
+        let status = match status.or(child.try_wait()?) {
+            Some(status) => status,
+            None => {
+                let pid = child.id() as i32;
+                crate::terminate(&mut child, pid, Duration::from_secs(20))
+                    .context("the server neither exited nor stopped")?
+            }
+        };
+        Ok((status, reader.join().unwrap_or_default()))
+    }
+
+    /// As [`Serve::spawn`], with `extra` arguments to `serve` this time only.
+    pub fn spawn_with(&mut self, extra: &[&str]) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("serve.log"))?;
+        let mut child = self
+            .command(extra)?
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
