@@ -386,3 +386,68 @@ fn a_damaged_store_is_refused_with_a_message_never_a_panic() {
         .unwrap();
     assert_eq!(lookup["data"]["id"], secret["lease_id"]);
 }
+
+/// The start-up rollback settles creations a crash interrupted, calling the Hub; meanwhile
+/// the server already accepts connections, and answers them once the rollback is done.
+#[test]
+fn connections_are_accepted_while_the_start_up_rollback_runs() {
+    let mut serve = configured();
+    serve.hub.inject(Fault::on(
+        "POST",
+        "/v2/access-tokens",
+        FaultKind::Latency(Duration::from_secs(2)),
+    ));
+    let url = format!("{}/v1/dockerhub/token/hoeg/my-organization", serve.addr);
+    let request = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let _ = agent
+            .put(&url)
+            .header("X-Vault-Token", ROOT_TOKEN)
+            .send("{}");
+    });
+    assert!(eventually(Duration::from_secs(10), || {
+        serve
+            .hub
+            .calls()
+            .iter()
+            .any(|c| c.method == "POST" && c.path == "/v2/access-tokens")
+    }));
+    serve.kill();
+    let _ = request.join();
+    // The creation's outcome is settled at start: its listing of tokens is slow.
+    serve.hub.inject(
+        Fault::on(
+            "GET",
+            "/v2/access-tokens",
+            FaultKind::Latency(Duration::from_secs(4)),
+        )
+        .times(10),
+    );
+    serve.hub.clear_calls();
+    let started = Instant::now();
+    serve.spawn().unwrap();
+    let listening = started.elapsed();
+    let (status, _) = serve.http("GET", "/v1/sys/health", None, b"").unwrap();
+    let answered = started.elapsed();
+    assert_eq!(status, 200);
+    let listed = serve
+        .hub
+        .calls()
+        .iter()
+        .any(|c| c.method == "GET" && c.path.starts_with("/v2/access-tokens"));
+    assert!(listed, "the start-up rollback listed the account's tokens");
+    assert!(
+        listening < Duration::from_secs(3) && answered >= Duration::from_secs(4),
+        "listening after {listening:?}, answered after {answered:?}"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || serve
+            .hub
+            .live_tokens()
+            .is_empty()),
+        "the interrupted creation's token is deleted"
+    );
+}
