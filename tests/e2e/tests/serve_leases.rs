@@ -219,6 +219,34 @@ fn a_failed_sync_revoke_is_retried_when_announced_not_at_expiry() {
     }
 }
 
+/// `lease revoke -sync` of a lease the timer is revoking waits for that revocation: its
+/// success means the token is gone at the Hub, not that someone else is on it.
+#[test]
+fn a_sync_revoke_waits_for_a_revocation_under_way() {
+    let serve = configured();
+    serve.hub.inject(Fault::on(
+        "DELETE",
+        "/v2/access-tokens/",
+        FaultKind::Latency(Duration::from_secs(3)),
+    ));
+    let short = issue(&serve, "my-organization", json!({"ttl": "1s"}));
+    assert!(eventually(Duration::from_secs(10), || {
+        serve
+            .hub
+            .calls()
+            .iter()
+            .any(|c| c.method == "DELETE" && c.path.ends_with(uuid(&short)))
+    }));
+    assert!(
+        live(&serve, &short),
+        "the timer's DELETE is still at the Hub"
+    );
+    serve
+        .bao_ok(&["lease", "revoke", "-sync", lease_id(&short)])
+        .unwrap();
+    assert!(!live(&serve, &short), "gone when the revoke succeeded");
+}
+
 /// A retry scheduled before a restart comes at its time after the restart, not at the
 /// lease's expiry.
 #[test]
