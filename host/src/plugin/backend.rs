@@ -194,10 +194,14 @@ impl BackendService {
                 .await
             {
                 Ok(_) => {
-                    tracing::info!("the mount is being disabled: every pending token creation is settled");
+                    tracing::info!(
+                        "the mount is being disabled: every pending token creation is settled"
+                    );
                     return;
                 }
-                Err(e) => tracing::warn!(attempt, error = %e, "settling pending token creations before the mount's storage is deleted failed"),
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "settling pending token creations before the mount's storage is deleted failed")
+                }
             }
             if attempt < SETTLE_ATTEMPTS {
                 tokio::time::sleep(Duration::from_secs(attempt)).await;
@@ -422,11 +426,15 @@ impl Backend for BackendService {
         match mount.state.tainted().await {
             Ok(true) if !mount.standby => {}
             Ok(true) => {
-                tracing::debug!("cleanup: the mount is being disabled; the active node settles its pending creations");
+                tracing::debug!(
+                    "cleanup: the mount is being disabled; the active node settles its pending creations"
+                );
                 return Ok(tonic::Response::new(Empty {}));
             }
             Ok(false) => {
-                tracing::debug!("cleanup: the mount stays (seal, step-down or reload); rollback settles pending creations later");
+                tracing::debug!(
+                    "cleanup: the mount stays (seal, step-down or reload); rollback settles pending creations later"
+                );
                 return Ok(tonic::Response::new(Empty {}));
             }
             Err(e) => {
@@ -479,8 +487,8 @@ impl Backend for BackendService {
                     }
                 };
                 let openbao: Arc<dyn Storage> = Arc::new(OpenBaoStorage::new(channel.clone()));
-                let cache = (standby == Some(false))
-                    .then(|| Arc::new(CachedStorage::new(openbao.clone())));
+                let cache =
+                    (standby == Some(false)).then(|| Arc::new(CachedStorage::new(openbao.clone())));
                 let mount = Mount {
                     storage: match &cache {
                         Some(cache) => cache.clone(),
@@ -530,12 +538,10 @@ mod tests {
     fn mounted(storage: Arc<dyn Storage>, standby: bool) -> BackendService {
         let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).unwrap());
         let identity = super::super::tls::Identity::generate().unwrap();
-        let broker = Broker::new(
-            super::super::tls::client_config(&identity, &identity.cert).unwrap(),
-        );
+        let broker =
+            Broker::new(super::super::tls::client_config(&identity, &identity.cert).unwrap());
         let service = BackendService::new(runtime, broker, Duration::from_secs(60));
-        let channel =
-            tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
         let _ = service.mount.set(Mount {
             storage,
             cache: None,
@@ -584,7 +590,10 @@ mod tests {
         let storage = Arc::new(MemoryStorage::new());
         // A write-ahead record of any age: rollback would read it and go to the Hub.
         storage
-            .put("wal/0", br#"{"account":"hoeg","token_label":"x","created_at":0}"#.to_vec())
+            .put(
+                "wal/0",
+                br#"{"account":"hoeg","token_label":"x","created_at":0}"#.to_vec(),
+            )
             .await
             .unwrap();
         let reply = mounted(storage.clone(), true)

@@ -148,7 +148,13 @@ impl MountState {
     /// mount entry before the last rollback and revocations of an unmount, and never at seal,
     /// step-down or plugin reload (vault/mount.go `unmountInternal`, `remountSecretsEngine`).
     pub async fn tainted(&self) -> Result<bool, tonic::Status> {
-        Ok(self.client.clone().tainted(Empty {}).await?.into_inner().tainted)
+        Ok(self
+            .client
+            .clone()
+            .tainted(Empty {})
+            .await?
+            .into_inner()
+            .tainted)
     }
 
     /// Whether this node is a standby (its storage is read-only; OpenBao forwards writes to
@@ -179,7 +185,9 @@ pub const FORWARD_ERRORS: [&str; 4] = [
 
 /// The forwarding text in a storage failure, if it has one.
 pub fn forward_error(error: &StorageError) -> Option<&'static str> {
-    FORWARD_ERRORS.into_iter().find(|text| error.0.contains(text))
+    FORWARD_ERRORS
+        .into_iter()
+        .find(|text| error.0.contains(text))
 }
 
 /// The mount's storage for one engine call, remembering whether a write met read-only

@@ -101,7 +101,10 @@ impl Node {
             .build()
             .call()?;
         let status = response.status().as_u16();
-        Ok((status, response.body_mut().read_json().unwrap_or(Value::Null)))
+        Ok((
+            status,
+            response.body_mut().read_json().unwrap_or(Value::Null),
+        ))
     }
 
     /// SIGKILL to the server alone: its plugins are left to notice.
@@ -115,11 +118,8 @@ impl Node {
 
     fn stop(&mut self) {
         if let Some(mut server) = self.server.take() {
-            crate::terminate(
-                &mut server,
-                -(server.id() as i32),
-                Duration::from_secs(15),
-            );
+            let group = -(server.id() as i32);
+            crate::terminate(&mut server, group, Duration::from_secs(15));
         }
     }
 }
@@ -194,8 +194,7 @@ impl RaftCluster {
         let node = &self.nodes[i];
         let port = node.cluster_port - 1;
         let config = format!(
-            r#"disable_mlock = true
-api_addr = "{addr}"
+            r#"api_addr = "{addr}"
 cluster_addr = "https://127.0.0.1:{cluster}"
 plugin_directory = "{plugins}"
 log_level = "debug"
@@ -252,12 +251,8 @@ listener "tcp" {{
     }
 
     fn initialize(&mut self) -> anyhow::Result<()> {
-        let init = self.nodes[0].bao_json(&[
-            "operator",
-            "init",
-            "-key-shares=1",
-            "-key-threshold=1",
-        ])?;
+        let init =
+            self.nodes[0].bao_json(&["operator", "init", "-key-shares=1", "-key-threshold=1"])?;
         self.unseal_key = init["unseal_keys_b64"][0]
             .as_str()
             .context("an unseal key")?
@@ -296,9 +291,9 @@ listener "tcp" {{
                 .bao_json(&["operator", "raft", "list-peers"])
                 .ok()
                 .and_then(|peers| {
-                    peers["data"]["config"]["servers"].as_array().map(|s| {
-                        s.iter().filter(|server| server["voter"] == true).count()
-                    })
+                    peers["data"]["config"]["servers"]
+                        .as_array()
+                        .map(|s| s.iter().filter(|server| server["voter"] == true).count())
                 })
                 == Some(3)
         };
@@ -320,12 +315,7 @@ listener "tcp" {{
             "secret",
             PLUGIN_NAME,
         ])?;
-        self.nodes[0].bao_ok(&[
-            "secrets",
-            "enable",
-            &format!("-path={MOUNT}"),
-            PLUGIN_NAME,
-        ])?;
+        self.nodes[0].bao_ok(&["secrets", "enable", &format!("-path={MOUNT}"), PLUGIN_NAME])?;
         Ok(())
     }
 
@@ -336,7 +326,11 @@ listener "tcp" {{
         if !eventually(Duration::from_secs(60), || {
             node.is_leader() || node.is_standby()
         }) {
-            bail!("{} did not come up after unseal:\n{}", node.name, node.log());
+            bail!(
+                "{} did not come up after unseal:\n{}",
+                node.name,
+                node.log()
+            );
         }
         Ok(())
     }
@@ -358,7 +352,6 @@ listener "tcp" {{
             .iter()
             .position(|n| n.server.is_some() && n.is_leader())
     }
-
 }
 
 fn sha256_hex(path: &Path) -> anyhow::Result<String> {

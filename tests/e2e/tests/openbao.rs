@@ -385,17 +385,8 @@ fn restore_listings(hub: &FakeHub) {
 /// does not know it), and fail every listing, so that the engine cannot settle them in the
 /// call and their write-ahead records stay.
 fn lose_creation_answers(hub: &FakeHub, k: usize, n: usize) {
-    hub.inject(
-        Fault::on(
-            "POST",
-            "/v2/access-tokens",
-            FaultKind::DropAfterProcessing,
-        )
-        .ratio(k, n),
-    );
-    hub.inject(
-        Fault::on("GET", "/v2/access-tokens", FaultKind::Status(503)).times(LISTING_FAULTS),
-    );
+    hub.inject(Fault::on("POST", "/v2/access-tokens", FaultKind::DropAfterProcessing).ratio(k, n));
+    hub.inject(Fault::on("GET", "/v2/access-tokens", FaultKind::Status(503)).times(LISTING_FAULTS));
 }
 
 /// Tokens at the Hub that no lease names.
@@ -484,5 +475,44 @@ fn the_plugin_exits_when_its_server_is_killed() {
         eventually(Duration::from_secs(5), || bao.plugin_pids().is_empty()),
         "plugin processes outlived their server: {:?}",
         bao.plugin_pids()
+    );
+}
+
+#[test]
+fn a_token_whose_creation_races_the_unmount_is_deleted_again() {
+    let bao = start();
+    configure(&bao);
+    bao.hub.inject(Fault::on(
+        "POST",
+        "/v2/access-tokens",
+        FaultKind::Latency(Duration::from_secs(3)),
+    ));
+    let writer = bao
+        .command(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || bao
+            .hub
+            .calls()
+            .iter()
+            .any(|c| c.method == "POST" && c.path == "/v2/access-tokens")),
+        "the creation reached the Hub"
+    );
+
+    // OpenBao revokes the mount's leases before the creation ends; a lease registered after
+    // that could never be revoked.
+    bao.bao_ok(&["secrets", "disable", "dockerhub"]).unwrap();
+    let answer = writer.wait_with_output().unwrap();
+    assert!(
+        !answer.status.success(),
+        "a mount being disabled handed out a token: {}",
+        String::from_utf8_lossy(&answer.stdout)
+    );
+    assert!(
+        bao.hub.live_tokens().is_empty(),
+        "the token outlived its mount"
     );
 }

@@ -110,11 +110,7 @@ fn a_killed_leader_loses_no_lease_and_leaves_no_plugin_behind() {
     let mut issued = Vec::new();
     for _ in 0..5 {
         let secret = leader
-            .bao_json(&[
-                "write",
-                "dockerhub/token/hoeg/my-organization",
-                "ttl=20s",
-            ])
+            .bao_json(&["write", "dockerhub/token/hoeg/my-organization", "ttl=20s"])
             .unwrap();
         issued.push((uuid(&secret).to_string(), Instant::now()));
     }
@@ -167,8 +163,10 @@ fn a_killed_leader_loses_no_lease_and_leaves_no_plugin_behind() {
     // The old leader comes back as a standby with the config written while it was down.
     cluster.restart(0).unwrap();
     assert!(
-        eventually(Duration::from_secs(10), || ttl_on(&cluster.nodes[0], "hoeg")
-            == Ok("9m0s".into())),
+        eventually(Duration::from_secs(10), || ttl_on(
+            &cluster.nodes[0],
+            "hoeg"
+        ) == Ok("9m0s".into())),
         "the restarted node answers {:?}",
         ttl_on(&cluster.nodes[0], "hoeg")
     );
