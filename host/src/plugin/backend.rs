@@ -9,8 +9,9 @@
 //! Two things depend on where the plugin runs. On a standby (OpenBao serves reads there,
 //! and its storage is read-only), reads go straight to OpenBao's storage, a write answers
 //! with OpenBao's read-only error so that OpenBao forwards the request to the active node,
-//! and rollback is left to the active node. At `Cleanup` of a mount being disabled, the
-//! engine's pending token creations are settled while the storage still exists.
+//! and rollback is left to the active node. While a mount is being disabled, a token that
+//! is issued anyway is deleted again, and at `Cleanup` the engine's pending token creations
+//! are settled while the storage still exists.
 
 use super::broker::Broker;
 use super::help;
@@ -21,7 +22,9 @@ use super::proto::pb::{
     ProtoError, Secret, SetupArgs, SetupReply, SpecialPathsReply, TypeReply,
 };
 use super::storage::{CallStorage, MountState, OpenBaoStorage, SystemViewLimits};
-use crate::runtime::{Datetime, EngineError, LeaseState, Operation, Request, Response, Runtime};
+use crate::runtime::{
+    Datetime, EngineError, Lease, LeaseState, Operation, Request, Response, Runtime,
+};
 use crate::{CachedStorage, CallError, Storage};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -148,12 +151,11 @@ impl BackendService {
             lease: request.secret.map(lease_state),
         };
         let storage = Arc::new(CallStorage::new(mount.storage.clone()));
-        let outcome = {
-            let _in_flight = self.calls.read().await;
-            self.runtime
-                .handle(storage.clone(), mount.limits.clone(), &engine_request)
-                .await
-        };
+        let _in_flight = self.calls.read().await;
+        let outcome = self
+            .runtime
+            .handle(storage.clone(), mount.limits.clone(), &engine_request)
+            .await;
         if let (Err(e), Some(read_only)) = (&outcome, storage.read_only()) {
             tracing::debug!(op = %request.operation, path = %request.path, error = %e, "storage is read-only on this node (a standby): OpenBao forwards the request to the active node");
             return forward(read_only);
@@ -170,8 +172,61 @@ impl BackendService {
         }
         match outcome {
             Ok(response) if is_empty(&response) => HandleRequestReply::default(),
+            Ok(Response {
+                lease: Some(lease), ..
+            }) if operation != Operation::Renew && mount.state.tainted().await.unwrap_or(false) => {
+                self.withdraw(mount, &engine_request.path, lease).await
+            }
             Ok(response) => reply(to_proto(response, issue_time)),
             Err(e) => failure(&e),
+        }
+    }
+
+    /// A token issued while the mount is being disabled or moved. OpenBao taints the mount
+    /// first and then revokes its leases (vault/mount.go `unmountInternal`): a lease
+    /// registered for this token could come after that revocation, and could never be
+    /// revoked once the mount is gone. The token is deleted again, and the caller gets an
+    /// error instead.
+    async fn withdraw(&self, mount: &Mount, path: &str, lease: Lease) -> HandleRequestReply {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let revoke = Request {
+            operation: Operation::Revoke,
+            path: path.to_string(),
+            data: "{}".into(),
+            display_name: None,
+            entity_id: None,
+            lease: Some(LeaseState {
+                internal_data: lease.internal_data,
+                issue_time: Datetime {
+                    seconds: now.as_secs(),
+                    nanoseconds: now.subsec_nanos(),
+                },
+                ttl: lease.ttl,
+                increment: 0,
+            }),
+        };
+        match self
+            .runtime
+            .handle(mount.storage.clone(), mount.limits.clone(), &revoke)
+            .await
+        {
+            Ok(_) => tracing::info!(
+                path,
+                "a token issued while the mount was being disabled or moved was deleted again"
+            ),
+            Err(e) => {
+                tracing::error!(path, error = %e, "a token issued while the mount was being disabled or moved could not be deleted: it stays at Docker Hub until the Hub expires it")
+            }
+        }
+        HandleRequestReply {
+            response: None,
+            err: Some(ProtoError {
+                err_type: err_type::CODED,
+                err_msg: "the mount is being disabled or moved: no token is issued".into(),
+                err_code: 503,
+            }),
         }
     }
 
@@ -442,8 +497,8 @@ impl Backend for BackendService {
                 return Ok(tonic::Response::new(Empty {}));
             }
         }
-        // A call still in flight may be creating a token: wait for it, so that its
-        // write-ahead record is settled too.
+        // OpenBao's router already waited for the requests it routed here (`Router.Taint`
+        // takes the route's lock); this also covers any other engine call still running.
         let _no_calls = match tokio::time::timeout(self.drain_wait, self.calls.write()).await {
             Ok(guard) => Some(guard),
             Err(_) => {
@@ -530,7 +585,7 @@ impl Backend for BackendService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{Lease, UpstreamError};
+    use crate::runtime::UpstreamError;
     use crate::{MemoryStorage, RuntimeConfig};
 
     /// The plugin with a mount on `storage`, on a standby or not. Nothing answers the
