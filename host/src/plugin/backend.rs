@@ -641,6 +641,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_key_openbao_reports_changed_is_read_again() {
+        let storage = Arc::new(MemoryStorage::new());
+        let cache = Arc::new(CachedStorage::new(storage.clone()));
+        let mut service = mounted(cache.clone(), false);
+        service.mount.get_mut().unwrap().cache = Some(cache.clone());
+        cache.put("config/a", b"1".to_vec()).await.unwrap();
+        storage.put("config/a", b"2".to_vec()).await.unwrap();
+        assert_eq!(cache.get("config/a").await.unwrap(), Some(b"1".to_vec()));
+
+        service
+            .invalidate_key(tonic::Request::new(InvalidateKeyArgs {
+                key: "config/a".into(),
+            }))
+            .await
+            .unwrap();
+        assert_eq!(cache.get("config/a").await.unwrap(), Some(b"2".to_vec()));
+    }
+
+    #[tokio::test]
     async fn a_standby_leaves_rollback_to_the_active_node() {
         let storage = Arc::new(MemoryStorage::new());
         // A write-ahead record of any age: rollback would read it and go to the Hub.

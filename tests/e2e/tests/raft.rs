@@ -99,6 +99,32 @@ fn standbys_follow_the_leaders_config_and_forward_token_requests() {
         );
     }
     assert_eq!(cluster.hub.live_tokens().len(), 4);
+
+    // Every node's plugin hears of the unmount; only the active node's settles pending
+    // creations, since a standby's storage is read-only and may lag.
+    leader.bao_ok(&["secrets", "disable", "dockerhub"]).unwrap();
+    assert!(cluster.hub.live_tokens().is_empty());
+    assert!(
+        leader
+            .log()
+            .contains("the mount is being disabled: every pending token creation is settled")
+    );
+    for standby in standbys {
+        assert!(
+            eventually(Duration::from_secs(5), || {
+                standby.log().contains(
+                "cleanup: the mount is being disabled; the active node settles its pending creations"
+            )
+            }),
+            "{}",
+            standby.name
+        );
+        assert!(
+            !standby
+                .log()
+                .contains("every pending token creation is settled")
+        );
+    }
 }
 
 #[test]
