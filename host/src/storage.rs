@@ -130,10 +130,12 @@ impl Storage for PrefixedStorage {
     }
 }
 
-/// Remembers what it read and wrote, so that a request reads the account's config and Hub
-/// session from memory instead of across a process boundary. Suitable where every write
-/// goes through it and the owner of the storage reports other changes
-/// ([`CachedStorage::invalidate`]: OpenBao's `InvalidateKey`). Lists are not cached.
+/// Remembers what it read and wrote (missing keys too), so that a request reads the
+/// account's config and Hub session from memory instead of across a process boundary.
+/// Correct only where every write of the storage goes through it: the OpenBao plugin uses
+/// it on the active node, and not on standbys, whose storage raft replication changes in
+/// ways OpenBao does not always report. A change that is reported is forgotten with
+/// [`CachedStorage::invalidate`]. Lists are not cached.
 pub struct CachedStorage {
     inner: Arc<dyn Storage>,
     cache: Mutex<Cache>,

@@ -5,6 +5,13 @@
 //! SystemView when the engine asks for it, and engine errors onto the error types OpenBao
 //! turns into HTTP statuses. Operations the engine does not know (OpenBao 2.7's `resolve-path`, for
 //! instance) are answered as unsupported, which OpenBao expects.
+//!
+//! Two things depend on where the plugin runs. On a standby (OpenBao serves reads there,
+//! and its storage is read-only), reads go straight to OpenBao's storage, a write answers
+//! with OpenBao's read-only error so that OpenBao forwards the request to the active node,
+//! and rollback is left to the active node. While a mount is being disabled, a token that
+//! is issued anyway is deleted again, and at `Cleanup` the engine's pending token creations
+//! are settled while the storage still exists.
 
 use super::broker::Broker;
 use super::help;
@@ -14,19 +21,28 @@ use super::proto::pb::{
     HandleRequestReply, InitializeArgs, InitializeReply, InvalidateKeyArgs, LeaseOptions, Paths,
     ProtoError, Secret, SetupArgs, SetupReply, SpecialPathsReply, TypeReply,
 };
-use super::storage::{OpenBaoStorage, SystemViewLimits};
-use crate::runtime::{Datetime, EngineError, LeaseState, Operation, Request, Response, Runtime};
-use crate::{CachedStorage, CallError};
+use super::storage::{CallStorage, MountState, OpenBaoStorage, SystemViewLimits};
+use crate::runtime::{
+    Datetime, EngineError, Lease, LeaseState, Operation, Request, Response, Runtime,
+};
+use crate::{CachedStorage, CallError, Storage};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
+use tokio::sync::RwLock;
 use tonic::Status;
 
 /// How long `Setup` waits for the server to announce the storage connection. Registration
 /// runs the plugin with no storage at all, and `Setup` must succeed then too.
 const STORAGE_ANNOUNCE_WAIT: Duration = Duration::from_secs(5);
 
+/// How often `Cleanup` tries to settle pending creations before the storage goes away; the
+/// n-th retry waits n seconds.
+const SETTLE_ATTEMPTS: u64 = 3;
+
 /// OpenBao's `ErrType` values (sdk/plugin/pb/translation.go).
 mod err_type {
+    /// A plain Go error: OpenBao matches its text (e.g. to forward a request).
+    pub const UNKNOWN: u32 = 0;
     pub const INTERNAL: u32 = 2;
     pub const CODED: u32 = 3;
     pub const UNSUPPORTED_OPERATION: u32 = 5;
@@ -36,22 +52,40 @@ mod err_type {
 
 /// The connection to the mount's storage and system view, made at `Setup`.
 struct Mount {
-    storage: Arc<CachedStorage>,
+    /// What the engine reads and writes through.
+    storage: Arc<dyn Storage>,
+    /// The cache in front of the storage, on the active node only: there every write of
+    /// the mount goes through this process. A standby's storage changes under it by raft
+    /// replication, and OpenBao's invalidations do not cover every change (a snapshot
+    /// installed from the leader purges OpenBao's own cache but tells no plugin), so a
+    /// standby reads OpenBao's storage, whose cache OpenBao keeps current.
+    cache: Option<Arc<CachedStorage>>,
     limits: Arc<SystemViewLimits>,
+    state: MountState,
+    /// OpenBao said that this node is a standby.
+    standby: bool,
 }
 
 pub struct BackendService {
     runtime: Arc<Runtime>,
     broker: Broker,
     mount: OnceLock<Mount>,
+    /// Held shared by every engine call and exclusively by `Cleanup`, which so waits for
+    /// the calls in flight before it settles what they may have left pending.
+    calls: RwLock<()>,
+    /// How long `Cleanup` waits for calls in flight: a call ends within the engine's time
+    /// limit, so this is that limit and a margin.
+    drain_wait: Duration,
 }
 
 impl BackendService {
-    pub fn new(runtime: Arc<Runtime>, broker: Broker) -> BackendService {
+    pub fn new(runtime: Arc<Runtime>, broker: Broker, time_limit: Duration) -> BackendService {
         BackendService {
             runtime,
             broker,
             mount: OnceLock::new(),
+            calls: RwLock::new(()),
+            drain_wait: time_limit + Duration::from_secs(5),
         }
     }
 
@@ -92,6 +126,13 @@ impl BackendService {
                 };
             }
         };
+        if operation == Operation::Rollback && mount.standby {
+            // The active node runs the same rollback on the same records; a standby's view
+            // may lag, and its Hub deletions would race the active node's. OpenBao's
+            // rollback manager ignores a read-only answer (vault/rollback.go).
+            tracing::debug!("rollback on a standby: left to the active node");
+            return forward(READ_ONLY);
+        }
         let issue_time = request
             .secret
             .as_ref()
@@ -109,10 +150,16 @@ impl BackendService {
             entity_id: non_empty(request.entity_id),
             lease: request.secret.map(lease_state),
         };
+        let storage = Arc::new(CallStorage::new(mount.storage.clone()));
+        let _in_flight = self.calls.read().await;
         let outcome = self
             .runtime
-            .handle(mount.storage.clone(), mount.limits.clone(), &engine_request)
+            .handle(storage.clone(), mount.limits.clone(), &engine_request)
             .await;
+        if let (Err(e), Some(read_only)) = (&outcome, storage.read_only()) {
+            tracing::debug!(op = %request.operation, path = %request.path, error = %e, "storage is read-only on this node (a standby): OpenBao forwards the request to the active node");
+            return forward(read_only);
+        }
         // A 4xx is the caller's business (OpenBao's audit log has it); a 5xx is the operator's.
         match &outcome {
             Err(e) if e.http_status() >= 500 => {
@@ -125,9 +172,115 @@ impl BackendService {
         }
         match outcome {
             Ok(response) if is_empty(&response) => HandleRequestReply::default(),
+            Ok(Response {
+                lease: Some(lease), ..
+            }) if operation != Operation::Renew && mount.state.tainted().await.unwrap_or(false) => {
+                self.withdraw(mount, &engine_request.path, lease).await
+            }
             Ok(response) => reply(to_proto(response, issue_time)),
             Err(e) => failure(&e),
         }
+    }
+
+    /// A token issued while the mount is being disabled or moved. OpenBao taints the mount
+    /// first and then revokes its leases (vault/mount.go `unmountInternal`): a lease
+    /// registered for this token could come after that revocation, and could never be
+    /// revoked once the mount is gone. The token is deleted again, and the caller gets an
+    /// error instead.
+    async fn withdraw(&self, mount: &Mount, path: &str, lease: Lease) -> HandleRequestReply {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let revoke = Request {
+            operation: Operation::Revoke,
+            path: path.to_string(),
+            data: "{}".into(),
+            display_name: None,
+            entity_id: None,
+            lease: Some(LeaseState {
+                internal_data: lease.internal_data,
+                issue_time: Datetime {
+                    seconds: now.as_secs(),
+                    nanoseconds: now.subsec_nanos(),
+                },
+                ttl: lease.ttl,
+                increment: 0,
+            }),
+        };
+        match self
+            .runtime
+            .handle(mount.storage.clone(), mount.limits.clone(), &revoke)
+            .await
+        {
+            Ok(_) => tracing::info!(
+                path,
+                "a token issued while the mount was being disabled or moved was deleted again"
+            ),
+            Err(e) => {
+                tracing::error!(path, error = %e, "a token issued while the mount was being disabled or moved could not be deleted: it stays at Docker Hub until the Hub expires it")
+            }
+        }
+        HandleRequestReply {
+            response: None,
+            err: Some(ProtoError {
+                err_type: err_type::CODED,
+                err_msg: "the mount is being disabled or moved: no token is issued".into(),
+                err_code: 503,
+            }),
+        }
+    }
+
+    /// Delete at the Hub every token whose creation is pending (`rollback` with `immediate`),
+    /// retried a few times: after this the mount's storage, and with it the write-ahead
+    /// records that name those tokens, is deleted.
+    async fn settle_pending_creations(&self, mount: &Mount) {
+        let request = Request {
+            operation: Operation::Rollback,
+            path: String::new(),
+            data: serde_json::json!({ "immediate": true }).to_string(),
+            display_name: None,
+            entity_id: None,
+            lease: None,
+        };
+        for attempt in 1..=SETTLE_ATTEMPTS {
+            match self
+                .runtime
+                .handle(mount.storage.clone(), mount.limits.clone(), &request)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(
+                        "the mount is being disabled: every pending token creation is settled"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "settling pending token creations before the mount's storage is deleted failed")
+                }
+            }
+            if attempt < SETTLE_ATTEMPTS {
+                tokio::time::sleep(Duration::from_secs(attempt)).await;
+            }
+        }
+        tracing::error!(
+            "the mount is being disabled with token creations still pending: their tokens stay at Docker Hub until the Hub expires them"
+        );
+    }
+}
+
+/// OpenBao's `logical.ErrReadOnly` text (sdk/logical/storage.go).
+const READ_ONLY: &str = super::storage::FORWARD_ERRORS[0];
+
+/// An error OpenBao answers by forwarding the request to the active node: a plain error
+/// carrying the text OpenBao looks for, as a Go plugin returns `logical.ErrReadOnly`.
+fn forward(text: &str) -> HandleRequestReply {
+    HandleRequestReply {
+        response: None,
+        err: Some(ProtoError {
+            err_type: err_type::UNKNOWN,
+            err_msg: text.to_string(),
+            err_code: 0,
+        }),
     }
 }
 
@@ -293,11 +446,13 @@ impl Backend for BackendService {
             entity_id: None,
             lease: None,
         };
-        let reply = match self
-            .runtime
-            .existence_check(mount.storage.clone(), &engine_request)
-            .await
-        {
+        let outcome = {
+            let _in_flight = self.calls.read().await;
+            self.runtime
+                .existence_check(mount.storage.clone(), &engine_request)
+                .await
+        };
+        let reply = match outcome {
             Ok(None) => HandleExistenceCheckReply::default(),
             Ok(Some(exists)) => HandleExistenceCheckReply {
                 check_found: true,
@@ -312,16 +467,58 @@ impl Backend for BackendService {
         Ok(tonic::Response::new(reply))
     }
 
+    /// OpenBao calls `Cleanup` before it stops the plugin: at unmount (the mount's storage is
+    /// deleted right after), and also at seal, step-down, plugin reload and namespace
+    /// teardown, where the storage stays. Pending creations are settled only when OpenBao
+    /// says the mount is being disabled (`Tainted`) and this node is the active one: an
+    /// immediate rollback where the storage stays could delete at the Hub a token whose
+    /// creation is in flight on another node, and where it stays the periodic rollback
+    /// settles the records later anyway.
     async fn cleanup(&self, _: tonic::Request<Empty>) -> Result<tonic::Response<Empty>, Status> {
-        tracing::debug!("cleanup: the mount is going away");
+        let Some(mount) = self.mount.get() else {
+            return Ok(tonic::Response::new(Empty {}));
+        };
+        match mount.state.tainted().await {
+            Ok(true) if !mount.standby => {}
+            Ok(true) => {
+                tracing::debug!(
+                    "cleanup: the mount is being disabled; the active node settles its pending creations"
+                );
+                return Ok(tonic::Response::new(Empty {}));
+            }
+            Ok(false) => {
+                tracing::debug!(
+                    "cleanup: the mount stays (seal, step-down or reload); rollback settles pending creations later"
+                );
+                return Ok(tonic::Response::new(Empty {}));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.message(), "cleanup: OpenBao did not say whether the mount is being disabled; pending creations are left to rollback");
+                return Ok(tonic::Response::new(Empty {}));
+            }
+        }
+        // OpenBao's router already waited for the requests it routed here (`Router.Taint`
+        // takes the route's lock); this also covers any other engine call still running.
+        let _no_calls = match tokio::time::timeout(self.drain_wait, self.calls.write()).await {
+            Ok(guard) => Some(guard),
+            Err(_) => {
+                tracing::warn!(wait = ?self.drain_wait, "cleanup: engine calls still in flight");
+                None
+            }
+        };
+        self.settle_pending_creations(mount).await;
         Ok(tonic::Response::new(Empty {}))
     }
 
-    /// The engine caches nothing in memory: every call reads storage.
+    /// OpenBao reports a key that changed without this process writing it (on a standby,
+    /// after raft replication); the cache, where there is one, forgets it.
     async fn invalidate_key(
         &self,
-        _: tonic::Request<InvalidateKeyArgs>,
+        request: tonic::Request<InvalidateKeyArgs>,
     ) -> Result<tonic::Response<Empty>, Status> {
+        if let Some(cache) = self.mount.get().and_then(|m| m.cache.as_ref()) {
+            cache.invalidate(&request.into_inner().key);
+        }
         Ok(tonic::Response::new(Empty {}))
     }
 
@@ -336,11 +533,26 @@ impl Backend for BackendService {
             .await
         {
             Ok(channel) => {
+                let state = MountState::new(channel.clone());
+                let standby = match state.standby().await {
+                    Ok(standby) => Some(standby),
+                    Err(e) => {
+                        tracing::warn!(error = %e.message(), "OpenBao did not say whether this node is a standby; reading storage uncached");
+                        None
+                    }
+                };
+                let openbao: Arc<dyn Storage> = Arc::new(OpenBaoStorage::new(channel.clone()));
+                let cache =
+                    (standby == Some(false)).then(|| Arc::new(CachedStorage::new(openbao.clone())));
                 let mount = Mount {
-                    storage: Arc::new(CachedStorage::new(Arc::new(OpenBaoStorage::new(
-                        channel.clone(),
-                    )))),
+                    storage: match &cache {
+                        Some(cache) => cache.clone(),
+                        None => openbao,
+                    },
+                    cache,
                     limits: Arc::new(SystemViewLimits::new(channel)),
+                    state,
+                    standby: standby == Some(true),
                 };
                 if self.mount.set(mount).is_err() {
                     tracing::warn!("Setup called twice; keeping the first storage connection");
@@ -348,6 +560,7 @@ impl Backend for BackendService {
                 tracing::info!(
                     version = env!("CARGO_PKG_VERSION"),
                     component = crate::runtime::component::sha256(),
+                    standby,
                     "mounted"
                 );
             }
@@ -372,7 +585,100 @@ impl Backend for BackendService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{Lease, UpstreamError};
+    use crate::runtime::UpstreamError;
+    use crate::{MemoryStorage, RuntimeConfig};
+
+    /// The plugin with a mount on `storage`, on a standby or not. Nothing answers the
+    /// system view: these calls must not need it.
+    fn mounted(storage: Arc<dyn Storage>, standby: bool) -> BackendService {
+        let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).unwrap());
+        let identity = super::super::tls::Identity::generate().unwrap();
+        let broker =
+            Broker::new(super::super::tls::client_config(&identity, &identity.cert).unwrap());
+        let service = BackendService::new(runtime, broker, Duration::from_secs(60));
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        let _ = service.mount.set(Mount {
+            storage,
+            cache: None,
+            limits: Arc::new(SystemViewLimits::new(channel.clone())),
+            state: MountState::new(channel),
+            standby,
+        });
+        service
+    }
+
+    fn request(operation: &str, path: &str, data: serde_json::Value) -> pb::Request {
+        pb::Request {
+            operation: operation.into(),
+            path: path.into(),
+            data: data.to_string(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_that_meets_read_only_storage_is_forwarded() {
+        let standby = Arc::new(super::super::storage::tests::Standby(MemoryStorage::new()));
+        let service = mounted(standby, true);
+        let reply = service
+            .handle(request(
+                "update",
+                "config/hoeg",
+                serde_json::json!({"namespace": "hoeg", "password": "p", "verify": false}),
+            ))
+            .await;
+        let err = reply.err.expect("an error");
+        assert_eq!(
+            (err.err_type, err.err_msg.as_str()),
+            (err_type::UNKNOWN, "cannot write to readonly storage"),
+            "OpenBao forwards on exactly this text"
+        );
+
+        let reply = service
+            .handle(request("read", "config/hoeg", serde_json::Value::Null))
+            .await;
+        assert!(reply.err.is_none(), "reads are answered on the standby");
+    }
+
+    #[tokio::test]
+    async fn a_key_openbao_reports_changed_is_read_again() {
+        let storage = Arc::new(MemoryStorage::new());
+        let cache = Arc::new(CachedStorage::new(storage.clone()));
+        let mut service = mounted(cache.clone(), false);
+        service.mount.get_mut().unwrap().cache = Some(cache.clone());
+        cache.put("config/a", b"1".to_vec()).await.unwrap();
+        storage.put("config/a", b"2".to_vec()).await.unwrap();
+        assert_eq!(cache.get("config/a").await.unwrap(), Some(b"1".to_vec()));
+
+        service
+            .invalidate_key(tonic::Request::new(InvalidateKeyArgs {
+                key: "config/a".into(),
+            }))
+            .await
+            .unwrap();
+        assert_eq!(cache.get("config/a").await.unwrap(), Some(b"2".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_standby_leaves_rollback_to_the_active_node() {
+        let storage = Arc::new(MemoryStorage::new());
+        // A write-ahead record of any age: rollback would read it and go to the Hub.
+        storage
+            .put(
+                "wal/0",
+                br#"{"account":"hoeg","token_label":"x","created_at":0}"#.to_vec(),
+            )
+            .await
+            .unwrap();
+        let reply = mounted(storage.clone(), true)
+            .handle(request("rollback", "", serde_json::Value::Null))
+            .await;
+        assert_eq!(
+            reply.err.map(|e| e.err_msg),
+            Some("cannot write to readonly storage".to_string())
+        );
+        assert_eq!(storage.keys(), ["wal/0"], "the engine did not run");
+    }
 
     #[test]
     fn every_engine_error_gets_vaults_status() {

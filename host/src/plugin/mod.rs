@@ -5,13 +5,14 @@
 //! Start-up: check the magic cookie and protocol version, make a certificate, listen on a
 //! unix socket, print the handshake line, then serve `pb.Backend` (engine requests), the
 //! broker (for the storage connection back to the server), health, the controller and the
-//! plugin version until the server asks the plugin to stop. The engine component is
-//! loaded precompiled, so the handshake follows process start within milliseconds.
+//! plugin version until the server asks the plugin to stop, or is gone. The engine component
+//! is loaded precompiled, so the handshake follows process start within milliseconds.
 
 mod backend;
 mod broker;
 mod go_plugin;
 mod help;
+mod parent;
 mod proto;
 mod storage;
 mod tls;
@@ -24,6 +25,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
@@ -35,6 +37,9 @@ const COOKIE_KEY: &str = "VAULT_BACKEND_PLUGIN";
 const COOKIE_VALUE: &str = "6669da05-b1c8-4f49-97d9-c8e5bed98e20";
 const APP_PROTOCOL_VERSION: &str = "5";
 const CORE_PROTOCOL_VERSION: &str = "1";
+/// How long the plugin finishes its work once its server is gone, before it exits anyway:
+/// nothing it answers can reach anyone.
+const ORPHAN_EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// How the process was started.
 pub enum Launch {
@@ -139,6 +144,7 @@ pub async fn serve(config: RuntimeConfig) -> anyhow::Result<()> {
     let host_cert = tls::parse_host_cert(&host_cert)?;
     tls::warm_up();
     let identity = tls::Identity::generate()?;
+    let time_limit = config.time_limit;
     let runtime = Arc::new(Runtime::new(config)?);
 
     let path = socket_path();
@@ -202,6 +208,13 @@ pub async fn serve(config: RuntimeConfig) -> anyhow::Result<()> {
         tokio::select! {
             _ = shutdown_requested.wait_for(|stop| *stop) => {}
             _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+            _ = parent::gone() => {
+                tracing::warn!("the server that started this plugin is gone: exiting");
+                tokio::spawn(async {
+                    tokio::time::sleep(ORPHAN_EXIT_GRACE).await;
+                    std::process::exit(1);
+                });
+            }
         }
     };
     tonic::transport::Server::builder()
@@ -213,7 +226,7 @@ pub async fn serve(config: RuntimeConfig) -> anyhow::Result<()> {
         .add_service(GrpcStdioServer::new(go_plugin::Stdio))
         .add_service(PluginVersionServer::new(go_plugin::Version))
         .add_service(BackendServer::new(backend::BackendService::new(
-            runtime, broker,
+            runtime, broker, time_limit,
         )))
         .serve_with_incoming_shutdown(ReceiverStream::new(incoming), stop)
         .await?;

@@ -1,4 +1,5 @@
-//! The mount's storage and lease limits, served by OpenBao over the broker connection.
+//! The mount's storage, lease limits and state, served by OpenBao over the broker
+//! connection.
 
 use super::proto::pb::storage_client::StorageClient;
 use super::proto::pb::system_view_client::SystemViewClient;
@@ -7,6 +8,7 @@ use super::proto::pb::{
 };
 use crate::runtime::LeaseLimits;
 use crate::storage::{Storage, StorageError};
+use std::sync::{Arc, Mutex};
 use tonic::transport::Channel;
 
 /// [`Storage`] through OpenBao's `pb.Storage`: the same barrier-encrypted storage that
@@ -122,5 +124,167 @@ impl LeaseLimits for SystemViewLimits {
                 None
             }
         }
+    }
+}
+
+/// OpenBao's `ReplicationPerformanceStandby` flag (sdk/helper/consts/replication.go: `1 << 14`),
+/// set in `ReplicationState` on a standby that serves reads (ha.go, `runReadEnabledStandby`).
+const PERFORMANCE_STANDBY: i32 = 1 << 14;
+
+/// What OpenBao tells the plugin about its mount and node, asked of `pb.SystemView`.
+#[derive(Clone)]
+pub struct MountState {
+    client: SystemViewClient<Channel>,
+}
+
+impl MountState {
+    pub fn new(channel: Channel) -> MountState {
+        MountState {
+            client: SystemViewClient::new(channel),
+        }
+    }
+
+    /// Whether the mount is being disabled or moved (`SystemView.Tainted`): OpenBao taints the
+    /// mount entry before the last rollback and revocations of an unmount, and never at seal,
+    /// step-down or plugin reload (vault/mount.go `unmountInternal`, `remountSecretsEngine`).
+    pub async fn tainted(&self) -> Result<bool, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .tainted(Empty {})
+            .await?
+            .into_inner()
+            .tainted)
+    }
+
+    /// Whether this node is a standby (its storage is read-only; OpenBao forwards writes to
+    /// the active node). A plugin process lives within one HA state: OpenBao tears every
+    /// mount down (`Cleanup`, then the process is killed) before a node changes state.
+    pub async fn standby(&self) -> Result<bool, tonic::Status> {
+        let state = self
+            .client
+            .clone()
+            .replication_state(Empty {})
+            .await?
+            .into_inner()
+            .state;
+        Ok(state & PERFORMANCE_STANDBY != 0)
+    }
+}
+
+/// The texts of OpenBao's errors that make it forward a request to the active node instead of
+/// answering it (sdk/logical/error.go `ShouldForward`: `ErrReadOnly`, `ErrPerfStandbyPleaseForward`,
+/// raft's "node is not the leader", `consts.ErrStandby`). OpenBao matches them as substrings
+/// of the error message, so a plugin's error is forwarded when its message carries one.
+pub const FORWARD_ERRORS: [&str; 4] = [
+    "cannot write to readonly storage",
+    "please forward to the active node",
+    "node is not the leader",
+    "Vault is in standby mode",
+];
+
+/// The forwarding text in a storage failure, if it has one.
+pub fn forward_error(error: &StorageError) -> Option<&'static str> {
+    FORWARD_ERRORS
+        .into_iter()
+        .find(|text| error.0.contains(text))
+}
+
+/// The mount's storage for one engine call, remembering whether a write met read-only
+/// storage: whatever the engine makes of that failure, the call's answer must be OpenBao's
+/// own read-only error, so that OpenBao forwards the request to the active node.
+pub struct CallStorage {
+    inner: Arc<dyn Storage>,
+    read_only: Mutex<Option<&'static str>>,
+}
+
+impl CallStorage {
+    pub fn new(inner: Arc<dyn Storage>) -> CallStorage {
+        CallStorage {
+            inner,
+            read_only: Mutex::new(None),
+        }
+    }
+
+    /// OpenBao's text for the read-only storage this call met, if it met any.
+    pub fn read_only(&self) -> Option<&'static str> {
+        *self.read_only.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(e) = &result
+            && let Some(text) = forward_error(e)
+        {
+            *self.read_only.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+        }
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for CallStorage {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.check(self.inner.get(key).await)
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        self.check(self.inner.put(key, value).await)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.check(self.inner.delete(key).await)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.check(self.inner.list(prefix).await)
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::MemoryStorage;
+
+    /// Storage as a standby's: reads work, writes fail with OpenBao's read-only error.
+    pub struct Standby(pub MemoryStorage);
+
+    #[async_trait::async_trait]
+    impl Storage for Standby {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+            self.0.get(key).await
+        }
+        async fn put(&self, key: &str, _: Vec<u8>) -> Result<(), StorageError> {
+            Err(failed("put", key, "cannot write to readonly storage"))
+        }
+        async fn delete(&self, key: &str) -> Result<(), StorageError> {
+            Err(failed("delete", key, "cannot write to readonly storage"))
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+            self.0.list(prefix).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_remembers_that_it_met_read_only_storage() {
+        let call = CallStorage::new(Arc::new(Standby(MemoryStorage::new())));
+        assert_eq!(call.get("config/a").await.unwrap(), None);
+        assert_eq!(call.read_only(), None, "reads are fine on a standby");
+        assert!(call.put("wal/1", b"x".to_vec()).await.is_err());
+        assert_eq!(call.read_only(), Some("cannot write to readonly storage"));
+
+        let other = CallStorage::new(Arc::new(MemoryStorage::new()));
+        other.put("wal/1", b"x".to_vec()).await.unwrap();
+        assert_eq!(other.read_only(), None);
+    }
+
+    #[test]
+    fn only_openbaos_forwarding_errors_count() {
+        for text in FORWARD_ERRORS {
+            assert_eq!(
+                forward_error(&failed("put", "k", format!("raft: {text}"))),
+                Some(text)
+            );
+        }
+        assert_eq!(forward_error(&failed("put", "k", "disk full")), None);
     }
 }

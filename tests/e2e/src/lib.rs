@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod openbao;
+pub mod raft;
 pub mod serve;
 
 use dockerhub_secrets::runtime::{

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 pub const ROOT_TOKEN: &str = "root";
 pub const MOUNT: &str = "dockerhub";
-const PLUGIN_NAME: &str = "dockerhub-secrets";
+pub(crate) const PLUGIN_NAME: &str = "dockerhub-secrets";
 
 pub(crate) fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -53,7 +53,7 @@ pub fn plugin_binary() -> anyhow::Result<PathBuf> {
 
 /// Two adjacent free loopback ports: the dev server uses the next port for its cluster
 /// listener.
-fn free_port_pair() -> anyhow::Result<u16> {
+pub(crate) fn free_port_pair() -> anyhow::Result<u16> {
     for _ in 0..50 {
         let first = TcpListener::bind("127.0.0.1:0")?;
         let port = first.local_addr()?.port();
@@ -141,6 +141,13 @@ impl OpenBao {
         processes_running(&plugin)
     }
 
+    /// SIGKILL to the server alone, as the OOM killer would: its plugins are left to notice.
+    pub fn kill_server(&mut self) {
+        // SAFETY: the server this harness started.
+        unsafe { libc::kill(self.server.id() as i32, libc::SIGKILL) };
+        let _ = self.server.wait();
+    }
+
     pub fn server_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
@@ -221,7 +228,7 @@ impl Drop for OpenBao {
 }
 
 /// Processes whose executable is `path`.
-fn processes_running(path: &Path) -> Vec<i32> {
+pub(crate) fn processes_running(path: &Path) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

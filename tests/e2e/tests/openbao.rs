@@ -1,6 +1,7 @@
 //! The plugin in a real OpenBao (`bao server -dev` from PyPI), driven with the real `bao`
 //! CLI, against the Docker Hub fake: the seed's session verbatim, policies, leases that end
-//! by revoke, by expiry and at unmount, renewals, a killed plugin, a failing Hub.
+//! by revoke, by expiry and at unmount, renewals, a killed plugin, a failing Hub, creations
+//! whose answer was lost when the mount is disabled or reloaded, a killed server.
 
 use dockerhub_secrets_e2e::openbao::{OpenBao, eventually};
 use dockerhub_secrets_e2e::{PASSWORD, lease_id, row, uuid};
@@ -355,5 +356,163 @@ fn the_mounts_max_lease_ttl_caps_lease_and_hub_expiry() {
     assert!(
         left <= Duration::from_secs(120),
         "the Hub ends the token within the mount's limit: {expires_at}"
+    );
+}
+
+/// How many `GET /v2/access-tokens` answers fail while tokens are issued: more than the
+/// engine asks in those calls, so that none of them can look a lost token up.
+const LISTING_FAULTS: usize = 200;
+
+/// Use up what is left of the listing faults, so that the Hub answers listings again.
+fn restore_listings(hub: &FakeHub) {
+    for _ in 0..=LISTING_FAULTS {
+        let status = ureq::get(format!("{}/v2/access-tokens", hub.url()))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap()
+            .status()
+            .as_u16();
+        if status != 503 {
+            return;
+        }
+    }
+    panic!("the listing faults never ran out");
+}
+
+/// Lose the Hub's answer to 3 of every 10 creations (the token exists at the Hub, the engine
+/// does not know it), and fail every listing, so that the engine cannot settle them in the
+/// call and their write-ahead records stay.
+fn lose_creation_answers(hub: &FakeHub, k: usize, n: usize) {
+    hub.inject(Fault::on("POST", "/v2/access-tokens", FaultKind::DropAfterProcessing).ratio(k, n));
+    hub.inject(Fault::on("GET", "/v2/access-tokens", FaultKind::Status(503)).times(LISTING_FAULTS));
+}
+
+/// Tokens at the Hub that no lease names.
+fn orphans(bao: &OpenBao, leased: &[String]) -> Vec<String> {
+    bao.hub
+        .live_tokens()
+        .into_iter()
+        .map(|t| t.uuid)
+        .filter(|uuid| !leased.contains(uuid))
+        .collect()
+}
+
+#[test]
+fn disabling_the_mount_deletes_tokens_whose_creation_answer_was_lost() {
+    let bao = start();
+    configure(&bao);
+    lose_creation_answers(&bao.hub, 3, 10);
+    let mut leased = Vec::new();
+    let mut failed = 0;
+    for _ in 0..30 {
+        match bao.bao_json(&["write", "-force", "dockerhub/token/hoeg/my-organization"]) {
+            Ok(secret) => leased.push(uuid(&secret).to_string()),
+            Err(_) => failed += 1,
+        }
+    }
+    assert_eq!(failed, 9, "3 of every 10 answers were lost");
+    assert_eq!(
+        orphans(&bao, &leased).len(),
+        failed,
+        "each lost answer left a token at the Hub that no lease names"
+    );
+    restore_listings(&bao.hub);
+
+    // At once: the write-ahead records are far younger than rollback's 10 minutes.
+    bao.bao_ok(&["secrets", "disable", "dockerhub"]).unwrap();
+    let left = bao.hub.live_tokens();
+    assert!(
+        left.is_empty(),
+        "{} token(s) outlived the mount: {left:?}",
+        left.len()
+    );
+}
+
+#[test]
+fn a_plugin_reload_keeps_pending_creations_for_rollback() {
+    let bao = start();
+    configure(&bao);
+    lose_creation_answers(&bao.hub, 1, 1);
+    let lost = bao
+        .bao(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
+        .unwrap();
+    assert!(!lost.status.success());
+    let orphan = orphans(&bao, &[]);
+    assert_eq!(orphan.len(), 1);
+    restore_listings(&bao.hub);
+
+    // A reload (like a seal or a step-down) calls Cleanup too, but the storage stays: a
+    // pending creation there may be in flight on another node, so nothing is deleted.
+    let before = bao.plugin_pids();
+    bao.bao_ok(&["plugin", "reload", "-plugin=dockerhub-secrets"])
+        .unwrap();
+    assert!(eventually(Duration::from_secs(10), || {
+        let now = bao.plugin_pids();
+        !now.is_empty() && now.iter().all(|p| !before.contains(p))
+    }));
+    assert!(
+        bao.hub.token(&orphan[0]).is_some(),
+        "a reload deleted a pending creation's token"
+    );
+
+    bao.bao_ok(&["secrets", "disable", "dockerhub"]).unwrap();
+    assert!(
+        bao.hub.live_tokens().is_empty(),
+        "the unmount after the reload settled it"
+    );
+}
+
+#[test]
+fn the_plugin_exits_when_its_server_is_killed() {
+    let mut bao = start();
+    configure(&bao);
+    let plugins = bao.plugin_pids();
+    assert!(!plugins.is_empty(), "a plugin process runs");
+    bao.kill_server();
+    assert!(
+        eventually(Duration::from_secs(5), || bao.plugin_pids().is_empty()),
+        "plugin processes outlived their server: {:?}",
+        bao.plugin_pids()
+    );
+}
+
+#[test]
+fn a_token_whose_creation_races_the_unmount_is_deleted_again() {
+    let bao = start();
+    configure(&bao);
+    bao.hub.inject(Fault::on(
+        "POST",
+        "/v2/access-tokens",
+        FaultKind::Latency(Duration::from_secs(3)),
+    ));
+    let writer = bao
+        .command(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || bao
+            .hub
+            .calls()
+            .iter()
+            .any(|c| c.method == "POST" && c.path == "/v2/access-tokens")),
+        "the creation reached the Hub"
+    );
+
+    // OpenBao revokes the mount's leases before the creation ends; a lease registered after
+    // that could never be revoked.
+    bao.bao_ok(&["secrets", "disable", "dockerhub"]).unwrap();
+    let answer = writer.wait_with_output().unwrap();
+    assert!(
+        !answer.status.success(),
+        "a mount being disabled handed out a token: {}",
+        String::from_utf8_lossy(&answer.stdout)
+    );
+    assert!(
+        bao.hub.live_tokens().is_empty(),
+        "the token outlived its mount"
     );
 }
