@@ -124,6 +124,7 @@ async fn handle(
         request.headers().contains_key(AUTHORIZATION),
     );
     let mut drop_after_processing = false;
+    let mut status_after_processing = None;
     match hub.take_fault(&method, &path) {
         Some(FaultKind::Status(code)) => return Ok(finish(&hub, call, errors::status(code))),
         Some(FaultKind::RateLimited { retry_after }) => {
@@ -135,11 +136,15 @@ async fn handle(
         Some(FaultKind::Drop) => return Err(Dropped),
         Some(FaultKind::Latency(delay)) => tokio::time::sleep(delay).await,
         Some(FaultKind::DropAfterProcessing) => drop_after_processing = true,
+        Some(FaultKind::StatusAfterProcessing(code)) => status_after_processing = Some(code),
         None => {}
     }
     let response = process(&hub, router, peer, &path, request).await;
     if drop_after_processing {
         return Err(Dropped);
+    }
+    if let Some(code) = status_after_processing {
+        return Ok(finish(&hub, call, errors::status(code)));
     }
     Ok(finish(&hub, call, response))
 }
