@@ -29,6 +29,8 @@ pub struct TestHost {
     pub max_lease_ttl: Cell<Option<u64>>,
     /// How often the engine asked for it.
     pub max_lease_ttl_asked: Cell<u32>,
+    /// Seconds the clock moves on with every Hub request, to play a slow Hub without waiting.
+    pub seconds_per_request: Cell<u64>,
     agent: ureq::Agent,
 }
 
@@ -52,6 +54,7 @@ impl TestHost {
             failing_bucket: Cell::new(None),
             max_lease_ttl: Cell::new(None),
             max_lease_ttl_asked: Cell::new(0),
+            seconds_per_request: Cell::new(0),
             agent,
         }
     }
@@ -139,6 +142,7 @@ impl Host for TestHost {
     }
 
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        self.advance(self.seconds_per_request.get());
         let mut builder = ureq::http::Request::builder()
             .method(request.method)
             .uri(format!("{}{}", self.hub.url(), request.path));
