@@ -302,6 +302,10 @@ impl Hub {
         self.lock().faults.push(fault);
     }
 
+    pub fn clear_faults(&self) {
+        self.lock().faults = FaultQueue::default();
+    }
+
     pub fn set_rate_limit(&self, rate: Option<RateLimit>) {
         self.lock().limiter = rate.map(Limiter::new);
     }

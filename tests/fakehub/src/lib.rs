@@ -136,6 +136,11 @@ impl FakeHub {
         self.hub.set_rate_limit(limit);
     }
 
+    /// Drops every queued fault, including ratio faults, which otherwise apply for ever.
+    pub fn clear_faults(&self) {
+        self.hub.clear_faults();
+    }
+
     /// Sets which expiry new tokens get (the one asked for, an earlier one, or none); see
     /// [`ExpiryGrant`].
     pub fn grant_expiry(&self, grant: ExpiryGrant) {

@@ -137,7 +137,9 @@ fn the_granted_expiry_can_be_earlier_than_asked_or_none() {
         "{capped}"
     );
     assert_eq!(
-        hub.token(capped["uuid"].as_str().unwrap()).unwrap().expires_at,
+        hub.token(capped["uuid"].as_str().unwrap())
+            .unwrap()
+            .expires_at,
         capped["expires_at"].as_str().map(str::to_owned),
         "the listing shows the expiry the answer gave"
     );

@@ -163,3 +163,16 @@ fn status_after_processing_does_the_work_then_fails_the_answer() {
     assert_eq!(hub.tokens().len(), 1, "the token was created");
     assert_eq!(hub.calls().last().unwrap().status, 502);
 }
+
+#[test]
+fn clear_faults_drops_ratio_faults_too() {
+    let hub = hub();
+    let client = Client::new(&hub);
+    let jwt = client.login(ALICE, ALICE_PASSWORD);
+    hub.inject(Fault::on("POST", "/v2/access-tokens", FaultKind::Status(503)).ratio(1, 1));
+    let reply = client.send("POST", "/v2/access-tokens", Some(&jwt), create_body());
+    assert_eq!(reply.status, 503);
+    hub.clear_faults();
+    client.create_token(&jwt, "ci", &["repo:read"]);
+    assert_eq!(hub.tokens().len(), 1);
+}
