@@ -688,6 +688,33 @@ mod tests {
     }
 
     #[test]
+    fn a_creation_that_lands_after_the_timeout_is_left_to_rollback() {
+        let host = TestHost::with_request_timeout(std::time::Duration::from_millis(700));
+        host.call(
+            Operation::Update,
+            "config/hoeg",
+            json!({"namespace": "hoeg", "password": PASSWORD, "verify": false}),
+        )
+        .unwrap();
+        // The Hub works on the creation for 1.5 s: the engine stops waiting at 0.7 s, and the
+        // listing it settles with does not show the token yet.
+        host.hub.inject(Fault::on(
+            "POST",
+            "/v2/access-tokens",
+            FaultKind::Latency(std::time::Duration::from_millis(1500)),
+        ));
+        let error = lost_answer(&host);
+        assert!(error.message.contains("no such token"), "{}", error.message);
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert_eq!(host.hub.live_tokens().len(), 1, "the creation landed late");
+        assert_eq!(host.keys(Bucket::Wal).len(), 1, "and rollback knows of it");
+        host.call(Operation::Rollback, "", json!({"immediate": true}))
+            .unwrap();
+        assert!(host.hub.live_tokens().is_empty());
+        assert!(host.keys(Bucket::Wal).is_empty());
+    }
+
+    #[test]
     fn when_the_settling_fails_too_the_record_stays_and_the_error_says_so() {
         let host = TestHost::configured();
         host.issue(json!({}));

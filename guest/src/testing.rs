@@ -37,12 +37,18 @@ pub struct TestHost {
 impl TestHost {
     /// A host whose fake Hub knows the account `hoeg`.
     pub fn new() -> TestHost {
+        TestHost::with_request_timeout(Duration::from_secs(20))
+    }
+
+    /// As [`TestHost::new`], giving up on a Hub request after `timeout` (the component's
+    /// adapter waits 30 s for a first byte).
+    pub fn with_request_timeout(timeout: Duration) -> TestHost {
         let hub = FakeHub::start(Config::default().account(ACCOUNT, PASSWORD, None))
             .expect("start the fake hub");
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(20)))
+            .timeout_global(Some(timeout))
             .build()
             .into();
         TestHost {

@@ -26,7 +26,7 @@ pub enum FaultKind {
     Status(u16),
     /// 429 with `Retry-After` (seconds) and `X-Retry-After` (unix time), without processing.
     RateLimited { retry_after: u64 },
-    /// Sleep, then process normally.
+    /// Sleep, then process normally, even when the client stopped waiting meanwhile.
     Latency(Duration),
     /// Close the connection without a response, without processing.
     Drop,
