@@ -3,6 +3,7 @@
 //! did the work, each for a share of requests), then a count: every token at the Hub has a
 //! live record, or is gone.
 
+use dockerhub_secrets::Storage;
 use dockerhub_secrets::runtime::{LeaseState, Operation};
 use dockerhub_secrets_e2e::{Engine, Issued};
 use fakehub::{Fault, FaultKind};
@@ -186,4 +187,44 @@ async fn a_burst_under_every_fault_leaves_no_token_without_a_record() {
     }
     assert!(engine.hub.tokens().is_empty());
     assert!(recorded(&engine).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_crash_72_pending_creations_are_settled_with_one_listing() {
+    let engine = Engine::start();
+    engine.configure().await;
+    let kept = burst(&engine, 3).await;
+    let lost = burst(&engine, 72).await;
+    // A process that died after the Hub created these tokens and before it recorded them:
+    // their write-ahead records remain, their token records never were.
+    for (n, issued) in lost.iter().enumerate() {
+        let label = engine.hub.token(issued.uuid()).unwrap().label;
+        let storage = &engine.storage;
+        storage
+            .delete(&format!("token/{}", issued.uuid()))
+            .await
+            .unwrap();
+        let record = serde_json::json!({"account": "hoeg", "token_label": label, "created_at": 0});
+        storage
+            .put(&format!("wal/{n:016x}"), record.to_string().into_bytes())
+            .await
+            .unwrap();
+    }
+    engine.hub.clear_calls();
+    engine
+        .call(Operation::Rollback, "", serde_json::json!({}))
+        .await
+        .unwrap();
+    let calls = engine.hub.calls();
+    let count = |method: &str| {
+        calls
+            .iter()
+            .filter(|c| c.method == method && c.path.starts_with(TOKENS))
+            .count()
+    };
+    assert_eq!(count("GET"), 1, "one listing for all 72");
+    assert_eq!(count("DELETE"), 72);
+    assert_eq!(pending_creations(&engine), 0);
+    let left: BTreeSet<String> = kept.iter().map(|i| i.uuid().to_string()).collect();
+    assert_eq!(at_hub(&engine), left);
 }
