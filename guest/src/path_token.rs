@@ -220,8 +220,9 @@ fn issue(
         Some(_) => max_ttl,
         None => {
             warnings.push(format!(
-                "Docker Hub set no expiry on token {}: it lives until it is revoked, so keep \
-                 its lease (or the engine's rollback) able to revoke it",
+                "Docker Hub's answer gives token {} no expiry (none, or none the engine can \
+                 read): it lives until it is revoked, so keep its lease (or the engine's \
+                 rollback) able to revoke it",
                 created.uuid
             ));
             max_ttl
