@@ -71,8 +71,10 @@ pub static FIELDS: &[Field] = &[
     Field {
         name: "max_ttl",
         kind: FieldKind::Duration,
-        description: "Longest lifetime of an issued token, renewals included. Docker Hub itself \
-                      expires every token at this age, even if its revocation fails.",
+        description: "Longest lease of an issued token, renewals included. Docker Hub is asked \
+                      to expire every token at this age (plus 2 seconds), so that it ends even \
+                      if its revocation fails; when the Hub grants an earlier expiry, the lease \
+                      ends by then.",
         default: Some("1h"),
         required: false,
         sensitive: false,

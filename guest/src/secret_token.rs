@@ -456,6 +456,15 @@ mod tests {
     }
 
     #[test]
+    fn records_written_before_the_hub_expiry_could_be_none_still_read() {
+        let old = r#"{"account":"hoeg","namespace":"hoeg","label":"l","scope":"repo:read",
+            "token_label":"dockerhub-secrets:l:1","issued_at":1,"ttl":2,"max_ttl":3,
+            "lease_expires_at":3,"hub_expires_at":3603}"#;
+        let record: TokenRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.hub_expires_at, Some(3603));
+    }
+
+    #[test]
     fn lease_calls_without_engine_data_are_refused() {
         let host = TestHost::configured();
         let lease = LeaseState {
