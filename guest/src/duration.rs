@@ -48,7 +48,8 @@ fn parse_str(text: &str) -> Result<u64, String> {
     let input = text.trim();
     let invalid = || {
         format!(
-            "invalid duration {text:?}: use seconds or a duration such as \"90s\", \"5m\" or \"1h30m\""
+            "invalid duration {}: use seconds or a duration such as \"90s\", \"5m\" or \"1h30m\"",
+            crate::names::quoted(text)
         )
     };
     if input.is_empty() {

@@ -36,11 +36,15 @@ impl FieldData {
 
     /// Warnings for fields the path does not know, in Vault's wording.
     pub fn unknown_field_warnings(&self) -> Vec<String> {
-        let mut unknown: Vec<&str> = self
+        // A name is cut short, so that a huge one does not come back whole in the answer.
+        let mut unknown: Vec<String> = self
             .raw
             .keys()
-            .map(String::as_str)
-            .filter(|name| !self.fields.iter().any(|f| f.name == *name))
+            .filter(|name| !self.fields.iter().any(|f| f.name == name.as_str()))
+            .map(|name| match name.char_indices().nth(64) {
+                Some((end, _)) => format!("{}...", &name[..end]),
+                None => name.clone(),
+            })
             .collect();
         if unknown.is_empty() {
             return Vec::new();
@@ -216,6 +220,15 @@ mod tests {
             data(json!({"label": "x"}))
                 .unknown_field_warnings()
                 .is_empty()
+        );
+        let huge = "k".repeat(10_000);
+        let warning = &data(json!({ huge.clone(): 1 })).unknown_field_warnings()[0];
+        assert_eq!(
+            warning,
+            &format!(
+                "Endpoint ignored these unrecognized parameters: [{}...]",
+                &huge[..64]
+            )
         );
     }
 }

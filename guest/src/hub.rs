@@ -5,9 +5,16 @@
 //! token call means the session died early: one fresh login, one retry. A 429 is waited
 //! out as long as the Hub's `Retry-After` fits the time budget of one request; otherwise
 //! (and always for revocations, see [`Hub::without_waiting`]) the error carries
-//! `retry_after` so that the host retries later. Errors say what was
-//! attempted and quote the Hub's message; no request body (which holds the password) and
-//! no success body (which holds a token) ever reaches an error or a log.
+//! `retry_after` so that the host retries later.
+//!
+//! A request that may safely be repeated (logging in with the password, listing, deleting)
+//! and fails with a 5xx or no answer at all is sent again inside the call, within
+//! [`RETRY_BACKOFF`] and [`RETRY_WINDOW`]. Creating a token is never repeated: a second POST
+//! would create a second token; [`Hub::create_token`] says instead whether the Hub may have
+//! created one.
+//!
+//! Errors say what was attempted and quote the Hub's message; no request body (which holds
+//! the password) and no success body (which holds a token) ever reaches an error or a log.
 
 use crate::api::{EngineError, UpstreamError};
 use crate::capabilities::{Bucket, Host, HttpRequest, HttpResponse, Level};
@@ -26,6 +33,19 @@ const MAX_RATE_LIMIT_WAIT: u64 = 15;
 /// The Hub's largest page size for listing tokens, and how many pages rollback searches.
 const PAGE_SIZE: usize = 100;
 const MAX_PAGES: usize = 100;
+/// The waits before the 2nd, 3rd and 4th attempt of a repeatable request that failed with a
+/// 5xx or no answer: at most 4 attempts and 1.75 s of waiting. Short, because the whole call
+/// runs under the host's time limit (60 s by default) and a revocation that still fails is
+/// retried by its host anyway.
+pub const RETRY_BACKOFF: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_millis(1000),
+];
+/// No new attempt starts once this many seconds (of the engine's whole-second clock) have
+/// passed since the first: an attempt that hung until its own timeout (30 s) is not repeated,
+/// so that retries never push a call past the host's time limit.
+pub const RETRY_WINDOW: u64 = 5;
 
 /// A cached Hub session. It is a credential: never logged, never returned.
 #[derive(Serialize, Deserialize)]
@@ -36,11 +56,39 @@ struct Session {
 }
 
 /// A freshly created personal access token.
-#[derive(Deserialize)]
 pub struct CreatedToken {
     pub uuid: String,
     /// The secret; only the response to the caller may contain it.
     pub token: String,
+    /// When the Hub expires the token by itself, as its answer says (Unix seconds, rounded
+    /// down); `None` when the answer carries no expiry (or one we cannot read): the token
+    /// lives until it is deleted.
+    pub expires_at: Option<u64>,
+}
+
+/// Why a token creation failed, and whether the Hub may have created the token anyway.
+#[derive(Debug)]
+pub enum CreateFailure {
+    /// The Hub refused (4xx, 429) or was never asked: no token exists.
+    NotCreated(EngineError),
+    /// The Hub's answer was lost or unusable (no answer, a 5xx, a 2xx without a token): the
+    /// token may exist, and only a lookup by its label can tell.
+    Unknown(EngineError),
+}
+
+/// One token in the Hub's listing.
+pub struct ListedToken {
+    pub uuid: String,
+    pub token_label: String,
+}
+
+/// Whether a request may be sent again after a 5xx or no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Repeating it does no harm: a listing, a delete, a password login.
+    Safe,
+    /// A creation, or a login step whose proof is used up by the first attempt.
+    Never,
 }
 
 /// What the engine logs in with. `Debug` is not derived: it would print the password.
@@ -98,7 +146,14 @@ impl<'a> Hub<'a> {
 
     fn login_with_password(&self) -> Result<String, EngineError> {
         let body = json!({"identifier": self.account, "secret": self.credentials.password});
-        let response = self.send("POST", "/v2/auth/token", Some(&body), None, "log in")?;
+        let response = self.send(
+            "POST",
+            "/v2/auth/token",
+            Some(&body),
+            None,
+            "log in",
+            Repeat::Safe,
+        )?;
         if response.status != 200 {
             return Err(self.login_failed(&response));
         }
@@ -109,7 +164,14 @@ impl<'a> Hub<'a> {
     /// Docker's older login flow, the one that supports a TOTP second factor.
     fn login_with_second_factor(&self, seed: &str) -> Result<String, EngineError> {
         let body = json!({"username": self.account, "password": self.credentials.password});
-        let response = self.send("POST", "/v2/users/login", Some(&body), None, "log in")?;
+        let response = self.send(
+            "POST",
+            "/v2/users/login",
+            Some(&body),
+            None,
+            "log in",
+            Repeat::Safe,
+        )?;
         if response.status == 200 {
             return string_field(&response, "token")
                 .ok_or_else(|| malformed("log in", "no token in the answer"));
@@ -120,7 +182,15 @@ impl<'a> Hub<'a> {
         let code = totp::code(seed, self.host.now())
             .ok_or_else(|| EngineError::Internal("the stored TOTP seed is not base32".into()))?;
         let body = json!({"login_2fa_token": login_2fa_token, "code": code});
-        let response = self.send("POST", "/v2/users/2fa-login", Some(&body), None, "log in")?;
+        // The one-time code may be used up by an attempt whose answer was lost: not repeated.
+        let response = self.send(
+            "POST",
+            "/v2/users/2fa-login",
+            Some(&body),
+            None,
+            "log in",
+            Repeat::Never,
+        )?;
         if response.status != 200 {
             return Err(self.login_failed(&response));
         }
@@ -152,42 +222,79 @@ impl<'a> Hub<'a> {
         }
     }
 
-    /// Create a personal access token that the Hub itself expires at `expires_at`.
+    /// Create a personal access token, asking the Hub to expire it at `expires_at` (Unix
+    /// seconds); the Hub's answer says which expiry it really set. Sent once: a repeated POST
+    /// would make a second token.
     pub fn create_token(
         &self,
         token_label: &str,
         scope: &str,
         expires_at: u64,
-    ) -> Result<CreatedToken, EngineError> {
+    ) -> Result<CreatedToken, CreateFailure> {
         let body = json!({
             "token_label": token_label,
             "scopes": [scope],
             "expires_at": rfc3339(expires_at),
         });
         let what = "create an access token";
-        let response = self.authorized("POST", "/v2/access-tokens", Some(&body), what)?;
-        if response.status != 201 && response.status != 200 {
-            return Err(refused(&response, what));
+        let post = |jwt: &str| {
+            self.send(
+                "POST",
+                "/v2/access-tokens",
+                Some(&body),
+                Some(jwt),
+                what,
+                Repeat::Never,
+            )
+            .map_err(|e| match &e {
+                // A 429 was refused before any work; anything else from `send` means no answer.
+                EngineError::Upstream(u) if u.status == 429 => CreateFailure::NotCreated(e),
+                _ => CreateFailure::Unknown(e),
+            })
+        };
+        let mut response = post(&self.session().map_err(CreateFailure::NotCreated)?)?;
+        if response.status == 401 {
+            self.log_stale_session();
+            response = post(&self.login().map_err(CreateFailure::NotCreated)?)?;
         }
-        serde_json::from_slice::<CreatedToken>(&response.body)
+        match response.status {
+            200..=299 => {}
+            400..=499 => return Err(CreateFailure::NotCreated(refused(&response, what))),
+            _ => return Err(CreateFailure::Unknown(refused(&response, what))),
+        }
+        #[derive(Deserialize)]
+        struct Created {
+            uuid: String,
+            token: String,
+            #[serde(default)]
+            expires_at: Option<String>,
+        }
+        serde_json::from_slice::<Created>(&response.body)
             .ok()
             .filter(|t| !t.uuid.is_empty() && !t.token.is_empty())
-            .ok_or_else(|| malformed(what, "the answer has no uuid or token"))
+            .map(|t| CreatedToken {
+                expires_at: t.expires_at.as_deref().and_then(parse_rfc3339),
+                uuid: t.uuid,
+                token: t.token,
+            })
+            .ok_or_else(|| {
+                CreateFailure::Unknown(malformed(what, "the answer has no uuid or token"))
+            })
     }
 
     /// Delete a token. A 404 means it is gone already, which is what we wanted.
     pub fn delete_token(&self, uuid: &str) -> Result<(), EngineError> {
         let path = format!("/v2/access-tokens/{uuid}");
         let what = "delete an access token";
-        let response = self.authorized("DELETE", &path, None, what)?;
+        let response = self.authorized("DELETE", &path, None, what, Repeat::Safe)?;
         match response.status {
             200..=299 | 404 => Ok(()),
             _ => Err(refused(&response, what)),
         }
     }
 
-    /// The uuids of the account's tokens whose label is exactly `token_label`.
-    pub fn tokens_labelled(&self, token_label: &str) -> Result<Vec<String>, EngineError> {
+    /// Every token of the account, newest first, all pages.
+    pub fn list_tokens(&self) -> Result<Vec<ListedToken>, EngineError> {
         #[derive(Deserialize)]
         struct Page {
             #[serde(default)]
@@ -205,19 +312,17 @@ impl<'a> Hub<'a> {
         let mut found = Vec::new();
         for page in 1..=MAX_PAGES {
             let path = format!("/v2/access-tokens?page={page}&page_size={PAGE_SIZE}");
-            let response = self.authorized("GET", &path, None, what)?;
+            let response = self.authorized("GET", &path, None, what, Repeat::Safe)?;
             if response.status != 200 {
                 return Err(refused(&response, what));
             }
             let page: Page = serde_json::from_slice(&response.body)
                 .map_err(|_| malformed(what, "the answer is not a token list"))?;
             let last = page.next.is_none() || page.results.len() < PAGE_SIZE;
-            found.extend(
-                page.results
-                    .into_iter()
-                    .filter(|t| t.token_label == token_label)
-                    .map(|t| t.uuid),
-            );
+            found.extend(page.results.into_iter().map(|t| ListedToken {
+                uuid: t.uuid,
+                token_label: t.token_label,
+            }));
             if last {
                 break;
             }
@@ -232,11 +337,18 @@ impl<'a> Hub<'a> {
         path: &str,
         body: Option<&Value>,
         what: &str,
+        repeat: Repeat,
     ) -> Result<HttpResponse, EngineError> {
-        let response = self.send(method, path, body, Some(&self.session()?), what)?;
+        let response = self.send(method, path, body, Some(&self.session()?), what, repeat)?;
         if response.status != 401 {
             return Ok(response);
         }
+        self.log_stale_session();
+        let jwt = self.login()?;
+        self.send(method, path, body, Some(&jwt), what, repeat)
+    }
+
+    fn log_stale_session(&self) {
         self.host.log(
             Level::Info,
             "hub",
@@ -245,11 +357,10 @@ impl<'a> Hub<'a> {
                 self.account
             ),
         );
-        let jwt = self.login()?;
-        self.send(method, path, body, Some(&jwt), what)
     }
 
-    /// One request, waiting out 429s within the client's patience.
+    /// One request, waiting out 429s within the client's patience and, when `repeat` allows,
+    /// sending it again after a 5xx or no answer (see [`RETRY_BACKOFF`]).
     fn send(
         &self,
         method: &'static str,
@@ -257,6 +368,7 @@ impl<'a> Hub<'a> {
         body: Option<&Value>,
         jwt: Option<&str>,
         what: &str,
+        repeat: Repeat,
     ) -> Result<HttpResponse, EngineError> {
         let mut headers = vec![
             ("accept".to_string(), "application/json".to_string()),
@@ -278,11 +390,46 @@ impl<'a> Hub<'a> {
             body: body.map(|b| b.to_string().into_bytes()),
         };
         let mut waited = 0;
+        let started = self.host.now();
+        let mut retries = RETRY_BACKOFF.iter();
         loop {
-            let response = self.host.send(&request).map_err(|e| UpstreamError {
-                status: 0,
-                message: format!("could not {what} at Docker Hub: {e}"),
-                retry_after: None,
+            let outcome = self.host.send(&request);
+            let transient = match &outcome {
+                Err(_) => true,
+                Ok(response) => (500..=599).contains(&response.status),
+            };
+            if transient
+                && repeat == Repeat::Safe
+                && self.host.now().saturating_sub(started) < RETRY_WINDOW
+                && let Some(backoff) = retries.next()
+            {
+                let failure = match &outcome {
+                    Err(e) => format!("no answer ({})", e.0),
+                    Ok(response) => format!("HTTP {}", response.status),
+                };
+                self.host.log(
+                    Level::Warn,
+                    "hub",
+                    &format!(
+                        "{method} {} failed with {failure}; trying again in {} ms",
+                        path_only(path),
+                        backoff.as_millis()
+                    ),
+                );
+                self.host.sleep(*backoff);
+                continue;
+            }
+            let response = outcome.map_err(|e| {
+                self.host.log(
+                    Level::Warn,
+                    "hub",
+                    &format!("{method} {} got no answer: {}", path_only(path), e.0),
+                );
+                UpstreamError {
+                    status: 0,
+                    message: format!("could not {what} at Docker Hub: {}", no_answer(&e.0)),
+                    retry_after: None,
+                }
             })?;
             if response.status != 429 {
                 return Ok(response);
@@ -325,6 +472,27 @@ fn retry_after(response: &HttpResponse, now: u64) -> u64 {
         .or_else(|| header("x-ratelimit-reset").map(|at| at.saturating_sub(now)))
         .unwrap_or(1)
         .max(1)
+}
+
+/// Why no answer arrived, in an operator's words. The transport's own text (a wasi:http
+/// error code name, a library message) goes to the log, not to the caller.
+fn no_answer(transport: &str) -> &'static str {
+    let t = transport.to_ascii_lowercase();
+    if t.contains("denied") {
+        "the host does not allow the request"
+    } else if t.contains("timeout") || t.contains("timed out") {
+        "it did not answer in time"
+    } else if t.contains("refused") {
+        "the connection was refused"
+    } else if t.contains("dns") || t.contains("resolve") {
+        "its address could not be resolved"
+    } else if t.contains("tls") || t.contains("certificate") {
+        "the secure connection failed"
+    } else if t.contains("exceeds") {
+        "its answer was too large"
+    } else {
+        "the connection closed without an answer"
+    }
 }
 
 fn path_only(path: &str) -> &str {
@@ -404,6 +572,66 @@ fn jwt_expiry(jwt: &str) -> Option<u64> {
     claims.get("exp")?.as_u64()
 }
 
+/// An RFC 3339 time (`2030-01-01T00:00:00Z`, `...00.123456Z`, `...00+02:00`) as Unix
+/// seconds, fractions dropped; `None` when it is not one. The Hub sends `expires_at` so.
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let bytes = text.as_bytes();
+    let digits = |from: usize, len: usize| -> Option<i64> {
+        let part = text.get(from..from + len)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    if bytes.len() < 20
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || !matches!(bytes[10], b'T' | b't' | b' ')
+        || bytes[13] != b':'
+        || bytes[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    // A leap second (60) counts as the last second of its minute.
+    let second = second.min(59);
+    let mut rest = &text[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let end = fraction
+            .find(|c: char| !c.is_ascii_digit())
+            .filter(|&end| end > 0)?;
+        rest = &fraction[end..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let hours: i64 = rest[1..3].parse().ok()?;
+            let minutes: i64 = rest[4..6].parse().ok()?;
+            sign * (hours * 3600 + minutes * 60)
+        }
+        _ => return None,
+    };
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let unix = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    u64::try_from(unix).ok()
+}
+
 /// Unix seconds as RFC 3339 in UTC, the format of the Hub's `expires_at`.
 pub fn rfc3339(unix: u64) -> String {
     let (days, secs) = (unix / 86_400, unix % 86_400);
@@ -446,6 +674,51 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
         assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn rfc3339_parses_what_it_formats_and_the_hubs_variants() {
+        for unix in [0, 951_782_400, 1_795_000_000, 4_102_444_799] {
+            assert_eq!(parse_rfc3339(&rfc3339(unix)), Some(unix));
+        }
+        for (text, unix) in [
+            ("2026-11-18T11:06:40.999999Z", 1_795_000_000),
+            ("2026-11-18T13:06:40+02:00", 1_795_000_000),
+            ("2026-11-18T10:06:40.5-01:00", 1_795_000_000),
+            ("2026-11-18t11:06:40z", 1_795_000_000),
+        ] {
+            assert_eq!(parse_rfc3339(text), Some(unix), "{text}");
+        }
+        for bad in [
+            "",
+            "tomorrow",
+            "2026-11-18",
+            "2026-11-18T11:06:40",
+            "2026-13-18T11:06:40Z",
+            "2026-11-18T11:06:40.Z",
+            "2026-11-18T11:06:40+0200",
+            "1969-12-31T23:59:59Z",
+            "２026-11-18T11:06:40Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn no_answer_is_told_in_words_without_the_transports_names() {
+        for (transport, words) in [
+            ("HttpProtocolError", "closed without an answer"),
+            ("ConnectionTerminated", "closed without an answer"),
+            ("ConnectionReadTimeout", "did not answer in time"),
+            ("ConnectionRefused", "refused"),
+            ("DnsError(DnsErrorPayload { rcode: None })", "resolved"),
+            ("the host denied the request", "does not allow"),
+            ("TlsCertificateError", "secure connection"),
+        ] {
+            let text = no_answer(transport);
+            assert!(text.contains(words), "{transport}: {text}");
+            assert!(!text.contains("Error"), "{text}");
+        }
     }
 
     #[test]

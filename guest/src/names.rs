@@ -12,6 +12,46 @@ pub const SCOPES: [&str; 4] = ["repo:admin", "repo:write", "repo:read", "repo:pu
 /// and [`token_label`] adds a prefix and an id.
 pub const MAX_LABEL_LEN: usize = 64;
 
+/// The longest password accepted, in bytes. Password managers generate at most 64 to 128
+/// characters, and a personal access token (which the Hub also accepts as the secret) has
+/// about 40: no password an account really uses comes near this. Checked before any Hub
+/// call, so that an absurd value is a 400 naming the field, not a stalled login request.
+pub const MAX_PASSWORD_BYTES: usize = 512;
+
+/// The longest TOTP seed accepted, in characters: 128 base32 characters are 640 bits, four
+/// times the 160-bit key RFC 4226 (section 4) recommends and authenticator apps use.
+pub const MAX_TOTP_SECRET_CHARS: usize = 128;
+
+/// At most this many characters of a rejected value are quoted back in an error.
+const MAX_QUOTED_CHARS: usize = 64;
+
+/// A field over its limit: a 400 that names the field and its limit, and never quotes the
+/// value (it may be a password).
+pub fn check_length(field: &str, value: &str, max: usize, unit: &str) -> Result<(), EngineError> {
+    let length = match unit {
+        "bytes" => value.len(),
+        _ => value.chars().count(),
+    };
+    if length > max {
+        return Err(EngineError::invalid(format!(
+            "{field} is too long: {length} {unit}, at most {max}"
+        )));
+    }
+    Ok(())
+}
+
+/// A rejected value as an error quotes it: in full when short, else its start and its length,
+/// so that a huge value does not come back whole in the answer or the log.
+pub fn quoted(value: &str) -> String {
+    let count = value.chars().count();
+    if count <= MAX_QUOTED_CHARS {
+        format!("{value:?}")
+    } else {
+        let start: String = value.chars().take(MAX_QUOTED_CHARS).collect();
+        format!("{start:?}... ({count} characters)")
+    }
+}
+
 /// Accounts and namespaces follow the registry's repository-namespace grammar:
 /// lowercase alphanumeric runs joined by single `.`, `_` or `-`.
 pub fn check_namespace(what: &str, name: &str) -> Result<(), EngineError> {
@@ -26,8 +66,9 @@ pub fn check_namespace(what: &str, name: &str) -> Result<(), EngineError> {
         Ok(())
     } else {
         Err(EngineError::invalid(format!(
-            "{what} {name:?} is not a valid Docker Hub name: use 2 to 255 lowercase letters and \
-             digits, optionally joined by single '.', '_' or '-'"
+            "{what} {} is not a valid Docker Hub name: use 2 to 255 lowercase letters and \
+             digits, optionally joined by single '.', '_' or '-'",
+            quoted(name)
         )))
     }
 }
@@ -37,7 +78,8 @@ pub fn check_scope(what: &str, scope: &str) -> Result<(), EngineError> {
         Ok(())
     } else {
         Err(EngineError::invalid(format!(
-            "{what} {scope:?} is not a Docker Hub scope: use one of {}",
+            "{what} {} is not a Docker Hub scope: use one of {}",
+            quoted(scope),
             SCOPES.join(", ")
         )))
     }
@@ -50,8 +92,9 @@ fn is_label_char(c: char) -> bool {
 pub fn check_label(label: &str) -> Result<(), EngineError> {
     if label.is_empty() || label.len() > MAX_LABEL_LEN || !label.chars().all(is_label_char) {
         return Err(EngineError::invalid(format!(
-            "label {label:?} is not valid: use 1 to {MAX_LABEL_LEN} letters, digits or '-', '_', \
-             '.', '@', '+', '='"
+            "label {} is not valid: use 1 to {MAX_LABEL_LEN} letters, digits or '-', '_', \
+             '.', '@', '+', '='",
+            quoted(label)
         )));
     }
     Ok(())
@@ -97,6 +140,30 @@ mod tests {
             assert!(err.to_string().contains("namespace"), "{bad}: {err}");
         }
         assert!(check_namespace("namespace", &"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn over_long_values_are_named_not_quoted_whole() {
+        let huge = "x".repeat(100_000);
+        for err in [
+            check_namespace("namespace", &huge).unwrap_err(),
+            check_scope("scope", &huge).unwrap_err(),
+            check_label(&huge).unwrap_err(),
+        ] {
+            let text = err.to_string();
+            assert!(text.len() < 400, "{}", &text[..400]);
+            assert!(text.contains("100000 characters"), "{text}");
+        }
+        let secret = "p".repeat(MAX_PASSWORD_BYTES + 1);
+        let text = check_length("password", &secret, MAX_PASSWORD_BYTES, "bytes")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(text, "password is too long: 513 bytes, at most 512");
+        assert!(check_length("password", &secret[1..], MAX_PASSWORD_BYTES, "bytes").is_ok());
+        // Bytes, not characters: 200 four-byte characters are 800 bytes.
+        assert!(check_length("password", &"😀".repeat(200), 512, "bytes").is_err());
+        assert!(check_length("totp_secret", &"😀".repeat(128), 128, "characters").is_ok());
+        assert_eq!(quoted("short"), "\"short\"");
     }
 
     #[test]

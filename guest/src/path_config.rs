@@ -43,9 +43,9 @@ pub static FIELDS: &[Field] = &[
     Field {
         name: "password",
         kind: FieldKind::String,
-        description: "The account's password. Managing access tokens needs the real password: \
-                      Docker Hub refuses sessions opened with an access token. Required when the \
-                      config is created; never returned.",
+        description: "The account's password (at most 512 bytes). Managing access tokens needs \
+                      the real password: Docker Hub refuses sessions opened with an access token. \
+                      Required when the config is created; never returned.",
         default: None,
         required: true,
         sensitive: true,
@@ -53,8 +53,9 @@ pub static FIELDS: &[Field] = &[
     Field {
         name: "totp_secret",
         kind: FieldKind::String,
-        description: "The base32 seed of the account's authenticator, when two-factor \
-                      authentication is on. Never returned; write an empty value to remove it.",
+        description: "The base32 seed of the account's authenticator (at most 128 characters), \
+                      when two-factor authentication is on. Never returned; write an empty value \
+                      to remove it.",
         default: None,
         required: false,
         sensitive: true,
@@ -70,8 +71,10 @@ pub static FIELDS: &[Field] = &[
     Field {
         name: "max_ttl",
         kind: FieldKind::Duration,
-        description: "Longest lifetime of an issued token, renewals included. Docker Hub itself \
-                      expires every token at this age, even if its revocation fails.",
+        description: "Longest lease of an issued token, renewals included. Docker Hub is asked \
+                      to expire every token at this age (plus 2 seconds), so that it ends even \
+                      if its revocation fails; when the Hub grants an earlier expiry, the lease \
+                      ends by then.",
         default: Some("1h"),
         required: false,
         sensitive: false,
@@ -170,7 +173,8 @@ impl AccountConfig {
     pub fn require(host: &dyn Host, account: &str) -> Result<AccountConfig, EngineError> {
         AccountConfig::load(host, account)?.ok_or_else(|| {
             EngineError::invalid(format!(
-                "Docker Hub account {account:?} is not configured: write config/{account} first"
+                "Docker Hub account {} is not configured: write config/{account} first",
+                names::quoted(account)
             ))
         })
     }
@@ -219,7 +223,10 @@ fn write(host: &dyn Host, account: &str, request: &Request) -> Result<Response, 
         (Some(p), _) if p.is_empty() => {
             return Err(EngineError::invalid("password must not be empty"));
         }
-        (Some(p), _) => Some(p),
+        (Some(p), _) => {
+            names::check_length("password", &p, names::MAX_PASSWORD_BYTES, "bytes")?;
+            Some(p)
+        }
         (None, None) => {
             return Err(EngineError::invalid(format!(
                 "password is required to create config/{account}"
@@ -227,6 +234,14 @@ fn write(host: &dyn Host, account: &str, request: &Request) -> Result<Response, 
         }
         (None, Some(_)) => None,
     };
+    if let Some(seed) = data.string("totp_secret")? {
+        names::check_length(
+            "totp_secret",
+            &seed,
+            names::MAX_TOTP_SECRET_CHARS,
+            "characters",
+        )?;
+    }
     let totp_secret = match data.string("totp_secret")? {
         Some(seed) if seed.trim().is_empty() => Some(None),
         Some(seed) if totp::is_valid_seed(&seed) => Some(Some(seed)),
@@ -544,6 +559,45 @@ mod tests {
         );
         assert_eq!(host.hub.login_count(), 0, "bad input never reaches the Hub");
         assert!(host.keys(Bucket::Config).is_empty());
+    }
+
+    #[test]
+    fn over_long_fields_are_a_400_naming_them_before_any_hub_call() {
+        let host = TestHost::new();
+        let huge_password = "p".repeat(6000);
+        for (data, field) in [
+            (
+                json!({"namespace": "hoeg", "password": huge_password}),
+                "password is too long",
+            ),
+            (
+                json!({"namespace": "hoeg", "password": "p", "totp_secret": "A".repeat(129)}),
+                "totp_secret is too long",
+            ),
+            (
+                json!({"namespace": format!("hoeg,{}", "n".repeat(300)), "password": "p"}),
+                "namespace",
+            ),
+            (
+                json!({"namespace": "hoeg", "password": "p", "ttl": "9".repeat(5000)}),
+                "ttl",
+            ),
+        ] {
+            let message = invalid(write(&host, data));
+            assert!(message.starts_with(field), "{message}");
+            assert!(message.len() < 300, "{message}");
+            assert!(!message.contains(&"p".repeat(100)), "no password echoed");
+        }
+        let long = format!("a{}", "b".repeat(300));
+        let message = invalid(host.call(Operation::Update, &format!("config/{long}"), json!({})));
+        assert!(message.contains("account"), "{message}");
+        assert_eq!(host.hub.calls().len(), 0, "no Hub call");
+        // The largest accepted values work.
+        write(
+            &host,
+            json!({"namespace": "hoeg", "password": "p".repeat(512), "totp_secret": "A".repeat(128), "verify": false}),
+        )
+        .unwrap();
     }
 
     #[test]

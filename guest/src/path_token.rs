@@ -6,20 +6,29 @@
 //! outside the account's list is refused before any Hub call.
 //!
 //! No orphans: a write-ahead record exists before the Hub is asked to create the token and
-//! until the token is recorded, so that rollback can delete a token whose creation was
-//! interrupted; and the token's own Hub expiry is set to the lease's max_ttl, so the Hub
-//! kills it even if every revocation fails.
+//! until the token is recorded; when the Hub's answer is lost, this call looks the token up
+//! by its label and deletes it, and rollback does so for a call that could not. The token's
+//! own Hub expiry is asked for at the lease's max_ttl, so the Hub kills it even if every
+//! revocation fails; the lease never ends after the expiry the Hub actually granted.
 
-use crate::api::{EngineError, Field, FieldKind, Lease, Operation, PathHelp, Request, Response};
+use crate::api::{
+    EngineError, Field, FieldKind, Lease, Operation, PathHelp, Request, Response, UpstreamError,
+};
 use crate::capabilities::{Host, Level};
 use crate::duration;
 use crate::fields::FieldData;
-use crate::hub::rfc3339;
+use crate::hub::{CreateFailure, Hub, rfc3339};
 use crate::names;
 use crate::path_config::AccountConfig;
-use crate::rollback::PendingCreation;
+use crate::rollback::{PendingCreation, Settled};
 use crate::secret_token::{LeaseData, TokenRecord};
 use serde_json::{Map, Value};
+
+/// Seconds added to the expiry asked of the Hub beyond the longest lease: the engine's clock
+/// reads whole seconds, and the lease starts when the host records it, after the Hub answered.
+/// With this slack the lease keeps its full max_ttl unless the Hub took over a second; the
+/// token dies at most this long after the longest lease could end.
+const HUB_EXPIRY_SLACK: u64 = 2;
 
 pub static FIELDS: &[Field] = &[
     Field {
@@ -163,21 +172,63 @@ fn issue(
         ttl
     };
 
-    let now = host.now();
-    let hub_expires_at = now + max_ttl;
+    let requested_expiry = host.now() + max_ttl + HUB_EXPIRY_SLACK;
     let pending = PendingCreation::begin(host, account, &label)?;
     let hub = config.hub(host, account);
-    let created = match hub.create_token(&pending.token_label, &scope, hub_expires_at) {
+    let created = match hub.create_token(&pending.token_label, &scope, requested_expiry) {
         Ok(created) => created,
-        Err(e) => {
-            // A 4xx means the Hub refused and created nothing; anything else may have
-            // created the token, and rollback must look for it.
-            if matches!(&e, EngineError::Upstream(u) if (400..500).contains(&u.status)) {
-                pending.abandon(host);
-            }
+        Err(CreateFailure::NotCreated(e)) => {
+            pending.abandon(host);
             return Err(e);
         }
+        Err(CreateFailure::Unknown(e)) => return Err(settle(host, &hub, &pending, e)),
     };
+
+    let now = host.now();
+    // The lease starts when the host records it, a moment after `now`, which the clock
+    // reports up to a second late: a second off the Hub's expiry keeps the lease inside it.
+    let hub_left = created.expires_at.map(|at| at.saturating_sub(now + 1));
+    let lease_max = match hub_left {
+        Some(0) => {
+            let expiry = created.expires_at.map(rfc3339).unwrap_or_default();
+            return Err(discard(
+                host,
+                &hub,
+                &pending,
+                &created.uuid,
+                EngineError::Upstream(UpstreamError {
+                    status: 201,
+                    message: format!(
+                        "Docker Hub created the token with an expiry of {expiry}, which leaves \
+                         no time for a lease; the token was deleted again"
+                    ),
+                    retry_after: None,
+                }),
+            ));
+        }
+        Some(left) if left < max_ttl => {
+            if created.expires_at < Some(requested_expiry - HUB_EXPIRY_SLACK) {
+                warnings.push(format!(
+                    "Docker Hub expires this token at {}, earlier than the {} asked for; the \
+                     lease ends by then and cannot be renewed beyond it",
+                    created.expires_at.map(rfc3339).unwrap_or_default(),
+                    duration::format(max_ttl)
+                ));
+            }
+            left
+        }
+        Some(_) => max_ttl,
+        None => {
+            warnings.push(format!(
+                "Docker Hub's answer gives token {} no expiry (none, or none the engine can \
+                 read): it lives until it is revoked, so keep its lease (or the engine's \
+                 rollback) able to revoke it",
+                created.uuid
+            ));
+            max_ttl
+        }
+    };
+    let ttl = ttl.min(lease_max);
     let record = TokenRecord {
         account: account.to_string(),
         namespace: namespace.to_string(),
@@ -186,17 +237,12 @@ fn issue(
         token_label: pending.token_label.clone(),
         issued_at: now,
         ttl,
-        max_ttl,
+        max_ttl: lease_max,
         lease_expires_at: now + ttl,
-        hub_expires_at,
+        hub_expires_at: created.expires_at,
     };
     if let Err(e) = record.save(host, &created.uuid) {
-        // Untracked, the token must not live on; if this delete fails too, the
-        // write-ahead record still leads rollback to it.
-        if hub.delete_token(&created.uuid).is_ok() {
-            pending.abandon(host);
-        }
-        return Err(e);
+        return Err(discard(host, &hub, &pending, &created.uuid, e));
     }
     pending.finish(host);
     host.log(
@@ -217,7 +263,13 @@ fn issue(
     out.insert("namespace".into(), Value::from(namespace));
     out.insert("scope".into(), Value::from(scope));
     out.insert("label".into(), Value::from(label));
-    out.insert("expires_at".into(), Value::from(rfc3339(hub_expires_at)));
+    out.insert(
+        "expires_at".into(),
+        created
+            .expires_at
+            .map(rfc3339)
+            .map_or(Value::Null, Value::from),
+    );
     let internal = LeaseData {
         account: account.to_string(),
         uuid: created.uuid,
@@ -226,7 +278,7 @@ fn issue(
         data: Some(out),
         lease: Some(Lease {
             ttl,
-            max_ttl,
+            max_ttl: lease_max,
             renewable: true,
             internal_data: internal.to_json(),
         }),
@@ -234,12 +286,74 @@ fn issue(
     })
 }
 
+/// A token the engine cannot keep (unrecordable, or dead on arrival) must not live on: delete
+/// it again. If that fails too, the write-ahead record still leads rollback to it.
+fn discard(
+    host: &dyn Host,
+    hub: &Hub,
+    pending: &PendingCreation,
+    uuid: &str,
+    error: EngineError,
+) -> EngineError {
+    if hub.delete_token(uuid).is_ok() {
+        pending.abandon(host);
+    }
+    error
+}
+
+/// The Hub's answer to the creation was lost (`cause`): settle it now, and say in an
+/// operator's words what happened and what to do.
+fn settle(
+    host: &dyn Host,
+    hub: &Hub,
+    pending: &PendingCreation,
+    cause: EngineError,
+) -> EngineError {
+    let EngineError::Upstream(cause) = cause else {
+        return cause;
+    };
+    let what = match cause.status {
+        0 => "Docker Hub did not answer the token creation".to_string(),
+        200..=299 => "Docker Hub's answer to the token creation was unusable".to_string(),
+        status => format!(
+            "Docker Hub failed the token creation with HTTP {status} after it may have created \
+             the token"
+        ),
+    };
+    let outcome = pending.settle(host, hub);
+    host.log(
+        Level::Warn,
+        "token",
+        &format!("{what} ({}): {outcome:?}", pending.token_label),
+    );
+    let message = match outcome {
+        Settled::Deleted => format!(
+            "{what}; the token it had created was found and deleted. No token was issued: \
+             retry the request"
+        ),
+        Settled::NotFound => format!(
+            "{what}, and lists no such token. No token was issued: retry the request. Should \
+             Docker Hub still create it, the engine's rollback deletes it"
+        ),
+        Settled::Failed(e) => format!(
+            "{what}, and looking for the token it may have created failed too ({e}). No token \
+             was issued: retry the request; the engine's rollback deletes that token once \
+             Docker Hub answers"
+        ),
+    };
+    EngineError::Upstream(UpstreamError {
+        status: cause.status,
+        message,
+        retry_after: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::capabilities::Bucket;
-    use crate::testing::{PASSWORD, TestHost};
-    use fakehub::{Fault, FaultKind};
+    use crate::testing::{ACCOUNT, PASSWORD, TestHost};
+    use fakehub::{ExpiryGrant, Fault, FaultKind};
     use serde_json::json;
 
     fn issue(host: &TestHost, path: &str, data: Value) -> Result<Response, EngineError> {
@@ -284,20 +398,6 @@ mod tests {
         );
         assert!(!host.stored_text(Bucket::Token).contains(token));
         assert!(!host.logs.borrow().join("\n").contains(token));
-    }
-
-    #[test]
-    fn the_hub_expires_the_token_at_max_ttl() {
-        let host = TestHost::configured();
-        let before = host.now();
-        let data = host.issue(json!({})).data.unwrap();
-        let expires_at = data["expires_at"].as_str().unwrap();
-        assert!(
-            [before + 3600, before + 3601]
-                .map(rfc3339)
-                .contains(&expires_at.to_string()),
-            "{expires_at}"
-        );
     }
 
     #[test]
@@ -520,20 +620,281 @@ mod tests {
         assert!(host.keys(Bucket::Wal).is_empty());
     }
 
+    /// The error of an issue whose Hub answer was lost, checked for operator words.
+    fn lost_answer(host: &TestHost) -> UpstreamError {
+        match issue(host, "token/hoeg/hoeg", json!({})) {
+            Err(EngineError::Upstream(u)) => {
+                for internal in ["ErrorCode", "HttpProtocolError", "Connection", "Upstream"] {
+                    assert!(!u.message.contains(internal), "{}", u.message);
+                }
+                assert!(u.message.contains("retry the request"), "{}", u.message);
+                u
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn an_interrupted_creation_leaves_a_write_ahead_record() {
+    fn an_unanswered_creation_is_found_and_deleted_in_the_same_call() {
         let host = TestHost::configured();
+        let kept = host.issue(json!({})).data.unwrap()["uuid"].clone();
+        for after_the_fact in [
+            FaultKind::DropAfterProcessing,
+            FaultKind::StatusAfterProcessing(502),
+            FaultKind::StatusAfterProcessing(500),
+        ] {
+            host.hub.inject(Fault::on(
+                "POST",
+                "/v2/access-tokens",
+                after_the_fact.clone(),
+            ));
+            let error = lost_answer(&host);
+            assert!(
+                error.message.contains("found and deleted"),
+                "{after_the_fact:?}: {}",
+                error.message
+            );
+            let live: Vec<String> = host.hub.live_tokens().into_iter().map(|t| t.uuid).collect();
+            assert_eq!(live, [kept.as_str().unwrap()], "{after_the_fact:?}");
+            assert!(host.keys(Bucket::Wal).is_empty(), "{after_the_fact:?}");
+        }
+        assert_eq!(host.keys(Bucket::Token), [kept.as_str().unwrap()]);
+        let posts = host
+            .hub
+            .calls()
+            .iter()
+            .filter(|c| c.method == "POST" && c.path == "/v2/access-tokens")
+            .count();
+        assert_eq!(posts, 4, "a creation is never sent twice");
+    }
+
+    #[test]
+    fn a_creation_the_hub_never_made_keeps_its_record_in_case_it_lands_late() {
+        let host = TestHost::configured();
+        host.hub
+            .inject(Fault::on("POST", "/v2/access-tokens", FaultKind::Drop));
+        let error = lost_answer(&host);
+        assert_eq!(error.status, 0);
+        assert!(
+            error.message.contains("did not answer"),
+            "{}",
+            error.message
+        );
+        assert!(error.message.contains("no such token"), "{}", error.message);
+        assert!(host.hub.tokens().is_empty());
+        assert_eq!(host.keys(Bucket::Wal).len(), 1, "rollback looks again");
+        host.call(Operation::Rollback, "", json!({"immediate": true}))
+            .unwrap();
+        assert!(host.keys(Bucket::Wal).is_empty());
+    }
+
+    #[test]
+    fn a_creation_that_lands_after_the_timeout_is_left_to_rollback() {
+        let host = TestHost::with_request_timeout(std::time::Duration::from_millis(700));
+        host.call(
+            Operation::Update,
+            "config/hoeg",
+            json!({"namespace": "hoeg", "password": PASSWORD, "verify": false}),
+        )
+        .unwrap();
+        // The Hub works on the creation for 1.5 s: the engine stops waiting at 0.7 s, and the
+        // listing it settles with does not show the token yet.
+        host.hub.inject(Fault::on(
+            "POST",
+            "/v2/access-tokens",
+            FaultKind::Latency(std::time::Duration::from_millis(1500)),
+        ));
+        let error = lost_answer(&host);
+        assert!(error.message.contains("no such token"), "{}", error.message);
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert_eq!(host.hub.live_tokens().len(), 1, "the creation landed late");
+        assert_eq!(host.keys(Bucket::Wal).len(), 1, "and rollback knows of it");
+        host.call(Operation::Rollback, "", json!({"immediate": true}))
+            .unwrap();
+        assert!(host.hub.live_tokens().is_empty());
+        assert!(host.keys(Bucket::Wal).is_empty());
+    }
+
+    #[test]
+    fn when_the_settling_fails_too_the_record_stays_and_the_error_says_so() {
+        let host = TestHost::configured();
+        host.issue(json!({}));
         host.hub.inject(Fault::on(
             "POST",
             "/v2/access-tokens",
             FaultKind::DropAfterProcessing,
         ));
-        match issue(&host, "token/hoeg/hoeg", json!({})) {
-            Err(EngineError::Upstream(u)) => assert_eq!(u.status, 0, "{}", u.message),
+        host.hub.inject(
+            Fault::on("GET", "/v2/access-tokens", FaultKind::Status(503))
+                .times(crate::hub::RETRY_BACKOFF.len() + 1),
+        );
+        let error = lost_answer(&host);
+        assert!(error.message.contains("failed too"), "{}", error.message);
+        assert!(error.message.contains("rollback"), "{}", error.message);
+        assert_eq!(
+            host.hub.live_tokens().len(),
+            2,
+            "the lost one is still there"
+        );
+        assert_eq!(host.keys(Bucket::Wal).len(), 1);
+        host.call(Operation::Rollback, "", json!({"immediate": true}))
+            .unwrap();
+        assert_eq!(host.hub.live_tokens().len(), 1);
+        assert!(host.keys(Bucket::Wal).is_empty());
+    }
+
+    #[test]
+    fn a_refused_or_unsent_creation_leaves_nothing_behind() {
+        let host = TestHost::configured();
+        host.hub.inject(Fault::on(
+            "POST",
+            "/v2/access-tokens",
+            FaultKind::Status(400),
+        ));
+        assert!(issue(&host, "token/hoeg/hoeg", json!({})).is_err());
+        // The session died and logging in again fails: the POST was refused (401), nothing
+        // was created.
+        host.hub.expire_jwts();
+        host.hub.set_password(ACCOUNT, "rotated");
+        host.hub.clear_calls();
+        assert!(issue(&host, "token/hoeg/hoeg", json!({})).is_err());
+        assert!(
+            !host
+                .hub
+                .calls()
+                .iter()
+                .any(|c| c.method == "GET" && c.path.starts_with("/v2/access-tokens")),
+            "no listing for a creation the Hub refused: {:?}",
+            host.hub.calls()
+        );
+        assert!(host.keys(Bucket::Wal).is_empty());
+        assert!(host.hub.tokens().is_empty());
+    }
+
+    /// Unix seconds now, with fractions, for checking the lease against the Hub's expiry.
+    fn real_now() -> f64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    }
+
+    #[test]
+    fn the_lease_ends_no_later_than_the_hubs_expiry() {
+        let host = TestHost::configured();
+        for ttl in ["5m", "1h"] {
+            let response = host.issue(json!({"ttl": ttl}));
+            let issued_at = real_now();
+            let data = response.data.unwrap();
+            let expires_at = data["expires_at"].as_str().unwrap();
+            let at_hub = host.hub.token(data["uuid"].as_str().unwrap()).unwrap();
+            assert_eq!(at_hub.expires_at.as_deref(), Some(expires_at));
+            let hub_expiry = crate::hub::parse_rfc3339(expires_at).unwrap() as f64;
+            let lease = response.lease.unwrap();
+            assert_eq!(lease.max_ttl, 3600, "the full max_ttl");
+            assert!(
+                issued_at + lease.max_ttl as f64 <= hub_expiry,
+                "{expires_at}"
+            );
+            assert!(
+                hub_expiry - (issued_at + lease.max_ttl as f64) < 3.0,
+                "the Hub ends it soon after the longest lease: {expires_at}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_earlier_hub_expiry_caps_the_lease_and_every_renewal() {
+        let host = TestHost::configured();
+        host.hub
+            .grant_expiry(ExpiryGrant::AtMost(std::time::Duration::from_secs(600)));
+        let response = host.issue(json!({"ttl": "30m"}));
+        let issued_at = real_now();
+        let data = response.data.unwrap();
+        let uuid = data["uuid"].as_str().unwrap().to_string();
+        let granted = host.hub.token(&uuid).unwrap().expires_at.unwrap();
+        assert_eq!(
+            data["expires_at"],
+            crate::hub::rfc3339(crate::hub::parse_rfc3339(&granted).unwrap())
+        );
+        let hub_expiry = crate::hub::parse_rfc3339(&granted).unwrap();
+        let lease = response.lease.unwrap();
+        assert!(
+            issued_at + lease.max_ttl as f64 <= hub_expiry as f64,
+            "{lease:?} {granted}"
+        );
+        assert!(
+            issued_at + lease.ttl as f64 <= hub_expiry as f64,
+            "{lease:?} {granted}"
+        );
+        assert!(lease.max_ttl >= 597, "{lease:?}");
+        assert!(
+            response.warnings.iter().any(|w| w.contains("earlier than")),
+            "{:?}",
+            response.warnings
+        );
+
+        let mut state = crate::api::LeaseState {
+            internal_data: lease.internal_data,
+            issue_time: host.now(),
+            ttl: lease.ttl,
+            increment: 1800,
+        };
+        let renew = |state: &crate::api::LeaseState| {
+            let mut request = Request::new(Operation::Renew, "token/hoeg/hoeg");
+            request.lease = Some(state.clone());
+            crate::backend::handle(&host, &request)
+        };
+        host.advance(500);
+        let renewed = renew(&state).unwrap().lease.unwrap();
+        assert!(
+            host.now() + renewed.ttl < hub_expiry,
+            "{renewed:?} vs {granted}"
+        );
+        state.ttl = renewed.ttl;
+        host.advance(renewed.ttl);
+        match renew(&state) {
+            Err(EngineError::InvalidRequest(m)) => assert!(m.contains("Docker Hub expires"), "{m}"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(host.hub.live_tokens().len(), 1, "the Hub created it");
-        assert_eq!(host.keys(Bucket::Wal).len(), 1);
+    }
+
+    #[test]
+    fn a_hub_that_sets_no_expiry_is_reported_and_the_token_still_revoked() {
+        let host = TestHost::configured();
+        host.hub.grant_expiry(ExpiryGrant::Never);
+        let response = host.issue(json!({}));
+        let data = response.data.unwrap();
+        assert_eq!(data["expires_at"], Value::Null);
+        assert!(
+            response.warnings.iter().any(|w| w.contains("no expiry")),
+            "{:?}",
+            response.warnings
+        );
+        let uuid = data["uuid"].as_str().unwrap();
+        let record = crate::secret_token::TokenRecord::load(&host, uuid)
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.hub_expires_at, None);
+        // Years later, tidy still deletes it at the Hub: no expiry there will.
+        host.advance(10 * 365 * 86_400);
+        host.call(Operation::Rollback, "", json!({})).unwrap();
+        assert!(host.hub.tokens().is_empty());
+    }
+
+    #[test]
+    fn a_token_dead_on_arrival_is_deleted_and_refused() {
+        let host = TestHost::configured();
+        host.hub
+            .grant_expiry(ExpiryGrant::AtMost(std::time::Duration::from_millis(500)));
+        match issue(&host, "token/hoeg/hoeg", json!({})) {
+            Err(EngineError::Upstream(u)) => {
+                assert!(u.message.contains("no time for a lease"), "{}", u.message)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(host.hub.tokens().is_empty());
+        assert!(host.keys(Bucket::Wal).is_empty());
         assert!(host.keys(Bucket::Token).is_empty());
     }
 

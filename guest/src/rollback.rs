@@ -1,9 +1,12 @@
 //! Write-ahead records for token creation, and the `rollback` operation that acts on them.
 //!
 //! Before the Hub is asked to create a token, a [`PendingCreation`] is stored with the
-//! token label it will carry; it is removed once the token is recorded. A record that stays
-//! behind means the creation was interrupted (crash, time limit, dropped connection), and the
-//! token may exist at the Hub with no lease: rollback finds it by its label and deletes it.
+//! token label it will carry; it is removed once the token is recorded. When the Hub's answer
+//! is lost, the issuing call itself looks the token up by its label and deletes it
+//! ([`PendingCreation::settle`]). A record that stays behind means that this failed too or
+//! the process died (crash, time limit), and the token may exist at the Hub with no lease:
+//! rollback finds it by its label and deletes it, with one token listing per account however
+//! many creations are pending.
 //!
 //! Rollback also tidies: a token whose lease ended more than [`TIDY_GRACE`] ago without a
 //! revoke reaching the engine (the host lost or gave up on the lease) is revoked here.
@@ -11,11 +14,13 @@
 use crate::api::{EngineError, Field, FieldKind, Request, Response};
 use crate::capabilities::{Bucket, Host, Level};
 use crate::fields::FieldData;
+use crate::hub::{Hub, ListedToken};
 use crate::names::token_label;
 use crate::path_config::AccountConfig;
 use crate::secret_token::{Patience, TokenRecord, destroy};
 use crate::storage;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A write-ahead record younger than this may belong to a request still in flight, as in
 /// Vault's framework (`WALRollbackMinAge`).
@@ -28,7 +33,9 @@ const MAX_TIDY_PER_RUN: usize = 50;
 static FIELDS: &[Field] = &[Field {
     name: "immediate",
     kind: FieldKind::Boolean,
-    description: "Clean write-ahead records of any age (hosts set it at unmount).",
+    description: "Clean write-ahead records of any age, skipping the minimum age that protects \
+                  creations still in flight. Hosts set it when no creation can be in flight: \
+                  at the start of a fresh process, and when the mount is being removed.",
     default: Some("false"),
     required: false,
     sensitive: false,
@@ -46,6 +53,18 @@ pub struct PendingCreation {
     id: String,
     /// The label the token will carry at the Hub; it contains `id`.
     pub token_label: String,
+}
+
+/// What [`PendingCreation::settle`] found out.
+#[derive(Debug)]
+pub enum Settled {
+    /// The Hub had created the token; it is deleted and the write-ahead record is gone.
+    Deleted,
+    /// The Hub lists no token with the label. It may still create it (a request it is slow
+    /// to finish), so the write-ahead record stays for rollback to look again.
+    NotFound,
+    /// Looking or deleting failed; the write-ahead record stays for rollback.
+    Failed(EngineError),
 }
 
 impl PendingCreation {
@@ -72,6 +91,22 @@ impl PendingCreation {
         self.remove(host);
     }
 
+    /// The Hub's answer to the creation was lost: look for the token by its label now and
+    /// delete it, so that it does not live on until rollback.
+    pub fn settle(&self, host: &dyn Host, hub: &Hub) -> Settled {
+        let deleted = hub
+            .list_tokens()
+            .and_then(|listing| delete_labelled(host, hub, &listing, &self.token_label));
+        match deleted {
+            Ok(0) => Settled::NotFound,
+            Ok(_) => {
+                self.abandon(host);
+                Settled::Deleted
+            }
+            Err(e) => Settled::Failed(e),
+        }
+    }
+
     fn remove(&self, host: &dyn Host) {
         if let Err(e) = storage::remove(host, Bucket::Wal, &self.id) {
             host.log(Level::Warn, "wal", &e.to_string());
@@ -85,6 +120,7 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
     let now = host.now();
     let mut failures = Vec::new();
 
+    let mut pending: BTreeMap<String, Vec<(String, WalEntry)>> = BTreeMap::new();
     for id in storage::keys(host, Bucket::Wal)? {
         let Some(entry) = storage::load::<WalEntry>(host, Bucket::Wal, &id)? else {
             continue;
@@ -92,9 +128,13 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
         if !immediate && entry.created_at + WAL_MIN_AGE > now {
             continue;
         }
-        if let Err(e) = undo_creation(host, &id, &entry) {
-            failures.push(format!("cleaning up {}: {e}", entry.token_label));
-        }
+        pending
+            .entry(entry.account.clone())
+            .or_default()
+            .push((id, entry));
+    }
+    for (account, entries) in &pending {
+        undo_creations(host, account, entries, &mut failures)?;
     }
 
     let overdue = TokenRecord::all(host)?
@@ -126,38 +166,75 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
     }
 }
 
-/// Delete at the Hub any token carrying the interrupted creation's label that the engine
-/// did not record, then drop the write-ahead record.
-fn undo_creation(host: &dyn Host, id: &str, entry: &WalEntry) -> Result<(), EngineError> {
-    match AccountConfig::load(host, &entry.account)? {
-        Some(config) => {
-            let hub = config.hub(host, &entry.account);
-            for uuid in hub.tokens_labelled(&entry.token_label)? {
-                if TokenRecord::load(host, &uuid)?.is_some() {
-                    continue;
-                }
-                hub.delete_token(&uuid)?;
-                host.log(
-                    Level::Info,
-                    "rollback",
-                    &format!(
-                        "deleted token {uuid} ({}) whose creation was interrupted",
-                        entry.token_label
-                    ),
-                );
-            }
+/// Delete at the Hub every token carrying the label of one of the account's interrupted
+/// creations that the engine did not record, then drop their write-ahead records. One
+/// listing serves them all. A failure keeps the record for the next run.
+fn undo_creations(
+    host: &dyn Host,
+    account: &str,
+    entries: &[(String, WalEntry)],
+    failures: &mut Vec<String>,
+) -> Result<(), EngineError> {
+    let Some(config) = AccountConfig::load(host, account)? else {
+        for (id, entry) in entries {
+            host.log(
+                Level::Warn,
+                "rollback",
+                &format!(
+                    "cannot look for {} at Docker Hub: account {account} has no config any \
+                     more; its Hub expiry will end it",
+                    entry.token_label
+                ),
+            );
+            storage::remove(host, Bucket::Wal, id)?;
         }
-        None => host.log(
-            Level::Warn,
+        return Ok(());
+    };
+    let hub = config.hub(host, account);
+    let listing = match hub.list_tokens() {
+        Ok(listing) => listing,
+        Err(e) => {
+            failures.push(format!(
+                "looking for {} interrupted creation(s) of account {account}: {e}",
+                entries.len()
+            ));
+            return Ok(());
+        }
+    };
+    for (id, entry) in entries {
+        match delete_labelled(host, &hub, &listing, &entry.token_label) {
+            Ok(_) => storage::remove(host, Bucket::Wal, id)?,
+            Err(e) => failures.push(format!("cleaning up {}: {e}", entry.token_label)),
+        }
+    }
+    Ok(())
+}
+
+/// Delete every listed token labelled `token_label` that has no record (a recorded one has a
+/// lease that will revoke it); returns how many carried the label.
+fn delete_labelled(
+    host: &dyn Host,
+    hub: &Hub,
+    listing: &[ListedToken],
+    token_label: &str,
+) -> Result<usize, EngineError> {
+    let mut found = 0;
+    for token in listing.iter().filter(|t| t.token_label == token_label) {
+        found += 1;
+        if TokenRecord::load(host, &token.uuid)?.is_some() {
+            continue;
+        }
+        hub.delete_token(&token.uuid)?;
+        host.log(
+            Level::Info,
             "rollback",
             &format!(
-                "cannot look for {} at Docker Hub: account {} has no config any more; its \
-                 Hub expiry will end it",
-                entry.token_label, entry.account
+                "deleted token {} ({token_label}) whose creation was interrupted",
+                token.uuid
             ),
-        ),
+        );
     }
-    storage::remove(host, Bucket::Wal, id)
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -172,22 +249,17 @@ mod tests {
         host.call(Operation::Rollback, "", data)
     }
 
-    fn interrupted_creation(host: &TestHost) {
-        let live_before = host.hub.live_tokens().len();
-        host.hub.inject(Fault::on(
-            "POST",
-            "/v2/access-tokens",
-            FaultKind::DropAfterProcessing,
-        ));
-        assert!(
-            host.call(Operation::Update, "token/hoeg/hoeg", json!({}))
-                .is_err()
-        );
-        assert_eq!(
-            host.hub.live_tokens().len(),
-            live_before + 1,
-            "the Hub created it"
-        );
+    /// A process that died after the Hub created a token and before the engine recorded it:
+    /// a write-ahead record, and the token at the Hub.
+    fn interrupted_creation(host: &TestHost) -> String {
+        let config = AccountConfig::load(host, "hoeg").unwrap().unwrap();
+        let pending = PendingCreation::begin(host, "hoeg", "lost").unwrap();
+        config
+            .hub(host, "hoeg")
+            .create_token(&pending.token_label, "repo:read", host.now() + 3600)
+            .map_err(|e| format!("{e:?}"))
+            .unwrap()
+            .uuid
     }
 
     #[test]
@@ -195,6 +267,7 @@ mod tests {
         let host = TestHost::configured();
         let kept = host.issue(json!({})).data.unwrap()["uuid"].clone();
         interrupted_creation(&host);
+        assert_eq!(host.hub.live_tokens().len(), 2);
         rollback(&host, json!({"immediate": true})).unwrap();
         let live: Vec<String> = host.hub.live_tokens().into_iter().map(|t| t.uuid).collect();
         assert_eq!(
@@ -209,6 +282,35 @@ mod tests {
                 .iter()
                 .any(|l| l.contains("whose creation was interrupted"))
         );
+    }
+
+    #[test]
+    fn one_listing_settles_every_pending_creation_of_an_account() {
+        let host = TestHost::configured();
+        let kept = host.issue(json!({})).data.unwrap()["uuid"].clone();
+        for _ in 0..7 {
+            interrupted_creation(&host);
+        }
+        host.hub.clear_calls();
+        rollback(&host, json!({"immediate": true})).unwrap();
+        let listings = host
+            .hub
+            .calls()
+            .iter()
+            .filter(|c| c.method == "GET" && c.path.starts_with("/v2/access-tokens"))
+            .count();
+        assert_eq!(listings, 1);
+        let live: Vec<String> = host.hub.live_tokens().into_iter().map(|t| t.uuid).collect();
+        assert_eq!(live, [kept.as_str().unwrap()]);
+        assert!(host.keys(Bucket::Wal).is_empty());
+    }
+
+    #[test]
+    fn the_immediate_field_says_when_hosts_set_it() {
+        let text = FIELDS[0].description;
+        assert!(text.contains("start of a fresh process"), "{text}");
+        assert!(text.contains("mount is being removed"), "{text}");
+        assert!(!text.contains("at unmount"), "{text}");
     }
 
     #[test]
@@ -228,11 +330,10 @@ mod tests {
     fn a_failing_hub_keeps_the_record_for_the_next_run() {
         let host = TestHost::configured();
         interrupted_creation(&host);
-        host.hub.inject(Fault::on(
-            "GET",
-            "/v2/access-tokens",
-            FaultKind::Status(500),
-        ));
+        host.hub.inject(
+            Fault::on("GET", "/v2/access-tokens", FaultKind::Status(500))
+                .times(crate::hub::RETRY_BACKOFF.len() + 1),
+        );
         assert!(matches!(
             rollback(&host, json!({"immediate": true})),
             Err(EngineError::Internal(m)) if m.contains("next run")

@@ -1,6 +1,7 @@
 //! What happens to an issued token over its lease: renew extends the lease within its
-//! max_ttl (no Hub call: the token's own Hub expiry already sits at max_ttl), revoke deletes
-//! the token at Docker Hub.
+//! max_ttl and never past the expiry the Hub granted the token (no Hub call: that expiry
+//! cannot change), revoke deletes the token at Docker Hub, sending the DELETE again inside
+//! the call when the Hub fails it with a 5xx or no answer (see `hub::RETRY_BACKOFF`).
 //!
 //! Every issued token has a [`TokenRecord`] until it is revoked, so that nothing the engine
 //! created is ever forgotten: rollback uses the records to revoke tokens whose lease ended
@@ -10,6 +11,7 @@
 use crate::api::{EngineError, Lease, LeaseState, Request, Response};
 use crate::capabilities::{Bucket, Host, Level};
 use crate::duration;
+use crate::hub::rfc3339;
 use crate::path_config::AccountConfig;
 use crate::storage;
 use serde::{Deserialize, Serialize};
@@ -31,8 +33,10 @@ pub struct TokenRecord {
     pub max_ttl: u64,
     /// When the lease ends unless renewed (Unix seconds).
     pub lease_expires_at: u64,
-    /// When Docker Hub expires the token by itself (Unix seconds).
-    pub hub_expires_at: u64,
+    /// When Docker Hub expires the token by itself (Unix seconds), as its answer said;
+    /// `None`: never, so only a revocation ends it. (Records written before this could be
+    /// `None` always hold a number, which reads as `Some`.)
+    pub hub_expires_at: Option<u64>,
 }
 
 impl TokenRecord {
@@ -98,7 +102,19 @@ pub fn renew(host: &dyn Host, request: &Request) -> Result<Response, EngineError
         Some(limit) if limit > 0 => record.max_ttl.min(limit),
         _ => record.max_ttl,
     };
-    let remaining = max_ttl.saturating_sub(now.saturating_sub(issued_at));
+    let within_max_ttl = max_ttl.saturating_sub(now.saturating_sub(issued_at));
+    // As at issue: a second off the Hub's expiry, for the clock's whole seconds.
+    let within_hub_expiry = record
+        .hub_expires_at
+        .map_or(u64::MAX, |at| at.saturating_sub(now + 1));
+    let remaining = within_max_ttl.min(within_hub_expiry);
+    if within_hub_expiry == 0 {
+        return Err(EngineError::invalid(format!(
+            "Docker Hub expires token {} at {}; the lease cannot be renewed: request a new token",
+            lease_data.uuid,
+            record.hub_expires_at.map(rfc3339).unwrap_or_default()
+        )));
+    }
     if remaining == 0 {
         return Err(EngineError::invalid(format!(
             "the lease has reached its max_ttl of {} and cannot be renewed; request a new token",
@@ -164,7 +180,7 @@ pub fn destroy(
     record: &TokenRecord,
     patience: Patience,
 ) -> Result<(), EngineError> {
-    if record.hub_expires_at > host.now() {
+    if record.hub_expires_at.is_none_or(|at| at > host.now()) {
         let config = AccountConfig::load(host, &record.account)?.ok_or_else(|| {
             EngineError::Internal(format!(
                 "cannot revoke token {uuid}: the config of account {} is gone",
@@ -248,8 +264,19 @@ mod tests {
         assert!(host.keys(Bucket::Token).is_empty());
     }
 
+    fn delete_statuses(host: &TestHost) -> Vec<u16> {
+        host.hub
+            .calls()
+            .iter()
+            .filter(|c| c.method == "DELETE")
+            .map(|c| c.status)
+            .collect()
+    }
+
+    const ATTEMPTS: usize = crate::hub::RETRY_BACKOFF.len() + 1;
+
     #[test]
-    fn a_failed_revoke_is_an_error_and_keeps_the_record_for_the_retry() {
+    fn a_flaky_delete_is_sent_again_within_the_call() {
         let host = TestHost::configured();
         let (uuid, lease) = issue(&host);
         host.hub.inject(Fault::on(
@@ -257,16 +284,104 @@ mod tests {
             "/v2/access-tokens/",
             FaultKind::Status(503),
         ));
+        host.hub
+            .inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Drop));
+        host.hub.inject(Fault::on(
+            "DELETE",
+            "/v2/access-tokens/",
+            FaultKind::Status(500),
+        ));
+        let started = std::time::Instant::now();
+        lease_call(&host, Operation::Revoke, &lease).unwrap();
+        assert!(host.hub.token(&uuid).is_none());
+        assert_eq!(delete_statuses(&host), [503, 0, 500, 204]);
+        let waited = started.elapsed();
+        assert!(
+            waited >= std::time::Duration::from_millis(1750),
+            "backs off: {waited:?}"
+        );
+        assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+    }
+
+    #[test]
+    fn a_delete_that_keeps_failing_is_an_error_and_keeps_the_record_for_the_retry() {
+        let host = TestHost::configured();
+        let (uuid, lease) = issue(&host);
+        host.hub.inject(
+            Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(503)).times(ATTEMPTS),
+        );
         match lease_call(&host, Operation::Revoke, &lease) {
             Err(EngineError::Upstream(u)) => assert_eq!(u.status, 503),
             other => panic!("{other:?}"),
         }
+        assert_eq!(delete_statuses(&host), [503; ATTEMPTS]);
         assert_eq!(host.keys(Bucket::Token), [uuid.as_str()]);
         host.hub
-            .inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Drop));
-        assert!(lease_call(&host, Operation::Revoke, &lease).is_err());
+            .inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Drop).times(ATTEMPTS));
+        match lease_call(&host, Operation::Revoke, &lease) {
+            Err(EngineError::Upstream(u)) => {
+                assert_eq!(u.status, 0);
+                assert!(u.message.contains("without an answer"), "{}", u.message);
+            }
+            other => panic!("{other:?}"),
+        }
         lease_call(&host, Operation::Revoke, &lease).unwrap();
         assert!(host.hub.token(&uuid).is_none());
+    }
+
+    #[test]
+    fn no_new_attempt_starts_after_the_retry_window() {
+        let host = TestHost::configured();
+        let (_, lease) = issue(&host);
+        host.hub.inject(
+            Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(502)).times(ATTEMPTS),
+        );
+        // Every request takes 3 s of the engine's clock: the 3rd would start past the window.
+        host.seconds_per_request.set(3);
+        assert!(lease_call(&host, Operation::Revoke, &lease).is_err());
+        assert_eq!(delete_statuses(&host), [502, 502]);
+    }
+
+    #[test]
+    fn listings_and_logins_are_sent_again_but_a_creation_never() {
+        let host = TestHost::configured();
+        host.hub
+            .inject(Fault::on("POST", "/v2/auth/token", FaultKind::Status(502)));
+        host.issue(json!({}));
+        assert_eq!(host.hub.login_count(), 1);
+        host.hub.inject(Fault::on(
+            "POST",
+            "/v2/access-tokens",
+            FaultKind::Status(503),
+        ));
+        host.hub.inject(Fault::on(
+            "GET",
+            "/v2/access-tokens",
+            FaultKind::Status(503),
+        ));
+        assert!(
+            host.call(Operation::Update, "token/hoeg/hoeg", json!({}))
+                .is_err()
+        );
+        let calls: Vec<(String, u16)> = host
+            .hub
+            .calls()
+            .into_iter()
+            .filter(|c| c.path.starts_with("/v2/access-tokens"))
+            .map(|c| (c.method, c.status))
+            .collect();
+        let posts: Vec<u16> = calls
+            .iter()
+            .filter(|(m, _)| m == "POST")
+            .map(|(_, s)| *s)
+            .collect();
+        assert_eq!(posts, [201, 503], "the failed creation was not sent again");
+        let gets: Vec<u16> = calls
+            .iter()
+            .filter(|(m, _)| m == "GET")
+            .map(|(_, s)| *s)
+            .collect();
+        assert_eq!(gets, [503, 200], "the settling listing was");
     }
 
     #[test]
@@ -287,6 +402,7 @@ mod tests {
             started.elapsed() < std::time::Duration::from_secs(3),
             "no wait in the engine"
         );
+        assert_eq!(delete_statuses(&host), [429], "a 429 is not sent again");
         assert_eq!(
             host.keys(Bucket::Token),
             [uuid.as_str()],
@@ -337,6 +453,15 @@ mod tests {
             .lease
             .unwrap();
         assert!(lease.ttl <= 120 && lease.max_ttl == 120, "{lease:?}");
+    }
+
+    #[test]
+    fn records_written_before_the_hub_expiry_could_be_none_still_read() {
+        let old = r#"{"account":"hoeg","namespace":"hoeg","label":"l","scope":"repo:read",
+            "token_label":"dockerhub-secrets:l:1","issued_at":1,"ttl":2,"max_ttl":3,
+            "lease_expires_at":3,"hub_expires_at":3603}"#;
+        let record: TokenRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.hub_expires_at, Some(3603));
     }
 
     #[test]

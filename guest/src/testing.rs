@@ -29,18 +29,26 @@ pub struct TestHost {
     pub max_lease_ttl: Cell<Option<u64>>,
     /// How often the engine asked for it.
     pub max_lease_ttl_asked: Cell<u32>,
+    /// Seconds the clock moves on with every Hub request, to play a slow Hub without waiting.
+    pub seconds_per_request: Cell<u64>,
     agent: ureq::Agent,
 }
 
 impl TestHost {
     /// A host whose fake Hub knows the account `hoeg`.
     pub fn new() -> TestHost {
+        TestHost::with_request_timeout(Duration::from_secs(20))
+    }
+
+    /// As [`TestHost::new`], giving up on a Hub request after `timeout` (the component's
+    /// adapter waits 30 s for a first byte).
+    pub fn with_request_timeout(timeout: Duration) -> TestHost {
         let hub = FakeHub::start(Config::default().account(ACCOUNT, PASSWORD, None))
             .expect("start the fake hub");
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(20)))
+            .timeout_global(Some(timeout))
             .build()
             .into();
         TestHost {
@@ -52,6 +60,7 @@ impl TestHost {
             failing_bucket: Cell::new(None),
             max_lease_ttl: Cell::new(None),
             max_lease_ttl_asked: Cell::new(0),
+            seconds_per_request: Cell::new(0),
             agent,
         }
     }
@@ -139,6 +148,7 @@ impl Host for TestHost {
     }
 
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        self.advance(self.seconds_per_request.get());
         let mut builder = ureq::http::Request::builder()
             .method(request.method)
             .uri(format!("{}{}", self.hub.url(), request.path));

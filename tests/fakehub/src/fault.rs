@@ -26,12 +26,15 @@ pub enum FaultKind {
     Status(u16),
     /// 429 with `Retry-After` (seconds) and `X-Retry-After` (unix time), without processing.
     RateLimited { retry_after: u64 },
-    /// Sleep, then process normally.
+    /// Sleep, then process normally, even when the client stopped waiting meanwhile.
     Latency(Duration),
     /// Close the connection without a response, without processing.
     Drop,
     /// Process the request (e.g. create the token), then close the connection without a response.
     DropAfterProcessing,
+    /// Process the request, then answer with this status and a Docker-shaped error body
+    /// instead of the real answer: a gateway that failed after the Hub did the work.
+    StatusAfterProcessing(u16),
 }
 
 impl Fault {

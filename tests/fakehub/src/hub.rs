@@ -51,6 +51,34 @@ pub struct Call {
     pub authorized: bool,
 }
 
+/// Which expiry the fake gives a new personal access token. Docker does not document the
+/// accepted range of `expires_at`, and its docs say to trust the `expires_at` of the 201
+/// answer rather than the one asked for; these let a test play a Hub that sets another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpiryGrant {
+    /// The expiry asked for (none when none was asked for), as the Hub does today.
+    #[default]
+    AsAsked,
+    /// At most this long from creation: an earlier expiry than asked, or one where none was
+    /// asked for.
+    AtMost(Duration),
+    /// None at all, whatever was asked: the token never expires.
+    Never,
+}
+
+impl ExpiryGrant {
+    fn apply(self, asked: Option<OffsetDateTime>, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        match self {
+            ExpiryGrant::AsAsked => asked,
+            ExpiryGrant::AtMost(limit) => {
+                let cap = now + limit;
+                Some(asked.map_or(cap, |at| at.min(cap)))
+            }
+            ExpiryGrant::Never => None,
+        }
+    }
+}
+
 /// How long a `login_2fa_token` from `/v2/users/login` stays usable.
 const SECOND_FACTOR_WINDOW: Duration = Duration::from_secs(300);
 
@@ -77,6 +105,7 @@ struct State {
     calls: Vec<Call>,
     faults: FaultQueue,
     limiter: Option<Limiter>,
+    expiry_grant: ExpiryGrant,
     logins: usize,
     /// Orders tokens by creation; timestamps can tie.
     next_seq: u64,
@@ -184,6 +213,7 @@ impl Hub {
                 calls: Vec::new(),
                 faults: FaultQueue::default(),
                 limiter: config.rate_limit.map(Limiter::new),
+                expiry_grant: ExpiryGrant::default(),
                 logins: 0,
                 next_seq: 0,
             }),
@@ -272,12 +302,20 @@ impl Hub {
         self.lock().faults.push(fault);
     }
 
+    pub fn clear_faults(&self) {
+        self.lock().faults = FaultQueue::default();
+    }
+
     pub fn set_rate_limit(&self, rate: Option<RateLimit>) {
         self.lock().limiter = rate.map(Limiter::new);
     }
 
     pub fn expire_jwts(&self) {
         self.lock().sessions.clear();
+    }
+
+    pub fn grant_expiry(&self, grant: ExpiryGrant) {
+        self.lock().expiry_grant = grant;
     }
 
     // --- request plumbing ---
@@ -451,6 +489,7 @@ impl Hub {
         let mut state = self.lock();
         let seq = state.next_seq;
         state.next_seq += 1;
+        let expires = state.expiry_grant.apply(new.expires, clock::now());
         let account_state = state
             .accounts
             .get_mut(account)
@@ -462,12 +501,12 @@ impl Hub {
                 username: account_state.username.clone(),
                 label: new.label,
                 scopes: new.scopes,
-                expires_at: new.expires.map(clock::format),
+                expires_at: expires.map(clock::format),
                 is_active: true,
                 created_at: clock::format(clock::now()),
                 token: format!("dckr_pat_{}", random_string(27)),
             },
-            expires: new.expires,
+            expires,
             creator_ip: new.creator_ip,
             creator_ua: new.creator_ua,
             last_used: None,
@@ -545,6 +584,21 @@ fn random_string(len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_grants() {
+        let now = clock::now();
+        let asked = Some(now + Duration::from_secs(3600));
+        assert_eq!(ExpiryGrant::AsAsked.apply(asked, now), asked);
+        assert_eq!(ExpiryGrant::AsAsked.apply(None, now), None);
+        let ten = now + Duration::from_secs(600);
+        let at_most = ExpiryGrant::AtMost(Duration::from_secs(600));
+        assert_eq!(at_most.apply(asked, now), Some(ten));
+        assert_eq!(at_most.apply(None, now), Some(ten));
+        let soon = Some(now + Duration::from_secs(60));
+        assert_eq!(at_most.apply(soon, now), soon);
+        assert_eq!(ExpiryGrant::Never.apply(asked, now), None);
+    }
 
     #[test]
     fn random_strings_have_the_secret_alphabet() {

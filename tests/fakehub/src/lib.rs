@@ -12,8 +12,8 @@
 //! - the `X-RateLimit-*` headers and 429s of the Hub's rate limit, when configured.
 //!
 //! Tests drive and inspect it through [`FakeHub`]: accounts, the tokens that exist, every call
-//! received, the number of logins, and [`Fault`]s that make the next requests fail, stall, or lose
-//! their response. The server listens on `127.0.0.1` on a free port and runs on its own thread, so
+//! received, the number of logins, [`Fault`]s that make the next requests fail, stall, or lose
+//! their response, and the [`ExpiryGrant`] that decides which expiry new tokens really get. The server listens on `127.0.0.1` on a free port and runs on its own thread, so
 //! the API is synchronous and usable from sync and async tests alike; dropping the [`FakeHub`]
 //! stops it.
 //!
@@ -45,7 +45,7 @@ use anyhow::Context;
 
 pub use config::{Account, Config, RateLimit};
 pub use fault::{Fault, FaultKind};
-pub use hub::{Call, TokenInfo};
+pub use hub::{Call, ExpiryGrant, TokenInfo};
 pub use jwt::Claims;
 
 use hub::Hub;
@@ -134,6 +134,17 @@ impl FakeHub {
     /// Replaces the rate limit, starting a fresh window; `None` lifts it.
     pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
         self.hub.set_rate_limit(limit);
+    }
+
+    /// Drops every queued fault, including ratio faults, which otherwise apply for ever.
+    pub fn clear_faults(&self) {
+        self.hub.clear_faults();
+    }
+
+    /// Sets which expiry new tokens get (the one asked for, an earlier one, or none); see
+    /// [`ExpiryGrant`].
+    pub fn grant_expiry(&self, grant: ExpiryGrant) {
+        self.hub.grant_expiry(grant);
     }
 
     /// Makes every JWT issued so far invalid, as if it had expired.

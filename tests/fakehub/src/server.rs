@@ -124,6 +124,8 @@ async fn handle(
         request.headers().contains_key(AUTHORIZATION),
     );
     let mut drop_after_processing = false;
+    let mut status_after_processing = None;
+    let mut latency = None;
     match hub.take_fault(&method, &path) {
         Some(FaultKind::Status(code)) => return Ok(finish(&hub, call, errors::status(code))),
         Some(FaultKind::RateLimited { retry_after }) => {
@@ -133,13 +135,28 @@ async fn handle(
         }
         // The call keeps status 0: no response was sent.
         Some(FaultKind::Drop) => return Err(Dropped),
-        Some(FaultKind::Latency(delay)) => tokio::time::sleep(delay).await,
+        Some(FaultKind::Latency(delay)) => latency = Some(delay),
         Some(FaultKind::DropAfterProcessing) => drop_after_processing = true,
+        Some(FaultKind::StatusAfterProcessing(code)) => status_after_processing = Some(code),
         None => {}
     }
-    let response = process(&hub, router, peer, &path, request).await;
+    // The work runs on its own task, as a real server finishes a request whose client went
+    // away: a creation slower than the client's patience still happens.
+    let worker_hub = Arc::clone(&hub);
+    let work = tokio::spawn(async move {
+        if let Some(delay) = latency {
+            tokio::time::sleep(delay).await;
+        }
+        process(&worker_hub, router, peer, &path, request).await
+    });
+    let Ok(response) = work.await else {
+        return Err(Dropped);
+    };
     if drop_after_processing {
         return Err(Dropped);
+    }
+    if let Some(code) = status_after_processing {
+        return Ok(finish(&hub, call, errors::status(code)));
     }
     Ok(finish(&hub, call, response))
 }

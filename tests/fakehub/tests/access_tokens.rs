@@ -3,8 +3,12 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
+use fakehub::ExpiryGrant;
 use serde_json::{Value, json};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 fn is_secret(text: &str) -> bool {
     text.strip_prefix("dckr_pat_").is_some_and(|rest| {
@@ -102,6 +106,47 @@ fn tokens_without_expiry_have_null_expires_at() {
     let token = client.create_token(&jwt, "forever", &["repo:admin", "repo:public_read"]);
     assert_eq!(token["expires_at"], Value::Null);
     assert_eq!(hub.tokens()[0].expires_at, None);
+}
+
+#[test]
+fn the_granted_expiry_can_be_earlier_than_asked_or_none() {
+    let hub = hub();
+    let client = Client::new(&hub);
+    let jwt = client.login(ALICE, ALICE_PASSWORD);
+    let create = |label: &str| {
+        let reply = client.send(
+            "POST",
+            "/v2/access-tokens",
+            Some(&jwt),
+            Some(json!({
+                "token_label": label,
+                "scopes": ["repo:read"],
+                "expires_at": "2999-01-01T00:00:00Z",
+            })),
+        );
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+        reply.body
+    };
+    hub.grant_expiry(ExpiryGrant::AtMost(Duration::from_secs(600)));
+    let before = OffsetDateTime::now_utc();
+    let capped = create("capped");
+    let at = OffsetDateTime::parse(capped["expires_at"].as_str().unwrap(), &Rfc3339).unwrap();
+    let granted = at - before;
+    assert!(
+        granted <= time::Duration::seconds(601) && granted >= time::Duration::seconds(599),
+        "{capped}"
+    );
+    assert_eq!(
+        hub.token(capped["uuid"].as_str().unwrap())
+            .unwrap()
+            .expires_at,
+        capped["expires_at"].as_str().map(str::to_owned),
+        "the listing shows the expiry the answer gave"
+    );
+    hub.grant_expiry(ExpiryGrant::Never);
+    assert_eq!(create("forever")["expires_at"], Value::Null);
+    hub.grant_expiry(ExpiryGrant::AsAsked);
+    assert_eq!(create("asked")["expires_at"], "2999-01-01T00:00:00Z");
 }
 
 #[test]

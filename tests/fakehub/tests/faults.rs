@@ -142,3 +142,37 @@ fn faults_match_method_and_prefix_and_apply_in_order() {
     let statuses: Vec<u16> = hub.calls().iter().map(|c| c.status).collect();
     assert_eq!(statuses, [200, 502, 200, 201, 500, 500, 204]);
 }
+
+#[test]
+fn status_after_processing_does_the_work_then_fails_the_answer() {
+    let hub = hub();
+    let client = Client::new(&hub);
+    let jwt = client.login(ALICE, ALICE_PASSWORD);
+    hub.inject(Fault::on(
+        "POST",
+        "/v2/access-tokens",
+        FaultKind::StatusAfterProcessing(502),
+    ));
+    let reply = client.send("POST", "/v2/access-tokens", Some(&jwt), create_body());
+    assert_eq!(reply.status, 502);
+    assert!(
+        reply.body.get("token").is_none(),
+        "no secret in the failure: {:?}",
+        reply.body
+    );
+    assert_eq!(hub.tokens().len(), 1, "the token was created");
+    assert_eq!(hub.calls().last().unwrap().status, 502);
+}
+
+#[test]
+fn clear_faults_drops_ratio_faults_too() {
+    let hub = hub();
+    let client = Client::new(&hub);
+    let jwt = client.login(ALICE, ALICE_PASSWORD);
+    hub.inject(Fault::on("POST", "/v2/access-tokens", FaultKind::Status(503)).ratio(1, 1));
+    let reply = client.send("POST", "/v2/access-tokens", Some(&jwt), create_body());
+    assert_eq!(reply.status, 503);
+    hub.clear_faults();
+    client.create_token(&jwt, "ci", &["repo:read"]);
+    assert_eq!(hub.tokens().len(), 1);
+}
