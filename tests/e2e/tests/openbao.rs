@@ -254,8 +254,10 @@ fn a_hub_that_fails_revocation_is_retried_until_the_token_is_gone() {
     let bao = start();
     configure(&bao);
     let secret = issue(&bao, &["ttl=2s"]);
+    // The engine sends a failing DELETE up to 4 times within one call: 8 failures fail two
+    // revoke calls, so OpenBao's own retry has to bring the third.
     bao.hub
-        .inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(503)).times(2));
+        .inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(503)).times(8));
     assert!(
         eventually(Duration::from_secs(150), || bao
             .hub
@@ -270,8 +272,8 @@ fn a_hub_that_fails_revocation_is_retried_until_the_token_is_gone() {
         .filter(|c| c.method == "DELETE")
         .count();
     assert!(
-        deletes >= 3,
-        "two failures, then success: {deletes} DELETE calls"
+        deletes >= 9,
+        "two failed revoke calls of four attempts each, then success: {deletes} DELETE calls"
     );
 }
 
@@ -354,8 +356,8 @@ fn the_mounts_max_lease_ttl_caps_lease_and_hub_expiry() {
         .duration_since(std::time::SystemTime::now())
         .unwrap();
     assert!(
-        left <= Duration::from_secs(120),
-        "the Hub ends the token within the mount's limit: {expires_at}"
+        left <= Duration::from_secs(122),
+        "the Hub ends the token within the mount's limit (+ the engine's 2 s slack): {expires_at}"
     );
 }
 

@@ -142,9 +142,10 @@ fn expired_leases_are_revoked_and_failures_retried_until_they_succeed() {
         "revoked at expiry"
     );
 
+    // The engine sends a failing DELETE up to 4 times within one call: 4 failures fail one call.
     serve
         .hub
-        .inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(503)).times(2));
+        .inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(503)).times(4));
     let failing = issue(&serve, json!({"ttl": "1s"}));
     let id = lease_id(&failing).to_string();
     assert!(
