@@ -134,9 +134,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         engine_storage,
         mount: config.mount.clone(),
         limits,
-    });
-    let app = axum::Router::new().fallback(move |method, uri, headers, body| {
-        api::handle(api.clone(), method, uri, headers, body)
+        bodies: tokio::sync::Semaphore::new(api::BODIES_IN_FLIGHT),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -148,9 +146,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    api::serve_http(listener, api, shutdown_signal()).await;
     tasks.close();
     tasks.wait().await;
     stop.send_replace(true);
