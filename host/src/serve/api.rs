@@ -6,6 +6,15 @@
 //! `X-Vault-Token` or `Authorization: Bearer`, `LIST` or `?list=true`; answers carry
 //! `request_id`, `lease_id`, `renewable`, `lease_duration`, `data`, `warnings`, `wrap_info`
 //! and `auth`, and errors are `{"errors": [...]}` with Vault's status codes.
+//!
+//! A path means what it means in OpenBao, because a policy is checked on it: `%XX` escapes
+//! are decoded, a path with `//`, `.` or `..` is redirected (307) to its clean form, an
+//! escaped `.` or `..` segment is refused, and the path a policy is checked on is exactly the
+//! path that runs (for the lease endpoints, the path as sent, id included). A request is
+//! refused before its body is read unless its token may do something on its path, and
+//! headers that would make Vault answer differently (response wrapping, namespaces, inline
+//! authentication) are refused rather than ignored. `tests/e2e/tests/differential.rs` sends
+//! the same requests to OpenBao with the plugin and compares.
 
 use super::acl::{AccessControl, Capability, Principal};
 use super::leases::{LeaseError, LeaseRecord, Leases};
@@ -49,6 +58,7 @@ pub struct Api {
 }
 
 /// An error answer: `{"errors": [...]}` with a status.
+#[derive(Debug)]
 struct ApiError(StatusCode, Vec<String>);
 
 impl ApiError {
@@ -520,12 +530,17 @@ async fn route(
         // Vault requires sudo here: one call can end every lease of a mount.
         authorize(api, token, path, Capability::Sudo)?;
         authorize(api, token, path, Capability::Update)?;
-        // As Vault: a prefix names whole path segments (`dockerhub/tok` is not `dockerhub/token/`).
-        let prefix = format!("{}/", prefix.trim_end_matches('/'));
-        api.leases
-            .revoke_prefix(&prefix, flag(&data, "sync", true)?)
-            .await?;
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        let sync = flag(&data, "sync", true)?;
+        // As OpenBao's `revokePrefixCommon`: a prefix without a trailing slash that is a
+        // lease id names that lease; any other prefix names whole path segments
+        // (`dockerhub/tok` is not `dockerhub/token/`).
+        if !prefix.ends_with('/') && api.leases.lookup(prefix).is_some() {
+            api.leases.revoke(prefix, sync).await?;
+        } else {
+            let prefix = format!("{}/", prefix.trim_end_matches('/'));
+            api.leases.revoke_prefix(&prefix, sync).await?;
+        }
+        return Ok(revoked(sync));
     }
     if path == "auth/token/lookup-self" {
         let principal = authorize(api, token, path, verb.capability())?;
@@ -603,7 +618,7 @@ fn lease_id(data: &Value, url_id: Option<&str>) -> Result<String, ApiError> {
             "the lease_id in the body and the one in the path differ",
         )),
         (Some(id), _) | (None, Some(id)) => Ok(id.to_string()),
-        (None, None) => Err(ApiError::new(400, "lease_id must be specified")),
+        (None, None) => Err(ApiError::new(400, "missing lease_id")),
     }
 }
 
@@ -755,7 +770,15 @@ async fn renew(api: &Api, lease_id: &str, data: &Value) -> Result<Response, ApiE
 
 async fn revoke(api: &Api, lease_id: &str, sync: bool) -> Result<Response, ApiError> {
     api.leases.revoke(lease_id, sync).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(revoked(sync))
+}
+
+/// Vault's answer to a revocation: done (204), or queued (202) when not `sync`.
+fn revoked(sync: bool) -> Response {
+    match sync {
+        true => StatusCode::NO_CONTENT.into_response(),
+        false => StatusCode::ACCEPTED.into_response(),
+    }
 }
 
 /// A request for the engine.
@@ -938,4 +961,172 @@ pub async fn serve_http(
     closing.send_replace(true);
     connections.close();
     connections.wait().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(uri: &str) -> Result<Target, u16> {
+        resolve(&uri.parse().unwrap()).map_err(|e| e.0.as_u16())
+    }
+
+    #[test]
+    fn paths_resolve_as_openbao_resolves_them() {
+        let path = |p: &str| Ok(Target::Path(p.to_string()));
+        let redirect = |p: &str| Ok(Target::Redirect(p.to_string()));
+        assert_eq!(
+            target("/v1/dockerhub/token/a/b"),
+            path("dockerhub/token/a/b")
+        );
+        assert_eq!(
+            target("/v1/dockerhub/token/a/b/"),
+            path("dockerhub/token/a/b/")
+        );
+        assert_eq!(
+            target("/v1/dockerhub%2Ftoken/a/%62"),
+            path("dockerhub/token/a/b")
+        );
+        assert_eq!(target("/v1/dockerhub%2F%2Ftoken"), path("dockerhub//token"));
+        assert_eq!(
+            target("/v1/dockerhub//token/a/b"),
+            redirect("/v1/dockerhub/token/a/b")
+        );
+        assert_eq!(
+            target("/v1//dockerhub/x?list=true"),
+            redirect("/v1/dockerhub/x?list=true")
+        );
+        assert_eq!(target("/v1/a/./b/"), redirect("/v1/a/b/"));
+        assert_eq!(target("/v1/a/x/../b"), redirect("/v1/a/b"));
+        assert_eq!(target("/v1/a/b/.."), redirect("/v1/a"));
+        assert_eq!(target("/v1/../../a"), redirect("/a"));
+        assert_eq!(target("/v1/a/%2e/b"), Err(400));
+        assert_eq!(target("/v1/a/%2E%2e"), Err(400));
+        assert_eq!(target("/v1/a/b%zz"), Err(400));
+        assert_eq!(target("/v1/a/b%2"), Err(400));
+        assert_eq!(target("/v1/a/b%00"), Err(400));
+        assert_eq!(target("/v1/a/b%C2%A0"), Err(400));
+        assert_eq!(target("/v1/a/b%FF"), Err(400));
+        assert_eq!(target("/v1/a/b%20c"), path("a/b c"));
+        assert_eq!(target("//v1/a"), Err(404));
+        assert_eq!(target("/v1"), Err(404));
+        assert_eq!(target("/V1/a"), Err(404));
+    }
+
+    #[test]
+    fn booleans_are_gos() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+        }
+        for bad in ["", "yes", "tRue", " true", "2"] {
+            assert_eq!(parse_bool(bad), None, "{bad}");
+        }
+        let list = |q: &str| Verb::of(&Method::GET, &format!("/v1/x?{q}").parse().unwrap());
+        assert_eq!(list("list=True").unwrap(), Verb::List);
+        assert_eq!(list("list=0").unwrap(), Verb::Read);
+        assert_eq!(list("list=").unwrap(), Verb::Read);
+        assert_eq!(list("list=true&list=false").unwrap(), Verb::List);
+        assert_eq!(list("list=yes").unwrap_err().0, 400);
+        assert_eq!(list("list=1&scan=1").unwrap_err().0, 400);
+        assert_eq!(list("scan=1").unwrap_err().0, 405);
+        assert_eq!(flag(&json!({"sync": "f"}), "sync", true).unwrap(), false);
+        assert_eq!(flag(&json!({}), "sync", true).unwrap(), true);
+        assert_eq!(
+            flag(&json!({"sync": "maybe"}), "sync", true).unwrap_err().0,
+            400
+        );
+    }
+
+    #[test]
+    fn tokens_are_read_as_vault_reads_them() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(*name, value.parse().unwrap());
+            }
+            map
+        };
+        let token = |pairs| client_token(&headers(pairs)).map(str::to_string);
+        assert_eq!(token(&[("x-vault-token", "a")]), Some("a".into()));
+        let both = [("x-vault-token", ""), ("authorization", "Bearer  b ")];
+        assert_eq!(token(&both), Some("b".into()));
+        let second = [("authorization", "Basic x"), ("authorization", "Bearer c")];
+        assert_eq!(token(&second), Some("c".into()));
+        assert_eq!(token(&[("authorization", "bearer d")]), None);
+    }
+
+    #[test]
+    fn lease_ids_from_the_path_or_the_body_never_two() {
+        assert_eq!(
+            lease_endpoint("sys/leases/revoke/a/b"),
+            Some(("revoke", Some("a/b")))
+        );
+        assert_eq!(lease_endpoint("sys/leases/renew"), Some(("renew", None)));
+        assert_eq!(lease_endpoint("sys/leases/lookup/a"), None);
+        assert_eq!(lease_endpoint("sys/leases/revoke-prefix/a"), None);
+        assert_eq!(lease_id(&json!({"lease_id": "a"}), None).unwrap(), "a");
+        assert_eq!(lease_id(&json!({}), Some("b")).unwrap(), "b");
+        assert_eq!(lease_id(&json!({"lease_id": "b"}), Some("b")).unwrap(), "b");
+        assert_eq!(
+            lease_id(&json!({"lease_id": "a"}), Some("b"))
+                .unwrap_err()
+                .0,
+            400
+        );
+        assert_eq!(lease_id(&json!({"lease_id": 1}), None).unwrap_err().0, 400);
+        assert_eq!(lease_id(&json!({"lease_id": ""}), None).unwrap_err().0, 400);
+    }
+
+    #[test]
+    fn forms_and_json_bodies() {
+        let mut form = HeaderMap::new();
+        form.insert(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8"
+                .parse()
+                .unwrap(),
+        );
+        let data = body_data(&form, b"namespace=a&namespace=b&ttl=1h").unwrap();
+        assert_eq!(data, json!({"namespace": "a,b", "ttl": "1h"}));
+        // A form content type on a JSON body is JSON, as in Vault.
+        assert_eq!(body_data(&form, b" {\"a\": 1}").unwrap(), json!({"a": 1}));
+        let none = HeaderMap::new();
+        assert_eq!(body_data(&none, b"  ").unwrap(), json!({}));
+        assert_eq!(body_data(&none, b"null").unwrap(), json!({}));
+        assert_eq!(body_data(&none, b"[1]").unwrap_err().0, 400);
+        assert_eq!(body_data(&none, b"{x").unwrap_err().0, 400);
+        let query: Uri = "/v1/x?a=1&a=2&b=3&list=true&help=1".parse().unwrap();
+        assert_eq!(query_data(&query), json!({"a": ["1", "2"], "b": "3"}));
+    }
+
+    #[test]
+    fn headers_that_would_change_the_answer_are_refused() {
+        let refused = |name: &'static str, value: &'static str, token: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, value.parse().unwrap());
+            refuse_unsupported_headers(&headers, token)
+                .err()
+                .map(|e| e.0.as_u16())
+        };
+        assert_eq!(refused("x-vault-wrap-ttl", "60", None), Some(400));
+        assert_eq!(refused("x-vault-wrap-ttl", "soon", None), Some(400));
+        assert_eq!(refused("x-vault-wrap-ttl", "0", None), None);
+        assert_eq!(refused("x-vault-wrap-ttl", "", None), None);
+        assert_eq!(refused("x-vault-namespace", "team", None), Some(404));
+        for root in ["root", "/", "", "root/"] {
+            assert_eq!(refused("x-vault-namespace", root, None), None, "{root}");
+        }
+        assert_eq!(
+            refused("x-vault-inline-auth-path", "auth/x", None),
+            Some(403)
+        );
+        assert_eq!(
+            refused("x-vault-inline-auth-path", "auth/x", Some("t")),
+            Some(400)
+        );
+        assert_eq!(refused("x-vault-request", "true", None), None);
+    }
 }

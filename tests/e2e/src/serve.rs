@@ -42,7 +42,7 @@ policy "ci-release" {{
   path "dockerhub/token/hoeg/my-organization" {{
     capabilities = ["create", "update"]
   }}
-  path "sys/leases/revoke" {{
+  path "sys/leases/revoke/dockerhub/token/hoeg/my-organization/*" {{
     capabilities = ["update"]
   }}
 }}
