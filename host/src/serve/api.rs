@@ -392,10 +392,9 @@ fn refuse_unsupported_headers(headers: &HeaderMap, token: Option<&str>) -> Resul
         }
     }
     // This server is one namespace, the root one.
-    if let Some(namespace) = header("x-vault-namespace") {
-        if !matches!(namespace.trim_matches('/'), "" | "root") {
-            return Err(ApiError::new(404, "namespace not found"));
-        }
+    let namespace = header("x-vault-namespace").map(|ns| ns.trim_matches('/'));
+    if namespace.is_some_and(|ns| !matches!(ns, "" | "root")) {
+        return Err(ApiError::new(404, "namespace not found"));
     }
     // Inline authentication needs an auth method; this server has only its tokens file.
     if header("x-vault-inline-auth-path").is_some() {
@@ -1032,8 +1031,8 @@ mod tests {
         assert_eq!(list("list=yes").unwrap_err().0, 400);
         assert_eq!(list("list=1&scan=1").unwrap_err().0, 400);
         assert_eq!(list("scan=1").unwrap_err().0, 405);
-        assert_eq!(flag(&json!({"sync": "f"}), "sync", true).unwrap(), false);
-        assert_eq!(flag(&json!({}), "sync", true).unwrap(), true);
+        assert!(!flag(&json!({"sync": "f"}), "sync", true).unwrap());
+        assert!(flag(&json!({}), "sync", true).unwrap());
         assert_eq!(
             flag(&json!({"sync": "maybe"}), "sync", true).unwrap_err().0,
             400

@@ -158,8 +158,8 @@ impl Host {
     /// The `bao` CLI against this host, as root.
     pub fn cli(&self) -> &BaoCli {
         match &self.server {
-            Server::OpenBao(bao) => &**bao,
-            Server::Serve(serve) => &**serve,
+            Server::OpenBao(bao) => bao,
+            Server::Serve(serve) => serve,
         }
     }
 
