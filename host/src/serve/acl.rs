@@ -304,7 +304,8 @@ impl AccessControl {
         self.tokens.len()
     }
 
-    fn principal(&self, token: Option<&str>) -> Option<&Principal> {
+    /// The holder of `token`, if it is a known token.
+    pub fn principal(&self, token: Option<&str>) -> Option<&Principal> {
         let token = token.filter(|token| !token.is_empty())?;
         self.tokens.get(&<[u8; 32]>::from(Sha256::digest(token)))
     }

@@ -6,6 +6,15 @@
 //! `X-Vault-Token` or `Authorization: Bearer`, `LIST` or `?list=true`; answers carry
 //! `request_id`, `lease_id`, `renewable`, `lease_duration`, `data`, `warnings`, `wrap_info`
 //! and `auth`, and errors are `{"errors": [...]}` with Vault's status codes.
+//!
+//! A path means what it means in OpenBao, because a policy is checked on it: `%XX` escapes
+//! are decoded, a path with `//`, `.` or `..` is redirected (307) to its clean form, an
+//! escaped `.` or `..` segment is refused, and the path a policy is checked on is exactly the
+//! path that runs (for the lease endpoints, the path as sent, id included). A request is
+//! refused before its body is read unless its token may do something on its path, and
+//! headers that would make Vault answer differently (response wrapping, namespaces, inline
+//! authentication) are refused rather than ignored. `tests/e2e/tests/differential.rs` sends
+//! the same requests to OpenBao with the plugin and compares.
 
 use super::acl::{AccessControl, Capability, Principal};
 use super::leases::{LeaseError, LeaseRecord, Leases};
@@ -17,9 +26,22 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The largest request body accepted; the engine's requests are a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Vault's listener defaults (`http_read_header_timeout`, `http_read_timeout`): a client has
+/// this long to send a request's head, and then its body. The header timeout also closes a
+/// keep-alive connection that stays idle that long.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// After SIGTERM, how long an open connection may take to finish its request before it is
+/// closed; engine calls already under way are not cut, the shutdown waits for them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Bodies being received at once, so that memory stays bounded by this many
+/// [`MAX_BODY_BYTES`] whatever the number of clients.
+pub const BODIES_IN_FLIGHT: usize = 32;
 
 /// Everything a request may need.
 pub struct Api {
@@ -31,9 +53,12 @@ pub struct Api {
     pub engine_storage: Arc<dyn Storage>,
     pub mount: String,
     pub limits: Arc<dyn LeaseLimits>,
+    /// Permits to receive a body: [`BODIES_IN_FLIGHT`].
+    pub bodies: tokio::sync::Semaphore,
 }
 
 /// An error answer: `{"errors": [...]}` with a status.
+#[derive(Debug)]
 struct ApiError(StatusCode, Vec<String>);
 
 impl ApiError {
@@ -114,27 +139,223 @@ fn request_id() -> String {
     )
 }
 
+/// The client token as Vault reads it: a non-empty `X-Vault-Token` (the first one), else the
+/// first `Authorization` value that starts with `Bearer `, trimmed.
 fn client_token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(token) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+    let vault_token = headers.get("x-vault-token").and_then(|v| v.to_str().ok());
+    if let Some(token) = vault_token.filter(|t| !t.is_empty()) {
         return Some(token);
     }
     headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .get_all("authorization")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
-/// The request's data: the JSON body, or the query parameters of a read.
-fn request_data(method: &Method, uri: &Uri, body: &Bytes) -> Result<Value, ApiError> {
-    if *method == Method::GET {
-        let query = uri.query().unwrap_or_default().as_bytes();
-        let data: Map<String, Value> = form_urlencoded::parse(query)
-            .filter(|(key, _)| key != "list")
-            .map(|(key, value)| (key.into_owned(), Value::from(value.into_owned())))
-            .collect();
+/// Go's `strconv.ParseBool`, which Vault uses for query flags and boolean fields.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Where a request goes once its URL is read as Vault's HTTP layer reads it.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    /// A path that is not clean (`//`, `.` or `..` segments): Go's `ServeMux` answers with a
+    /// redirect to the clean path, and so does this server, so that the path a policy is
+    /// checked on is always the path that runs.
+    Redirect(String),
+    /// The decoded path after `/v1/`: the path policies are checked on and requests run on.
+    Path(String),
+}
+
+/// Resolve a request URL as OpenBao does: non-printable characters are refused, a path
+/// outside `/v1/` is not found, an unclean one is redirected, and `%XX` escapes are decoded
+/// (so `%2F` is a `/`, as in Vault) before anything looks at the path.
+fn resolve(uri: &Uri) -> Result<Target, ApiError> {
+    let raw = uri.path();
+    let decoded = percent_decode(raw)
+        .ok_or_else(|| ApiError::new(400, format!("invalid URL escape in {raw:?}")))?;
+    let decoded = String::from_utf8(decoded)
+        .map_err(|_| ApiError::new(400, "the path is not valid UTF-8"))?;
+    if !decoded.chars().all(is_printable) {
+        return Err(ApiError::new(400, "the path has a non-printable character"));
+    }
+    let Some(path) = decoded.strip_prefix("/v1/") else {
+        return Err(ApiError::not_found());
+    };
+    let clean = clean_path(raw);
+    if clean != raw {
+        return Ok(Target::Redirect(match uri.query() {
+            Some(query) => format!("{clean}?{query}"),
+            None => clean,
+        }));
+    }
+    // OpenBao's `IsRelativePath`: a `.` or `..` segment that was escaped (`%2e`) and so
+    // survived the cleaning.
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(ApiError::new(400, "relative paths not supported"));
+    }
+    Ok(Target::Path(path.to_string()))
+}
+
+/// Go's `net/url` path unescaping: every `%` starts two hex digits.
+fn percent_decode(raw: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'%' {
+            out.push(b);
+            continue;
+        }
+        let hex = |b: Option<u8>| (b? as char).to_digit(16);
+        out.push((hex(bytes.next())? * 16 + hex(bytes.next())?) as u8);
+    }
+    Some(out)
+}
+
+/// Go's `unicode.IsPrint` as far as it matters here: control characters, and every space or
+/// invisible formatting character but the ASCII space, are refused (OpenBao's
+/// `PrintablePathCheckHandler`).
+fn is_printable(c: char) -> bool {
+    let invisible = matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}');
+    c == ' ' || !(c.is_control() || c.is_whitespace() || invisible)
+}
+
+/// Go's `ServeMux` path cleaning: `path.Clean`, keeping a trailing slash.
+fn clean_path(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            segment => segments.push(segment),
+        }
+    }
+    let mut clean = format!("/{}", segments.join("/"));
+    if path.ends_with('/') && clean != "/" {
+        clean.push('/');
+    }
+    clean
+}
+
+/// What a request asks for, from its method (and, for `GET`, its `list` flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Read,
+    List,
+    Write,
+    Delete,
+}
+
+impl Verb {
+    fn of(method: &Method, uri: &Uri) -> Result<Verb, ApiError> {
+        Ok(match method.as_str() {
+            "GET" => {
+                let flag = |name: &str| -> Result<bool, ApiError> {
+                    let value = query_pairs(uri).find(|(key, _)| key == name);
+                    match value.map(|(_, v)| v).filter(|v| !v.is_empty()) {
+                        None => Ok(false),
+                        Some(v) => parse_bool(&v).ok_or_else(|| {
+                            ApiError::new(400, format!("{name}: {v:?} is not a boolean"))
+                        }),
+                    }
+                };
+                match (flag("list")?, flag("scan")?) {
+                    (true, true) => {
+                        return Err(ApiError::new(400, "list and scan exclude each other"));
+                    }
+                    (false, true) => return Err(unsupported(method)),
+                    (true, false) => Verb::List,
+                    (false, false) => Verb::Read,
+                }
+            }
+            "LIST" => Verb::List,
+            "PUT" | "POST" => Verb::Write,
+            "DELETE" => Verb::Delete,
+            _ => return Err(unsupported(method)),
+        })
+    }
+
+    /// The capability that decides, before anything else is known; a write may turn out to
+    /// need `create` instead once the engine said whether the path exists.
+    fn capability(self) -> Capability {
+        match self {
+            Verb::Read => Capability::Read,
+            Verb::List => Capability::List,
+            Verb::Write => Capability::Update,
+            Verb::Delete => Capability::Delete,
+        }
+    }
+}
+
+fn unsupported(method: &Method) -> ApiError {
+    ApiError::new(405, format!("unsupported operation {method}"))
+}
+
+fn query_pairs(uri: &Uri) -> impl Iterator<Item = (String, String)> + '_ {
+    form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+}
+
+/// Query parameters as Vault's `parseQuery`: one value is a string, several a list; `help`,
+/// `list` and `scan` are not data.
+fn query_data(uri: &Uri) -> Value {
+    let mut data: Map<String, Value> = Map::new();
+    for (key, value) in query_pairs(uri) {
+        if matches!(key.as_str(), "help" | "list" | "scan") {
+            continue;
+        }
+        match data.get_mut(&key) {
+            Some(Value::Array(values)) => values.push(Value::from(value)),
+            Some(first) => *first = json!([first.take(), value]),
+            None => {
+                data.insert(key, Value::from(value));
+            }
+        }
+    }
+    Value::Object(data)
+}
+
+/// A write's data: the JSON body, or a form as Vault accepts one (`application/x-www-form-urlencoded`
+/// and not starting like JSON; a repeated field joined with commas).
+fn body_data(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let is_form = content_type.as_deref() == Some("application/x-www-form-urlencoded")
+        && !matches!(first, Some(b'{' | b'['));
+    if is_form {
+        let mut data: Map<String, Value> = Map::new();
+        for (key, value) in form_urlencoded::parse(body) {
+            match data.get_mut(key.as_ref()) {
+                Some(Value::String(joined)) => {
+                    joined.push(',');
+                    joined.push_str(&value);
+                }
+                _ => {
+                    data.insert(key.into_owned(), Value::from(value.into_owned()));
+                }
+            }
+        }
         return Ok(Value::Object(data));
     }
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if first.is_none() {
         return Ok(Value::Object(Map::new()));
     }
     match serde_json::from_slice::<Value>(body) {
@@ -148,179 +369,317 @@ fn request_data(method: &Method, uri: &Uri, body: &Bytes) -> Result<Value, ApiEr
     }
 }
 
-fn is_list(method: &Method, uri: &Uri) -> bool {
-    method.as_str() == "LIST"
-        || (*method == Method::GET
-            && uri
-                .query()
-                .unwrap_or_default()
-                .split('&')
-                .any(|p| p == "list=true" || p == "list=1"))
+/// Headers with which Vault would answer something else than this server can: refused
+/// before any work is done, rather than silently ignored.
+fn refuse_unsupported_headers(headers: &HeaderMap, token: Option<&str>) -> Result<(), ApiError> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").trim())
+    };
+    // Response wrapping would hand the secret to a wrapping token instead of the client;
+    // answering in clear would defeat why the client asked.
+    if let Some(ttl) = header("x-vault-wrap-ttl").filter(|ttl| !ttl.is_empty()) {
+        let seconds = crate::serve::parse_duration(&Value::from(ttl)).map_err(|e| {
+            ApiError::new(400, format!("error parsing X-Vault-Wrap-TTL header: {e}"))
+        })?;
+        if seconds > 0 {
+            return Err(ApiError::new(
+                400,
+                "response wrapping (X-Vault-Wrap-TTL) is not supported by this server; \
+                 the request was not run",
+            ));
+        }
+    }
+    // This server is one namespace, the root one.
+    let namespace = header("x-vault-namespace").map(|ns| ns.trim_matches('/'));
+    if namespace.is_some_and(|ns| !matches!(ns, "" | "root")) {
+        return Err(ApiError::new(404, "namespace not found"));
+    }
+    // Inline authentication needs an auth method; this server has only its tokens file.
+    if header("x-vault-inline-auth-path").is_some() {
+        return Err(match token {
+            Some(_) => ApiError::new(
+                400,
+                "cannot layer inline authentication with token authentication",
+            ),
+            None => ApiError::denied(),
+        });
+    }
+    Ok(())
 }
 
-/// Every `/v1/...` request.
-pub async fn handle(
-    api: Arc<Api>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+/// Every request, as a connection hands it over.
+pub async fn handle(api: Arc<Api>, request: axum::http::Request<Body>) -> Response {
+    let received = tokio::time::Instant::now();
+    let (parts, body) = request.into_parts();
+    match route(&api, &parts, body, received + BODY_READ_TIMEOUT).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The body of a write, read only once the request is known to be allowed somewhere.
+async fn read_body(
+    api: &Api,
+    headers: &HeaderMap,
     body: Body,
-) -> Response {
+    deadline: tokio::time::Instant,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            413,
+            format!("the request body exceeds {MAX_BODY_BYTES} bytes"),
+        )
+    };
     // Refuse a declared oversized body before reading any of it.
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
-        return ApiError::new(
-            413,
-            format!("the request body exceeds {MAX_BODY_BYTES} bytes"),
-        )
-        .into_response();
+        return Err(too_large());
     }
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(body) => body,
-        Err(_) => {
-            return ApiError::new(
-                413,
-                format!("the request body exceeds {MAX_BODY_BYTES} bytes"),
-            )
-            .into_response();
-        }
+    let timed_out = || {
+        ApiError::new(
+            408,
+            format!(
+                "the request body did not arrive within {}s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )
     };
-    match route(&api, &method, &uri, &headers, &body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
+    let read = async {
+        let _permit = api.bodies.acquire().await;
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY_BYTES)).await
+    };
+    match tokio::time::timeout_at(deadline, read).await {
+        Err(_) => Err(timed_out()),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(ApiError::new(
+            400,
+            format!("error reading the request body: {e}"),
+        )),
     }
 }
 
 async fn route(
     api: &Arc<Api>,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &Bytes,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    deadline: tokio::time::Instant,
 ) -> Result<Response, ApiError> {
-    let path = uri
-        .path()
-        .strip_prefix("/v1/")
-        .ok_or_else(|| ApiError::new(404, "not found"))?
-        .trim_end_matches('/');
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    let mut path = match resolve(uri)? {
+        Target::Redirect(location) => return Ok(redirect(method, &location)),
+        Target::Path(path) => path,
+    };
+    let verb = Verb::of(method, uri)?;
     let token = client_token(headers);
-    match path {
-        "sys/health" => Ok(health()),
-        "sys/seal-status" => Ok(seal_status()),
-        // What clients call to check their token (hvac's `is_authenticated`).
-        "auth/token/lookup-self" => {
-            let principal = api
-                .acl
-                .authorize(token, path, Capability::Read)
-                .map_err(|_| ApiError::denied())?;
-            Ok(Answer {
-                data: Some(json!({
-                    "display_name": principal.display_name,
-                    "policies": principal.policies,
-                    "path": "auth/token/create",
-                    "renewable": false,
-                    "ttl": 0,
-                    "expire_time": null,
-                    "meta": null,
-                    "type": "service",
-                })),
-                ..Answer::default()
-            }
-            .into_response())
+    refuse_unsupported_headers(headers, token)?;
+    match path.as_str() {
+        "sys/health" => return Ok(health()),
+        "sys/seal-status" => return Ok(seal_status()),
+        "sys/leader" => return Ok(leader()),
+        _ => {}
+    }
+    // As Vault: a write to `foo/` is ambiguous (a key named `foo/`, or a directory?).
+    if verb == Verb::Write && path.ends_with('/') {
+        return Err(ApiError::new(400, "cannot write to a path ending in '/'"));
+    }
+    // As Vault: a list is of a directory.
+    if verb == Verb::List && !path.ends_with('/') {
+        path.push('/');
+    }
+    // An unknown token, or one that may do nothing here, never costs a body read nor any
+    // work; its request is refused before its body is received.
+    if api.acl.principal(token).is_none()
+        || (verb == Verb::Write && api.acl.capabilities(token, &path).is_empty())
+    {
+        return Err(ApiError::denied());
+    }
+    let data = match verb {
+        Verb::Write => body_data(headers, &read_body(api, headers, body, deadline).await?)?,
+        _ => query_data(uri),
+    };
+    let path = path.as_str();
+
+    // Policies are checked on the path as requested, as Vault does: a policy for
+    // `sys/leases/revoke/<mount>/...` governs `bao lease revoke <id>`, one for
+    // `sys/leases/revoke` the same call with the id in the body.
+    if let Some((endpoint, url_id)) = lease_endpoint(path) {
+        if verb != Verb::Write {
+            authorize(api, token, path, verb.capability())?;
+            return Err(unsupported(method));
         }
-        "sys/leader" => Ok(axum::Json(json!({
-            "ha_enabled": false,
-            "is_self": true,
-            "leader_address": "",
-            "leader_cluster_address": "",
-        }))
-        .into_response()),
-        "sys/leases/lookup" | "sys/leases/renew" | "sys/leases/revoke" => {
-            require_write(method)?;
-            api.acl
-                .authorize(token, path, Capability::Update)
-                .map_err(|_| ApiError::denied())?;
-            let data = request_data(method, uri, body)?;
-            let lease_id = data
-                .get("lease_id")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| ApiError::new(400, "missing lease_id"))?;
-            match path {
-                "sys/leases/lookup" => lookup(api, lease_id),
-                "sys/leases/renew" => renew(api, lease_id, &data).await,
-                _ => revoke(api, lease_id, sync_flag(&data)).await,
-            }
+        authorize(api, token, path, Capability::Update)?;
+        let lease_id = lease_id(&data, url_id)?;
+        return match endpoint {
+            "lookup" => lookup(api, &lease_id),
+            "renew" => renew(api, &lease_id, &data).await,
+            _ => revoke(api, &lease_id, flag(&data, "sync", true)?).await,
+        };
+    }
+    if let Some(prefix) = path.strip_prefix("sys/leases/revoke-prefix/") {
+        if verb != Verb::Write {
+            authorize(api, token, path, verb.capability())?;
+            return Err(unsupported(method));
         }
-        _ if path.starts_with("sys/leases/renew/") || path.starts_with("sys/leases/revoke/") => {
-            require_write(method)?;
-            let (endpoint, lease_id) = if let Some(id) = path.strip_prefix("sys/leases/renew/") {
-                ("sys/leases/renew", id)
-            } else {
-                (
-                    "sys/leases/revoke",
-                    path.strip_prefix("sys/leases/revoke/").unwrap_or_default(),
-                )
-            };
-            api.acl
-                .authorize(token, endpoint, Capability::Update)
-                .map_err(|_| ApiError::denied())?;
-            let data = request_data(method, uri, body)?;
-            if endpoint == "sys/leases/renew" {
-                renew(api, lease_id, &data).await
-            } else {
-                revoke(api, lease_id, sync_flag(&data)).await
-            }
+        // Vault requires sudo here: one call can end every lease of a mount.
+        authorize(api, token, path, Capability::Sudo)?;
+        authorize(api, token, path, Capability::Update)?;
+        let sync = flag(&data, "sync", true)?;
+        api.leases.revoke_prefix(prefix, sync).await?;
+        return Ok(revoked(sync));
+    }
+    if path == "auth/token/lookup-self" {
+        let principal = authorize(api, token, path, verb.capability())?;
+        if verb != Verb::Read {
+            return Err(unsupported(method));
         }
-        _ if path.starts_with("sys/leases/revoke-prefix/") => {
-            require_write(method)?;
-            // Vault requires sudo here: one call can end every lease of a mount.
-            api.acl
-                .authorize(token, path, Capability::Sudo)
-                .map_err(|_| ApiError::denied())?;
-            api.acl
-                .authorize(token, path, Capability::Update)
-                .map_err(|_| ApiError::denied())?;
-            // As Vault: a prefix names whole path segments (`dockerhub/tok` is not `dockerhub/token/`).
-            let prefix = format!("{}/", path.trim_start_matches("sys/leases/revoke-prefix/"));
-            let data = request_data(method, uri, body)?;
-            api.leases.revoke_prefix(&prefix, sync_flag(&data)).await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
+        return Ok(lookup_self(principal));
+    }
+    match path.strip_prefix(api.mount.as_str()) {
+        // Exactly one slash after the mount goes: what follows, even another slash, is the
+        // engine's path, the one the policy was checked on.
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            let engine_path = rest.strip_prefix('/').unwrap_or(rest);
+            engine(api, verb, token, path, engine_path, data).await
         }
-        _ => match path.strip_prefix(api.mount.as_str()) {
-            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-                let engine_path = rest.trim_start_matches('/');
-                engine(api, method, uri, token, path, engine_path, body).await
-            }
-            _ => Err(ApiError::new(
+        _ => {
+            // As Vault: a token that may not touch the path learns nothing about it.
+            authorize(api, token, path, verb.capability())?;
+            Err(ApiError::new(
                 404,
-                format!("no handler for route {path:?}: route entry not found"),
-            )),
-        },
+                format!("no handler for route {path:?}. route entry not found."),
+            ))
+        }
     }
 }
 
-fn require_write(method: &Method) -> Result<(), ApiError> {
-    if *method == Method::PUT || *method == Method::POST {
-        Ok(())
+fn authorize(
+    api: &Api,
+    token: Option<&str>,
+    path: &str,
+    capability: Capability,
+) -> Result<Principal, ApiError> {
+    api.acl
+        .authorize(token, path, capability)
+        .map_err(|_| ApiError::denied())
+}
+
+/// `sys/leases/{lookup,renew,revoke}` and the id in their path, if any (lookup takes it only
+/// in the body).
+fn lease_endpoint(path: &str) -> Option<(&'static str, Option<&str>)> {
+    for endpoint in ["lookup", "renew", "revoke"] {
+        let Some(rest) = path
+            .strip_prefix("sys/leases/")
+            .and_then(|p| p.strip_prefix(endpoint))
+        else {
+            continue;
+        };
+        if rest.is_empty() {
+            return Some((endpoint, None));
+        }
+        if let Some(id) = rest.strip_prefix('/').filter(|_| endpoint != "lookup") {
+            return Some((endpoint, Some(id).filter(|id| !id.is_empty())));
+        }
+    }
+    None
+}
+
+/// The lease a lease call is about. Vault prefers the body's `lease_id` over the path's;
+/// here a body naming another lease than the path is refused, so that a policy on the path
+/// is never sidestepped through the body.
+fn lease_id(data: &Value, url_id: Option<&str>) -> Result<String, ApiError> {
+    let body_id = match data.get("lease_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id.as_str()).filter(|id| !id.is_empty()),
+        Some(other) => {
+            return Err(ApiError::new(
+                400,
+                format!("lease_id: {other} is not a string"),
+            ));
+        }
+    };
+    match (body_id, url_id) {
+        (Some(body), Some(url)) if body != url => Err(ApiError::new(
+            400,
+            "the lease_id in the body and the one in the path differ",
+        )),
+        (Some(id), _) | (None, Some(id)) => Ok(id.to_string()),
+        (None, None) => Err(ApiError::new(400, "missing lease_id")),
+    }
+}
+
+/// A boolean field as Vault's `TypeBool` reads it: JSON `true`/`false` or a string that
+/// [`parse_bool`] accepts.
+fn flag(data: &Value, name: &str, default: bool) -> Result<bool, ApiError> {
+    match data.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) => parse_bool(s)
+            .ok_or_else(|| ApiError::new(400, format!("{name}: {s:?} is not a boolean"))),
+        Some(other) => Err(ApiError::new(
+            400,
+            format!("{name}: {other} is not a boolean"),
+        )),
+    }
+}
+
+/// Go's `http.Redirect` with 307, as OpenBao answers an unclean path.
+fn redirect(method: &Method, location: &str) -> Response {
+    let mut response = if *method == Method::GET {
+        let href = location
+            .replace('&', "&amp;")
+            .replace('"', "&#34;")
+            .replace('<', "&lt;");
+        let mut response =
+            format!("<a href=\"{href}\">Temporary Redirect</a>.\n\n").into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        response
     } else {
-        Err(ApiError::new(
-            405,
-            format!("{method} is not allowed here; use PUT or POST"),
-        ))
+        Response::new(Body::empty())
+    };
+    *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    if let Ok(location) = axum::http::HeaderValue::from_str(location) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, location);
     }
+    response
 }
 
-/// Vault's `sync` flag; the CLI sends `false` for `lease revoke` (queued).
-fn sync_flag(data: &Value) -> bool {
-    match data.get("sync") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => s == "true",
-        _ => true,
+/// What clients call to check their token (hvac's `is_authenticated`, `bao login`).
+fn lookup_self(principal: Principal) -> Response {
+    Answer {
+        data: Some(json!({
+            "display_name": principal.display_name,
+            "policies": principal.policies,
+            "path": "auth/token/create",
+            "renewable": false,
+            "ttl": 0,
+            "expire_time": null,
+            "meta": null,
+            "type": "service",
+        })),
+        ..Answer::default()
     }
+    .into_response()
+}
+
+fn leader() -> Response {
+    axum::Json(json!({
+        "ha_enabled": false,
+        "is_self": true,
+        "leader_address": "",
+        "leader_cluster_address": "",
+    }))
+    .into_response()
 }
 
 fn health() -> Response {
@@ -402,24 +761,26 @@ async fn renew(api: &Api, lease_id: &str, data: &Value) -> Result<Response, ApiE
 
 async fn revoke(api: &Api, lease_id: &str, sync: bool) -> Result<Response, ApiError> {
     api.leases.revoke(lease_id, sync).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(revoked(sync))
+}
+
+/// Vault's answer to a revocation: done (204), or queued (202) when not `sync`.
+fn revoked(sync: bool) -> Response {
+    match sync {
+        true => StatusCode::NO_CONTENT.into_response(),
+        false => StatusCode::ACCEPTED.into_response(),
+    }
 }
 
 /// A request for the engine.
 async fn engine(
     api: &Arc<Api>,
-    method: &Method,
-    uri: &Uri,
+    verb: Verb,
     token: Option<&str>,
     full_path: &str,
     engine_path: &str,
-    body: &Bytes,
+    data: Value,
 ) -> Result<Response, ApiError> {
-    // An unknown token is refused before the engine does any work for it.
-    if api.acl.capabilities(token, full_path).is_empty() {
-        return Err(ApiError::denied());
-    }
-    let data = request_data(method, uri, body)?;
     let mut request = Request {
         operation: Operation::Read,
         path: engine_path.to_string(),
@@ -428,24 +789,20 @@ async fn engine(
         entity_id: None,
         lease: None,
     };
-    let (operation, capability) = if is_list(method, uri) {
-        (Operation::List, Capability::List)
-    } else {
-        match method.as_str() {
-            "GET" => (Operation::Read, Capability::Read),
-            "DELETE" => (Operation::Delete, Capability::Delete),
-            "PUT" | "POST" => {
-                request.operation = Operation::Update;
-                match api
-                    .runtime
-                    .existence_check(api.engine_storage.clone(), &request)
-                    .await?
-                {
-                    Some(false) => (Operation::Create, Capability::Create),
-                    _ => (Operation::Update, Capability::Update),
-                }
+    let (operation, capability) = match verb {
+        Verb::List => (Operation::List, Capability::List),
+        Verb::Read => (Operation::Read, Capability::Read),
+        Verb::Delete => (Operation::Delete, Capability::Delete),
+        Verb::Write => {
+            request.operation = Operation::Update;
+            match api
+                .runtime
+                .existence_check(api.engine_storage.clone(), &request)
+                .await?
+            {
+                Some(false) => (Operation::Create, Capability::Create),
+                _ => (Operation::Update, Capability::Update),
             }
-            other => return Err(ApiError::new(405, format!("unsupported method {other}"))),
         }
     };
     let principal: Principal = api
@@ -538,5 +895,229 @@ async fn issue(
                 .await;
             Err(ApiError::new(500, format!("storing the lease failed: {e}")))
         }
+    }
+}
+
+/// Serve connections from `listener` until `shutdown` completes; then stop accepting, let
+/// each open connection finish its request for up to [`SHUTDOWN_GRACE`], and close it.
+///
+/// Each connection has Vault's read timeouts ([`HEADER_READ_TIMEOUT`], [`BODY_READ_TIMEOUT`]),
+/// so neither a slow client nor a half-sent request can hold the server, or its shutdown.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    api: Arc<Api>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connections = tokio_util::task::TaskTracker::new();
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait for connections to end.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let api = api.clone();
+        let service = hyper::service::service_fn(
+            move |request: axum::http::Request<hyper::body::Incoming>| {
+                let api = api.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(handle(api, request.map(Body::new)).await)
+                }
+            },
+        );
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let mut closed = closed.clone();
+        connections.spawn(async move {
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = closed.wait_for(|closing| *closing) => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
+        });
+    }
+    drop(listener);
+    closing.send_replace(true);
+    connections.close();
+    connections.wait().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(uri: &str) -> Result<Target, u16> {
+        resolve(&uri.parse().unwrap()).map_err(|e| e.0.as_u16())
+    }
+
+    #[test]
+    fn paths_resolve_as_openbao_resolves_them() {
+        let path = |p: &str| Ok(Target::Path(p.to_string()));
+        let redirect = |p: &str| Ok(Target::Redirect(p.to_string()));
+        assert_eq!(
+            target("/v1/dockerhub/token/a/b"),
+            path("dockerhub/token/a/b")
+        );
+        assert_eq!(
+            target("/v1/dockerhub/token/a/b/"),
+            path("dockerhub/token/a/b/")
+        );
+        assert_eq!(
+            target("/v1/dockerhub%2Ftoken/a/%62"),
+            path("dockerhub/token/a/b")
+        );
+        assert_eq!(target("/v1/dockerhub%2F%2Ftoken"), path("dockerhub//token"));
+        assert_eq!(
+            target("/v1/dockerhub//token/a/b"),
+            redirect("/v1/dockerhub/token/a/b")
+        );
+        assert_eq!(
+            target("/v1//dockerhub/x?list=true"),
+            redirect("/v1/dockerhub/x?list=true")
+        );
+        assert_eq!(target("/v1/a/./b/"), redirect("/v1/a/b/"));
+        assert_eq!(target("/v1/a/x/../b"), redirect("/v1/a/b"));
+        assert_eq!(target("/v1/a/b/.."), redirect("/v1/a"));
+        assert_eq!(target("/v1/../../a"), redirect("/a"));
+        assert_eq!(target("/v1/a/%2e/b"), Err(400));
+        assert_eq!(target("/v1/a/%2E%2e"), Err(400));
+        assert_eq!(target("/v1/a/b%zz"), Err(400));
+        assert_eq!(target("/v1/a/b%2"), Err(400));
+        assert_eq!(target("/v1/a/b%00"), Err(400));
+        assert_eq!(target("/v1/a/b%C2%A0"), Err(400));
+        assert_eq!(target("/v1/a/b%FF"), Err(400));
+        assert_eq!(target("/v1/a/b%20c"), path("a/b c"));
+        assert_eq!(target("//v1/a"), Err(404));
+        assert_eq!(target("/v1"), Err(404));
+        assert_eq!(target("/V1/a"), Err(404));
+    }
+
+    #[test]
+    fn booleans_are_gos() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+        }
+        for bad in ["", "yes", "tRue", " true", "2"] {
+            assert_eq!(parse_bool(bad), None, "{bad}");
+        }
+        let list = |q: &str| Verb::of(&Method::GET, &format!("/v1/x?{q}").parse().unwrap());
+        assert_eq!(list("list=True").unwrap(), Verb::List);
+        assert_eq!(list("list=0").unwrap(), Verb::Read);
+        assert_eq!(list("list=").unwrap(), Verb::Read);
+        assert_eq!(list("list=true&list=false").unwrap(), Verb::List);
+        assert_eq!(list("list=yes").unwrap_err().0, 400);
+        assert_eq!(list("list=1&scan=1").unwrap_err().0, 400);
+        assert_eq!(list("scan=1").unwrap_err().0, 405);
+        assert!(!flag(&json!({"sync": "f"}), "sync", true).unwrap());
+        assert!(flag(&json!({}), "sync", true).unwrap());
+        assert_eq!(
+            flag(&json!({"sync": "maybe"}), "sync", true).unwrap_err().0,
+            400
+        );
+    }
+
+    #[test]
+    fn tokens_are_read_as_vault_reads_them() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(*name, value.parse().unwrap());
+            }
+            map
+        };
+        let token = |pairs| client_token(&headers(pairs)).map(str::to_string);
+        assert_eq!(token(&[("x-vault-token", "a")]), Some("a".into()));
+        let both = [("x-vault-token", ""), ("authorization", "Bearer  b ")];
+        assert_eq!(token(&both), Some("b".into()));
+        let second = [("authorization", "Basic x"), ("authorization", "Bearer c")];
+        assert_eq!(token(&second), Some("c".into()));
+        assert_eq!(token(&[("authorization", "bearer d")]), None);
+    }
+
+    #[test]
+    fn lease_ids_from_the_path_or_the_body_never_two() {
+        assert_eq!(
+            lease_endpoint("sys/leases/revoke/a/b"),
+            Some(("revoke", Some("a/b")))
+        );
+        assert_eq!(lease_endpoint("sys/leases/renew"), Some(("renew", None)));
+        assert_eq!(lease_endpoint("sys/leases/lookup/a"), None);
+        assert_eq!(lease_endpoint("sys/leases/revoke-prefix/a"), None);
+        assert_eq!(lease_id(&json!({"lease_id": "a"}), None).unwrap(), "a");
+        assert_eq!(lease_id(&json!({}), Some("b")).unwrap(), "b");
+        assert_eq!(lease_id(&json!({"lease_id": "b"}), Some("b")).unwrap(), "b");
+        assert_eq!(
+            lease_id(&json!({"lease_id": "a"}), Some("b"))
+                .unwrap_err()
+                .0,
+            400
+        );
+        assert_eq!(lease_id(&json!({"lease_id": 1}), None).unwrap_err().0, 400);
+        assert_eq!(lease_id(&json!({"lease_id": ""}), None).unwrap_err().0, 400);
+    }
+
+    #[test]
+    fn forms_and_json_bodies() {
+        let mut form = HeaderMap::new();
+        form.insert(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8"
+                .parse()
+                .unwrap(),
+        );
+        let data = body_data(&form, b"namespace=a&namespace=b&ttl=1h").unwrap();
+        assert_eq!(data, json!({"namespace": "a,b", "ttl": "1h"}));
+        // A form content type on a JSON body is JSON, as in Vault.
+        assert_eq!(body_data(&form, b" {\"a\": 1}").unwrap(), json!({"a": 1}));
+        let none = HeaderMap::new();
+        assert_eq!(body_data(&none, b"  ").unwrap(), json!({}));
+        assert_eq!(body_data(&none, b"null").unwrap(), json!({}));
+        assert_eq!(body_data(&none, b"[1]").unwrap_err().0, 400);
+        assert_eq!(body_data(&none, b"{x").unwrap_err().0, 400);
+        let query: Uri = "/v1/x?a=1&a=2&b=3&list=true&help=1".parse().unwrap();
+        assert_eq!(query_data(&query), json!({"a": ["1", "2"], "b": "3"}));
+    }
+
+    #[test]
+    fn headers_that_would_change_the_answer_are_refused() {
+        let refused = |name: &'static str, value: &'static str, token: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, value.parse().unwrap());
+            refuse_unsupported_headers(&headers, token)
+                .err()
+                .map(|e| e.0.as_u16())
+        };
+        assert_eq!(refused("x-vault-wrap-ttl", "60", None), Some(400));
+        assert_eq!(refused("x-vault-wrap-ttl", "soon", None), Some(400));
+        assert_eq!(refused("x-vault-wrap-ttl", "0", None), None);
+        assert_eq!(refused("x-vault-wrap-ttl", "", None), None);
+        assert_eq!(refused("x-vault-namespace", "team", None), Some(404));
+        for root in ["root", "/", "", "root/"] {
+            assert_eq!(refused("x-vault-namespace", root, None), None, "{root}");
+        }
+        assert_eq!(
+            refused("x-vault-inline-auth-path", "auth/x", None),
+            Some(403)
+        );
+        assert_eq!(
+            refused("x-vault-inline-auth-path", "auth/x", Some("t")),
+            Some(400)
+        );
+        assert_eq!(refused("x-vault-request", "true", None), None);
     }
 }

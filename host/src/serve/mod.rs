@@ -73,19 +73,25 @@ async fn rollback(runtime: &Runtime, storage: &Arc<dyn Storage>, immediate: bool
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves at SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal that arrives during start-up is not lost and does
+/// not kill the process with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stopping: finishing requests in flight, keeping every lease");
     }
-    tracing::info!("stopping: finishing requests in flight, keeping every lease");
 }
 
 /// Serve until SIGTERM or SIGINT.
@@ -110,6 +116,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     )
     .await?;
 
+    let stopping = shutdown_signal();
     // Bound before the start-up rollback, which may call the Hub for a while: clients'
     // connections are accepted (queued by the kernel) instead of refused, and wait for it.
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -151,13 +158,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         engine_storage,
         mount: config.mount.clone(),
         limits,
+        bodies: tokio::sync::Semaphore::new(api::BODIES_IN_FLIGHT),
     });
-    let app = axum::Router::new().fallback(move |method, uri, headers, body| {
-        api::handle(api.clone(), method, uri, headers, body)
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    api::serve_http(listener, api, stopping).await;
     tasks.close();
     tasks.wait().await;
     stop.send_replace(true);

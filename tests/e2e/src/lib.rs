@@ -3,6 +3,7 @@
 //! captured so that tests can check what reached it.
 
 pub mod cli;
+pub mod differential;
 pub mod openbao;
 pub mod raft;
 pub mod serve;

@@ -18,7 +18,8 @@ use std::time::Duration;
 pub const ROOT_TOKEN: &str = "hvs.admin-token-for-tests";
 pub const CI_TOKEN: &str = "hvs.ci-release-token-for-tests";
 
-fn sha256_hex(text: &str) -> String {
+/// The SHA-256 of `text` in hex, as a tokens file holds a token.
+pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -41,7 +42,7 @@ policy "ci-release" {{
   path "dockerhub/token/hoeg/my-organization" {{
     capabilities = ["create", "update"]
   }}
-  path "sys/leases/revoke" {{
+  path "sys/leases/revoke/dockerhub/token/hoeg/my-organization/*" {{
     capabilities = ["update"]
   }}
 }}
@@ -72,6 +73,11 @@ impl std::ops::Deref for Serve {
 impl Serve {
     /// Start the server in a fresh directory against `hub`, with `args` added to `serve`.
     pub fn start(hub: FakeHub, args: &[&str]) -> anyhow::Result<Serve> {
+        Serve::start_with_tokens(hub, args, "")
+    }
+
+    /// As [`Serve::start`], with `extra` (more `token` and `policy` blocks) in the tokens file.
+    pub fn start_with_tokens(hub: FakeHub, args: &[&str], extra: &str) -> anyhow::Result<Serve> {
         let dir = std::env::temp_dir().join(format!(
             "dockerhub-secrets-serve-{}-{}",
             std::process::id(),
@@ -80,7 +86,7 @@ impl Serve {
                 .as_nanos()
         ));
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("tokens.hcl"), tokens_file())?;
+        std::fs::write(dir.join("tokens.hcl"), tokens_file() + extra)?;
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
@@ -198,6 +204,11 @@ impl Serve {
         self.addr = addr.to_string();
         self.cli = BaoCli::new(bao_binary()?, self.addr.clone(), ROOT_TOKEN, &self.dir);
         Ok(())
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGTERM, and wait for the process to finish (SIGKILL after 20 s).

@@ -1,0 +1,274 @@
+//! One scenario, two hosts: OpenBao with the plugin and `dockerhub-secrets serve`, each with
+//! its own Docker Hub fake, the seed's config, and the same policy texts bound to tokens of
+//! the same names. A test sends each host the same request, byte for byte, and compares
+//! what comes back.
+
+use crate::cli::BaoCli;
+use crate::openbao::OpenBao;
+use crate::serve::{Serve, sha256_hex};
+use crate::{PASSWORD, lease_id};
+use fakehub::{Config, FakeHub};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// The policies both hosts load, by name: the issue's attack policy (everything under the
+/// mount but the `hoeg` namespace and the configs, plus revoking its own leases by path, as
+/// `bao lease revoke <id>` sends it), and one that allows revoking only with the id in the
+/// body (what hvac's `revoke_lease` sends).
+pub const POLICIES: [(&str, &str); 2] = [
+    (
+        "limited",
+        r#"
+path "dockerhub/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+path "dockerhub/token/hoeg/hoeg" {
+  capabilities = ["deny"]
+}
+path "dockerhub/config/*" {
+  capabilities = ["deny"]
+}
+path "sys/leases/revoke/dockerhub/token/hoeg/my-organization/*" {
+  capabilities = ["update"]
+}
+"#,
+    ),
+    (
+        "body-revoke",
+        r#"
+path "sys/leases/revoke" {
+  capabilities = ["update"]
+}
+"#,
+    ),
+];
+
+/// Who sends a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    Root,
+    /// A token with the policy of the same name in [`POLICIES`].
+    Policy(&'static str),
+    /// No token header at all.
+    Nobody,
+    /// A token neither host knows.
+    Unknown,
+}
+
+enum Server {
+    OpenBao(OpenBao),
+    Serve(Serve),
+}
+
+/// A host with the seed's config written and a token per policy.
+pub struct Host {
+    pub name: &'static str,
+    server: Server,
+    tokens: BTreeMap<&'static str, String>,
+}
+
+/// What came back: the status, the `Location` header, and the body (JSON, or the raw text
+/// as a JSON string, or `null` when empty).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The answer's shape: its top-level keys, or what kind of value it is.
+    pub fn shape(&self) -> String {
+        match &self.body {
+            Value::Object(map) => {
+                let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+                format!("{{{}}}", keys.join(","))
+            }
+            Value::Null => "empty".into(),
+            _ => "text".into(),
+        }
+    }
+}
+
+fn hub() -> FakeHub {
+    FakeHub::start(Config::default().account("hoeg", PASSWORD, None)).expect("start the fake hub")
+}
+
+impl Host {
+    /// OpenBao with the plugin: policies written with `bao policy write`, tokens created
+    /// with `bao token create`.
+    pub fn openbao() -> anyhow::Result<Host> {
+        let bao = OpenBao::start_with_hub(hub())?;
+        bao.write_seed_config(PASSWORD)?;
+        let mut tokens = BTreeMap::new();
+        for (name, policy) in POLICIES {
+            bao.bao_stdin(&["policy", "write", name, "-"], policy)?;
+            let created = bao.bao_json(&["token", "create", &format!("-policy={name}")])?;
+            let token = created["auth"]["client_token"].as_str().unwrap_or_default();
+            tokens.insert(name, token.to_string());
+        }
+        tokens.insert("root", crate::openbao::ROOT_TOKEN.to_string());
+        Ok(Host {
+            name: "openbao",
+            server: Server::OpenBao(bao),
+            tokens,
+        })
+    }
+
+    /// `serve` with the same policies in its tokens file.
+    pub fn serve() -> anyhow::Result<Host> {
+        let mut extra = String::new();
+        let mut tokens = BTreeMap::new();
+        for (name, policy) in POLICIES {
+            let token = format!("hvs.{name}-token-for-tests");
+            extra += &format!(
+                "token \"{name}\" {{\n  sha256 = \"{}\"\n  policies = [\"{name}\"]\n}}\n\
+                 policy \"{name}\" {{\n{policy}}}\n",
+                sha256_hex(&token)
+            );
+            tokens.insert(name, token);
+        }
+        tokens.insert("root", crate::serve::ROOT_TOKEN.to_string());
+        let serve = Serve::start_with_tokens(hub(), &[], &extra)?;
+        serve.write_seed_config(PASSWORD)?;
+        Ok(Host {
+            name: "serve",
+            server: Server::Serve(serve),
+            tokens,
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        match &self.server {
+            Server::OpenBao(bao) => &bao.addr,
+            Server::Serve(serve) => &serve.addr,
+        }
+    }
+
+    pub fn hub(&self) -> &FakeHub {
+        match &self.server {
+            Server::OpenBao(bao) => &bao.hub,
+            Server::Serve(serve) => &serve.hub,
+        }
+    }
+
+    /// The `bao` CLI against this host, as root.
+    pub fn cli(&self) -> &BaoCli {
+        match &self.server {
+            Server::OpenBao(bao) => bao,
+            Server::Serve(serve) => serve,
+        }
+    }
+
+    /// The server's log, for failure messages.
+    pub fn log(&self) -> String {
+        match &self.server {
+            Server::OpenBao(bao) => bao.server_log(),
+            Server::Serve(serve) => serve.log(),
+        }
+    }
+
+    /// The secret of `who`'s token, if `who` sends one.
+    pub fn token(&self, who: Who) -> Option<String> {
+        match who {
+            Who::Root => Some(self.tokens["root"].clone()),
+            Who::Policy(name) => Some(self.tokens[name].clone()),
+            Who::Nobody => None,
+            Who::Unknown => Some("hvs.a-token-nobody-issued".into()),
+        }
+    }
+
+    /// Send one request exactly as given: `target` is the request line's target, unchanged
+    /// (no client library would send `//` or `%2e` as written).
+    pub fn raw(
+        &self,
+        method: &str,
+        target: &str,
+        who: Who,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> anyhow::Result<Answer> {
+        let mut stream = TcpStream::connect(self.addr().trim_start_matches("http://"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let mut head = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+        if let Some(token) = self.token(who) {
+            head += &format!("X-Vault-Token: {token}\r\n");
+        }
+        for (name, value) in headers {
+            head += &format!("{name}: {value}\r\n");
+        }
+        head += &format!("Content-Length: {}\r\n\r\n", body.len());
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body)?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer)?;
+        parse_answer(&answer)
+    }
+}
+
+/// An HTTP/1.1 answer read to the end of a `Connection: close` stream.
+fn parse_answer(raw: &[u8]) -> anyhow::Result<Answer> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("no end of head in {:?}", String::from_utf8_lossy(raw)))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let mut payload = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no status in {head:?}"))?;
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_string())
+        })
+    };
+    if header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
+        payload = dechunk(&payload);
+    }
+    let text = String::from_utf8_lossy(&payload);
+    let body = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.into_owned()))
+    };
+    Ok(Answer {
+        status,
+        location: header("location"),
+        body,
+    })
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..end]).trim(), 16);
+        let Ok(size) = size else { break };
+        if size == 0 || raw.len() < end + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&raw[end + 2..end + 2 + size]);
+        raw = &raw[(end + 4 + size).min(raw.len())..];
+    }
+    out
+}
+
+/// Issue a token for `hoeg/my-organization` as `who` and return the answer's lease id.
+pub fn issue_lease(host: &Host, who: Who) -> anyhow::Result<String> {
+    let answer = host.raw(
+        "PUT",
+        "/v1/dockerhub/token/hoeg/my-organization",
+        who,
+        &[],
+        b"{}",
+    )?;
+    anyhow::ensure!(answer.status == 200, "{}: {answer:?}", host.name);
+    Ok(lease_id(&answer.body).to_string())
+}

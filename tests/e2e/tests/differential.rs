@@ -1,0 +1,447 @@
+//! The same requests to OpenBao with the plugin and to `serve`, and the same answers back:
+//! every spelling of a path a policy denies, the request shapes Vault clients send (list
+//! flags, headers), and the lease endpoints with the id in the path or in the body, under
+//! one policy text loaded by both hosts. Raw HTTP, the `bao` CLI and hvac.
+
+use dockerhub_secrets_e2e::differential::{Answer, Host, Who, issue_lease};
+use dockerhub_secrets_e2e::openbao::eventually;
+use serde_json::Value;
+use std::time::Duration;
+
+const LIMITED: Who = Who::Policy("limited");
+const BODY_REVOKE: Who = Who::Policy("body-revoke");
+
+/// One request and the status both hosts must give. `{lease}` ... `{lease4}` in
+/// the target or body stand for leases the `limited` token was issued before the table runs.
+struct Row {
+    method: &'static str,
+    target: &'static str,
+    who: Who,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static str,
+    status: u16,
+    /// Hub tokens the request creates (on success, one for a token path).
+    mints: usize,
+}
+
+const fn row(method: &'static str, target: &'static str, who: Who, status: u16) -> Row {
+    Row {
+        method,
+        target,
+        who,
+        headers: &[],
+        body: "",
+        status,
+        mints: 0,
+    }
+}
+
+const fn with_body(mut row: Row, body: &'static str) -> Row {
+    row.body = body;
+    row
+}
+
+const fn with_headers(mut row: Row, headers: &'static [(&'static str, &'static str)]) -> Row {
+    row.headers = headers;
+    row
+}
+
+const fn minting(mut row: Row) -> Row {
+    row.mints = 1;
+    row
+}
+
+const DENIED_TOKEN: &str = "/v1/dockerhub/token/hoeg/hoeg";
+
+/// Every row, in order (the lease rows depend on it).
+const ROWS: &[Row] = &[
+    // The issue's attack: the policy denies `dockerhub/token/hoeg/hoeg` and
+    // `dockerhub/config/*` and allows the rest of `dockerhub/*`.
+    row("PUT", DENIED_TOKEN, LIMITED, 403),
+    row("GET", DENIED_TOKEN, LIMITED, 403),
+    row("PUT", "/v1/dockerhub//token/hoeg/hoeg", LIMITED, 307),
+    row("GET", "/v1/dockerhub//token/hoeg/hoeg", LIMITED, 307),
+    row("PUT", "/v1//dockerhub/token/hoeg/hoeg", LIMITED, 307),
+    row("PUT", "/v1/dockerhub/token//hoeg/hoeg", LIMITED, 307),
+    row("PUT", "/v1/dockerhub/./token/hoeg/hoeg", LIMITED, 307),
+    row("PUT", "/v1/dockerhub/x/../token/hoeg/hoeg", LIMITED, 307),
+    row("PUT", "/v1/dockerhub/token/hoeg/hoeg/.", LIMITED, 307),
+    row("PUT", "/v1/dockerhub/token/hoeg/hoeg/x/..", LIMITED, 307),
+    row("PUT", "/v1/dockerhub/token/hoeg/hoeg/", LIMITED, 400),
+    row("GET", "/v1/dockerhub/token/hoeg/hoeg/", LIMITED, 404),
+    row("PUT", "/v1/dockerhub/token/hoeg/hoeg/", Who::Unknown, 400),
+    row("PUT", "/v1/dockerhub%2Ftoken/hoeg/hoeg", LIMITED, 403),
+    row("PUT", "/v1/dockerhub/token%2Fhoeg%2Fhoeg", LIMITED, 403),
+    row("PUT", "/v1/dockerhub%2F%2Ftoken/hoeg/hoeg", LIMITED, 404),
+    row("PUT", "/v1/dockerhub/token/hoeg/hoeg%2F", LIMITED, 400),
+    row("PUT", "/v1/dockerhub/%2e/token/hoeg/hoeg", LIMITED, 400),
+    row(
+        "PUT",
+        "/v1/dockerhub/x/%2e%2e/token/hoeg/hoeg",
+        LIMITED,
+        400,
+    ),
+    row("PUT", "/v1/dockerhub/token/hoeg/%68oeg", LIMITED, 403),
+    row("PUT", "/v1/dockerhub/token/hoeg/HOEG", LIMITED, 400),
+    row("PUT", "/v1/Dockerhub/token/hoeg/hoeg", LIMITED, 403),
+    row("PUT", "/v1/dockerhub\\token/hoeg/hoeg", LIMITED, 403),
+    row("PUT", "/v1/dockerhub/token/hoeg/+", LIMITED, 400),
+    row("PUT", "/v1/dockerhub/token/hoeg/*", LIMITED, 400),
+    row("PUT", "/v1/dockerhub/token/hoeg/hoeg?x=1", LIMITED, 403),
+    row("PUT", "/v1/dockerhub/token/hoeg/hoeg%00", LIMITED, 400),
+    row("PUT", "/v1/dockerhub/token/hoeg/hoeg%09", LIMITED, 400),
+    row("PUT", "/v1/dockerhub/token/hoeg/hoeg%C2%A0", LIMITED, 400),
+    row("PUT", "/v1/dockerhub/token/hoeg/ho%zzeg", LIMITED, 400),
+    row("PUT", "//v1/dockerhub/token/hoeg/hoeg", LIMITED, 404),
+    row("PUT", "http://x/v1/dockerhub/token/hoeg/hoeg", LIMITED, 403),
+    // ... and the same for the account's config.
+    with_body(
+        row("PUT", "/v1/dockerhub/config/hoeg", LIMITED, 403),
+        r#"{"namespace": "hoeg"}"#,
+    ),
+    row("DELETE", "/v1/dockerhub/config/hoeg", LIMITED, 403),
+    with_body(
+        row("PUT", "/v1/dockerhub//config/hoeg", LIMITED, 307),
+        r#"{"namespace": "hoeg"}"#,
+    ),
+    row("DELETE", "/v1/dockerhub//config/hoeg", LIMITED, 307),
+    row("DELETE", "/v1/dockerhub%2Fconfig/hoeg", LIMITED, 403),
+    row("GET", "/v1/dockerhub/config/hoeg/", LIMITED, 403),
+    row("LIST", "/v1/dockerhub/config", LIMITED, 403),
+    row("GET", "/v1/dockerhub/config?list=true", LIMITED, 403),
+    // What the policy allows still works, and a path that is no route.
+    minting(row(
+        "PUT",
+        "/v1/dockerhub/token/hoeg/my-organization",
+        LIMITED,
+        200,
+    )),
+    row("GET", "/v1/dockerhub", LIMITED, 403),
+    row("GET", "/v1/dockerhub", Who::Root, 404),
+    row("GET", "/v1/dockerhub/", LIMITED, 404),
+    row("GET", "/v1/nothing/here", LIMITED, 403),
+    row("GET", "/v1/nothing/here", Who::Root, 404),
+    row("GET", "/v1/dockerhub/config/hoeg", Who::Nobody, 403),
+    row("GET", "/v1/dockerhub/config/hoeg", Who::Unknown, 403),
+    // List flags are Go booleans, and `list` and `scan` exclude each other.
+    row("GET", "/v1/dockerhub/config?list=True", Who::Root, 200),
+    row("GET", "/v1/dockerhub/config?list=t", Who::Root, 200),
+    row("GET", "/v1/dockerhub/config?list=1", Who::Root, 200),
+    row("GET", "/v1/dockerhub/config?list=TRUE", Who::Root, 200),
+    row("GET", "/v1/dockerhub/config/?list=true", Who::Root, 200),
+    row("LIST", "/v1/dockerhub/config/", Who::Root, 200),
+    row("GET", "/v1/dockerhub/config?list=yes", Who::Root, 400),
+    row("GET", "/v1/dockerhub/config?list=tRue", Who::Root, 400),
+    row(
+        "GET",
+        "/v1/dockerhub/config?list=true&scan=true",
+        Who::Root,
+        400,
+    ),
+    row(
+        "GET",
+        "/v1/dockerhub/config/hoeg?list=false",
+        Who::Root,
+        200,
+    ),
+    row("GET", "/v1/dockerhub/config/hoeg?list=", Who::Root, 200),
+    row("FOO", "/v1/dockerhub/config/hoeg", Who::Root, 405),
+    // Headers that would change the meaning of a request.
+    with_headers(
+        row("GET", "/v1/dockerhub/config/hoeg", Who::Root, 404),
+        &[("X-Vault-Namespace", "elsewhere")],
+    ),
+    with_headers(
+        row("GET", "/v1/dockerhub/config/hoeg", Who::Root, 200),
+        &[("X-Vault-Namespace", "root")],
+    ),
+    with_headers(
+        row(
+            "PUT",
+            "/v1/dockerhub/token/hoeg/my-organization",
+            Who::Root,
+            400,
+        ),
+        &[("X-Vault-Wrap-TTL", "soon")],
+    ),
+    with_headers(
+        minting(row(
+            "PUT",
+            "/v1/dockerhub/token/hoeg/my-organization",
+            Who::Root,
+            200,
+        )),
+        &[("X-Vault-Wrap-TTL", "0")],
+    ),
+    with_headers(
+        row("GET", "/v1/dockerhub/config/hoeg", Who::Nobody, 403),
+        &[("X-Vault-Inline-Auth-Path", "auth/userpass/login/hoeg")],
+    ),
+    with_headers(
+        row("GET", "/v1/dockerhub/config/hoeg", Who::Nobody, 200),
+        &[("Authorization", "Bearer ROOT")],
+    ),
+    with_headers(
+        row("GET", "/v1/dockerhub/config/hoeg", Who::Nobody, 403),
+        &[("Authorization", "bearer ROOT")],
+    ),
+    with_headers(
+        row("GET", "/v1/dockerhub/config/hoeg", Who::Nobody, 200),
+        &[("X-Vault-Token", ""), ("Authorization", "Bearer ROOT")],
+    ),
+    // Lease endpoints: the policy is checked on the path as sent.
+    with_body(
+        row("PUT", "/v1/sys/leases/lookup", LIMITED, 200),
+        r#"{"lease_id": "{lease}"}"#,
+    ),
+    with_body(
+        row("PUT", "/v1/sys/leases/renew", LIMITED, 200),
+        r#"{"lease_id": "{lease}", "increment": "10m"}"#,
+    ),
+    with_body(
+        row("PUT", "/v1/sys/leases/revoke", LIMITED, 403),
+        r#"{"lease_id": "{lease}"}"#,
+    ),
+    with_body(
+        row("PUT", "/v1/sys/leases/revoke/{lease}", BODY_REVOKE, 403),
+        r#"{"sync": true}"#,
+    ),
+    with_body(
+        row(
+            "PUT",
+            "/v1/sys/leases/revoke/dockerhub/token/hoeg/hoeg/x",
+            LIMITED,
+            403,
+        ),
+        r#"{"sync": true}"#,
+    ),
+    with_body(
+        row(
+            "PUT",
+            "/v1/sys/leases/revoke-prefix/dockerhub/token",
+            LIMITED,
+            403,
+        ),
+        r#"{"sync": true}"#,
+    ),
+    with_body(
+        row("PUT", "/v1/sys/leases//revoke/{lease}", LIMITED, 307),
+        r#"{"sync": true}"#,
+    ),
+    with_body(
+        row("PUT", "/v1/sys/leases/revoke/{lease}", LIMITED, 204),
+        r#"{"sync": true}"#,
+    ),
+    with_body(
+        row("PUT", "/v1/sys/leases/revoke", BODY_REVOKE, 204),
+        r#"{"lease_id": "{lease2}", "sync": "t"}"#,
+    ),
+    with_body(
+        row("PUT", "/v1/sys/leases/revoke", Who::Root, 400),
+        r#"{"sync": true}"#,
+    ),
+    with_body(
+        row("PUT", "/v1/sys/leases/revoke", Who::Root, 400),
+        r#"{"lease_id": "{lease3}", "sync": "maybe"}"#,
+    ),
+    row("GET", "/v1/sys/leases/lookup", LIMITED, 403),
+    // Queued revocations answer 202; a prefix that is a whole lease id names that lease.
+    with_body(
+        row("PUT", "/v1/sys/leases/revoke/{lease3}", LIMITED, 202),
+        r#"{"sync": false}"#,
+    ),
+    with_body(
+        row(
+            "PUT",
+            "/v1/sys/leases/revoke-prefix/{lease4}",
+            Who::Root,
+            204,
+        ),
+        r#"{"sync": true}"#,
+    ),
+];
+
+fn run(host: &Host, row: &Row, leases: &[String; 4]) -> Answer {
+    let root = host.token(Who::Root).expect("root has a token");
+    let fill = |text: &str| {
+        text.replace("{lease}", &leases[0])
+            .replace("{lease2}", &leases[1])
+            .replace("{lease3}", &leases[2])
+            .replace("{lease4}", &leases[3])
+    };
+    let headers: Vec<(&str, String)> = row
+        .headers
+        .iter()
+        .map(|(name, value)| (*name, value.replace("ROOT", &root)))
+        .collect();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let creations = || {
+        let calls = host.hub().calls();
+        let creation = |c: &&fakehub::Call| c.method == "POST" && c.path == "/v2/access-tokens";
+        calls.iter().filter(creation).count()
+    };
+    let before = creations();
+    let answer = host
+        .raw(
+            row.method,
+            &fill(row.target),
+            row.who,
+            &headers,
+            fill(row.body).as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("{}: {} {}: {e}", host.name, row.method, row.target));
+    let minted = creations() - before;
+    assert_eq!(
+        minted, row.mints,
+        "{}: {} {} created {minted} Hub tokens: {answer:?}",
+        host.name, row.method, row.target
+    );
+    answer
+}
+
+#[test]
+fn both_hosts_answer_every_request_alike() {
+    let hosts = [Host::openbao().unwrap(), Host::serve().unwrap()];
+    let leases: Vec<[String; 4]> = hosts
+        .iter()
+        .map(|host| std::array::from_fn(|_| issue_lease(host, LIMITED).unwrap()))
+        .collect();
+    let mut differences = Vec::new();
+    for row in ROWS {
+        let answers: Vec<Answer> = hosts
+            .iter()
+            .zip(&leases)
+            .map(|(host, leases)| run(host, row, leases))
+            .collect();
+        let (bao, serve) = (&answers[0], &answers[1]);
+        let what = format!(
+            "{} {} as {:?} {:?}",
+            row.method, row.target, row.who, row.headers
+        );
+        let same_location = bao.location.as_deref().map(|l| fill_none(l, &leases[0][0]))
+            == serve
+                .location
+                .as_deref()
+                .map(|l| fill_none(l, &leases[1][0]));
+        // Both JSON answers have the same keys; OpenBao's bodyless 400 for a non-printable
+        // path is the one answer with no body that `serve` explains in JSON.
+        let comparable = matches!(bao.body, Value::Object(_)) || bao.status == 307;
+        let same_shape = !comparable || bao.shape() == serve.shape();
+        if bao.status != row.status || serve.status != row.status || !same_location || !same_shape {
+            differences.push(format!(
+                "{what}: expected {}\n  openbao {} {:?} {}\n  serve   {} {:?} {}",
+                row.status,
+                bao.status,
+                bao.location,
+                bao.body,
+                serve.status,
+                serve.location,
+                serve.body
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {} rows differ:\n{}",
+        differences.len(),
+        ROWS.len(),
+        differences.join("\n")
+    );
+    // Every lease the table revoked is gone from the Hub in both: the two tokens the
+    // table minted are all that is left.
+    for host in &hosts {
+        let left = || host.hub().live_tokens().len();
+        let settled = eventually(Duration::from_secs(30), || left() == 2);
+        assert!(
+            settled,
+            "{}: {} live Hub tokens\n{}",
+            host.name,
+            left(),
+            host.log()
+        );
+    }
+}
+
+/// A lease id in a `Location` header names a host's own lease: compare them as `{lease}`.
+fn fill_none(location: &str, lease: &str) -> String {
+    location.replace(lease, "{lease}")
+}
+
+/// The same commands with the real `bao` CLI and with hvac: exit status and what they say.
+#[test]
+fn the_cli_and_hvac_get_the_same_answers_from_both_hosts() {
+    let hosts = [Host::openbao().unwrap(), Host::serve().unwrap()];
+    for host in &hosts {
+        let limited = host.token(LIMITED).unwrap();
+        let body_revoke = host.token(BODY_REVOKE).unwrap();
+        let cli = host.cli();
+        // The CLI follows the redirect of an unclean path, to the denial.
+        let denied = cli
+            .bao_as(&limited, &["write", "-force", "dockerhub//token/hoeg/hoeg"])
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&denied.stderr);
+        assert_eq!(denied.status.code(), Some(2), "{}: {stderr}", host.name);
+        assert!(
+            stderr.contains("permission denied"),
+            "{}: {stderr}",
+            host.name
+        );
+        // `bao lease revoke <id>` is `PUT sys/leases/revoke/<id>`: the policy on that path
+        // allows it, and one on `sys/leases/revoke` alone does not.
+        for (token, allowed) in [(&body_revoke, false), (&limited, true)] {
+            let lease = issue_lease(host, LIMITED).unwrap();
+            let revoked = cli
+                .bao_as(token, &["lease", "revoke", "-sync", &lease])
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&revoked.stderr);
+            assert_eq!(revoked.status.success(), allowed, "{}: {stderr}", host.name);
+            if !allowed {
+                assert!(
+                    stderr.contains("permission denied"),
+                    "{}: {stderr}",
+                    host.name
+                );
+            }
+        }
+        // hvac: `list` sends `?list=True`; `revoke_lease` puts the id in the body.
+        let python = dockerhub_secrets_e2e::openbao::bao_binary()
+            .unwrap()
+            .with_file_name("python");
+        let lease = issue_lease(host, LIMITED).unwrap();
+        let script = r#"
+import hvac, json, os
+root = hvac.Client(url=os.environ["ADDR"], token=os.environ["ROOT"])
+keys = root.list("dockerhub/config")["data"]["keys"]
+revoker = hvac.Client(url=os.environ["ADDR"], token=os.environ["REVOKER"])
+status = revoker.sys.revoke_lease(os.environ["LEASE"]).status_code
+try:
+    hvac.Client(url=os.environ["ADDR"], token=os.environ["LIMITED"]).read("dockerhub/config/hoeg")
+    denied = False
+except hvac.exceptions.Forbidden:
+    denied = True
+print(json.dumps({"keys": keys, "revoke": status, "denied": denied}))
+"#;
+        let output = std::process::Command::new(&python)
+            .args(["-c", script])
+            .env("ADDR", host.addr())
+            .env("ROOT", host.token(Who::Root).unwrap())
+            .env("REVOKER", &body_revoke)
+            .env("LIMITED", &limited)
+            .env("LEASE", &lease)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            host.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(
+            answer,
+            serde_json::json!({"keys": ["hoeg"], "revoke": 204, "denied": true}),
+            "{}",
+            host.name
+        );
+    }
+}
