@@ -278,7 +278,7 @@ fn send(request: &HttpRequest) -> Result<HttpResponse, SendError> {
                 }
             }
             Err(StreamError::Closed) => break,
-            Err(e) => return Err(stream_error("reading the answer", e)),
+            Err(e) => return Err(stream_error("the server stopped sending its answer", e)),
         }
     }
     drop(stream);
@@ -297,7 +297,7 @@ fn write_body(body: OutgoingBody, bytes: Option<&[u8]>) -> Result<(), SendError>
         let stream = body
             .write()
             .map_err(|_| SendError::Stream("invalid body stream".into()))?;
-        let writing = "writing the request body";
+        let writing = "sending the request body failed";
         while !rest.is_empty() {
             let allowed = stream.check_write().map_err(|e| stream_error(writing, e))?;
             if allowed == 0 {

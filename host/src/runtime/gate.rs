@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn the_older_headers_when_retry_after_is_missing() {
-        let wall = UNIX_EPOCH + Duration::from_millis(1_000_000_500);
+        let wall = UNIX_EPOCH + Duration::from_millis(1_000_000_000_500);
         let in_ten = "1000000010";
         assert_eq!(
             wait(429, &[("x-retry-after", in_ten)], wall),
