@@ -166,8 +166,7 @@ fn describe(code: &ErrorCode) -> String {
         | ErrorCode::DestinationIpUnroutable => "the server could not be reached".into(),
         ErrorCode::ConnectionTimeout => "connecting to the server timed out".into(),
         ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
-            "the server did not answer in time; the request may or may not have taken effect"
-                .into()
+            "the server did not answer in time; the request may or may not have taken effect".into()
         }
         ErrorCode::ConnectionWriteTimeout => "sending the request timed out".into(),
         ErrorCode::ConnectionTerminated | ErrorCode::HttpResponseIncomplete => {
@@ -178,7 +177,9 @@ fn describe(code: &ErrorCode) -> String {
         ErrorCode::TlsProtocolError
         | ErrorCode::TlsCertificateError
         | ErrorCode::TlsAlertReceived(_) => "the TLS connection to the server failed".into(),
-        ErrorCode::HttpRequestBodySize(_) => "the request body is larger than the host allows".into(),
+        ErrorCode::HttpRequestBodySize(_) => {
+            "the request body is larger than the host allows".into()
+        }
         ErrorCode::HttpResponseBodySize(_) => "the answer is larger than allowed".into(),
         ErrorCode::HttpProtocolError => {
             "the server's answer broke the HTTP protocol; the request may or may not have taken \
@@ -304,7 +305,9 @@ fn write_body(body: OutgoingBody, bytes: Option<&[u8]>) -> Result<(), SendError>
                 stream.subscribe().block();
                 continue;
             }
-            let n = rest.len().min(usize::try_from(allowed).unwrap_or(usize::MAX));
+            let n = rest
+                .len()
+                .min(usize::try_from(allowed).unwrap_or(usize::MAX));
             stream
                 .write(&rest[..n])
                 .map_err(|e| stream_error(writing, e))?;

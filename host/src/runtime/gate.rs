@@ -51,9 +51,7 @@ impl UpstreamGate {
                 return Ok(());
             };
             if at > deadline {
-                return Err(Closed {
-                    opens_in: at - now,
-                });
+                return Err(Closed { opens_in: at - now });
             }
             tokio::time::sleep_until(at.into()).await;
         }
@@ -82,7 +80,12 @@ pub(super) fn refused_until(
     if status != 429 && status != 503 {
         return None;
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     let unix = |name: &str| {
         header(name)
             .and_then(|v| v.parse::<u64>().ok())
@@ -129,8 +132,14 @@ mod tests {
     fn retry_after_in_seconds_counts_from_receipt() {
         let wall = SystemTime::now();
         assert_eq!(wait(429, &[("retry-after", "3")], wall), Some(3 * SECOND));
-        assert_eq!(wait(503, &[("retry-after", " 120 ")], wall), Some(120 * SECOND));
-        assert_eq!(wait(429, &[("retry-after", "0")], wall), Some(Duration::ZERO));
+        assert_eq!(
+            wait(503, &[("retry-after", " 120 ")], wall),
+            Some(120 * SECOND)
+        );
+        assert_eq!(
+            wait(429, &[("retry-after", "0")], wall),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]
@@ -151,7 +160,11 @@ mod tests {
         }
         // A date already past: no wait, but the refusal still counts.
         assert_eq!(
-            wait(429, &[("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT")], example + SECOND),
+            wait(
+                429,
+                &[("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT")],
+                example + SECOND
+            ),
             Some(Duration::ZERO)
         );
     }
@@ -171,7 +184,11 @@ mod tests {
         assert_eq!(
             wait(
                 429,
-                &[("retry-after", "2"), ("x-retry-after", in_ten), ("x-ratelimit-reset", in_ten)],
+                &[
+                    ("retry-after", "2"),
+                    ("x-retry-after", in_ten),
+                    ("x-ratelimit-reset", in_ten)
+                ],
                 wall
             ),
             Some(2 * SECOND),
@@ -189,10 +206,17 @@ mod tests {
     fn only_refusals_close_the_gate() {
         let wall = SystemTime::now();
         assert_eq!(wait(429, &[], wall), Some(UNNAMED_WAIT));
-        assert_eq!(wait(429, &[("retry-after", "soon")], wall), Some(UNNAMED_WAIT));
+        assert_eq!(
+            wait(429, &[("retry-after", "soon")], wall),
+            Some(UNNAMED_WAIT)
+        );
         assert_eq!(wait(503, &[], wall), None);
         for status in [200, 201, 204, 401, 404, 500, 502] {
-            assert_eq!(wait(status, &[("retry-after", "3")], wall), None, "{status}");
+            assert_eq!(
+                wait(status, &[("retry-after", "3")], wall),
+                None,
+                "{status}"
+            );
         }
     }
 
@@ -219,7 +243,11 @@ mod tests {
         assert_eq!(gate.open_at(now), Some(now + 3 * SECOND), "never earlier");
         gate.close_until(now + 5 * SECOND);
         assert_eq!(gate.open_at(now), Some(now + 5 * SECOND));
-        assert_eq!(gate.open_at(now + 5 * SECOND), None, "open once the time passed");
+        assert_eq!(
+            gate.open_at(now + 5 * SECOND),
+            None,
+            "open once the time passed"
+        );
     }
 
     #[tokio::test]

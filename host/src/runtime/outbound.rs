@@ -15,14 +15,14 @@
 //! never answers, or never finishes an answer, ends the request with an error the guest can
 //! report while its call still has time.
 
+use super::gate::{self, UpstreamGate};
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use super::gate::{self, UpstreamGate};
-use hyper::body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};

@@ -84,7 +84,9 @@ impl Drop for Server {
 }
 
 impl Server {
-    async fn start(handler: impl Fn(&Arrival, &[Arrival]) -> Reply + Send + Sync + 'static) -> Server {
+    async fn start(
+        handler: impl Fn(&Arrival, &[Arrival]) -> Reply + Send + Sync + 'static,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let arrivals = Arc::new(Mutex::new(Vec::new()));
@@ -252,15 +254,23 @@ impl Engine {
 
     async fn configure(&self, account: &str, password: &str) -> Result<Response, CallError> {
         let data = json!({"namespace": format!("{account},my-organization"), "password": password});
-        self.send(request(Operation::Update, &format!("config/{account}"), data))
-            .await
+        self.send(request(
+            Operation::Update,
+            &format!("config/{account}"),
+            data,
+        ))
+        .await
     }
 
     async fn issue(&self) -> Result<Issued, CallError> {
         let data = json!({"label": "pacing"});
-        self.send(request(Operation::Update, "token/hoeg/my-organization", data))
-            .await
-            .map(Issued::from)
+        self.send(request(
+            Operation::Update,
+            "token/hoeg/my-organization",
+            data,
+        ))
+        .await
+        .map(Issued::from)
     }
 
     async fn revoke(&self, issued: &Issued) -> Result<Response, CallError> {
@@ -277,7 +287,10 @@ async fn answered(server: &Server, status: u16) -> Arrival {
         if let Some(a) = server.arrivals().into_iter().find(|a| a.status == status) {
             return a;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "no {status} was answered");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no {status} was answered"
+        );
         tokio::time::sleep(5 * MS).await;
     }
 }
@@ -324,11 +337,7 @@ async fn no_request_of_any_kind_goes_out_before_the_hubs_retry_after() {
         engine.revoke(&second),
         engine.issue(),
         engine.configure("other", "pw"),
-        engine.send(request(
-            Operation::Rollback,
-            "",
-            json!({"immediate": true})
-        )),
+        engine.send(request(Operation::Rollback, "", json!({"immediate": true}))),
     );
     let revoked_first = revoking.await.unwrap();
     let done = Instant::now();
@@ -413,7 +422,11 @@ async fn a_call_that_cannot_outlast_the_wait_fails_at_once_and_says_why() {
 
     let start = Instant::now();
     let refused = engine.revoke(&issued).await.expect_err("rate-limited");
-    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(refused.to_string().contains("retry after 30s"), "{refused}");
     let before = server.arrivals().len();
 
@@ -424,8 +437,14 @@ async fn a_call_that_cannot_outlast_the_wait_fails_at_once_and_says_why() {
             "issue" => engine.issue().await.map(drop),
             _ => engine.revoke(&issued).await.map(drop),
         };
-        let error = outcome.expect_err("the Hub asked for 30 s of quiet").to_string();
-        assert!(start.elapsed() < Duration::from_secs(1), "{call} took {:?}", start.elapsed());
+        let error = outcome
+            .expect_err("the Hub asked for 30 s of quiet")
+            .to_string();
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{call} took {:?}",
+            start.elapsed()
+        );
         assert!(
             error.contains("asked for no requests for another") && error.contains("Retry-After"),
             "{call}: {error}"
@@ -475,7 +494,10 @@ async fn request_bodies_of_any_size_reach_the_hub_whole() {
         );
         let arrival = server.arrivals().pop().unwrap();
         assert_eq!(arrival.body.len(), size);
-        assert!(!error.contains(&password), "the password stays out of errors");
+        assert!(
+            !error.contains(&password),
+            "the password stays out of errors"
+        );
     }
 
     // Past what the host accepts: a clear error at once, and nothing sent.
@@ -506,7 +528,10 @@ async fn ends_by_the_time_limit(reply: fn() -> Reply, expected: &str) {
         async move { engine.configure(ACCOUNT, "pw").await }
     });
     while server.arrivals().is_empty() {
-        assert!(start.elapsed() < time_limit, "the login never reached the server");
+        assert!(
+            start.elapsed() < time_limit,
+            "the login never reached the server"
+        );
         tokio::time::sleep(5 * MS).await;
     }
     let other = Instant::now();
@@ -543,7 +568,11 @@ async fn a_hub_that_never_answers_ends_at_the_time_limit() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_answer_that_never_ends_ends_at_the_time_limit() {
-    ends_by_the_time_limit(|| Reply::Unfinished, "the server stopped sending its answer").await;
+    ends_by_the_time_limit(
+        || Reply::Unfinished,
+        "the server stopped sending its answer",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -556,8 +585,15 @@ async fn an_answer_too_large_is_refused_without_waiting() {
     .await;
     let engine = Engine::start(&server, Duration::from_secs(10));
     let start = Instant::now();
-    let error = engine.configure(ACCOUNT, "pw").await.expect_err("too large");
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    let error = engine
+        .configure(ACCOUNT, "pw")
+        .await
+        .expect_err("too large");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(error.to_string().contains("the answer exceeds"), "{error}");
 
     // A large answer within the bound is read whole (and found not to be a login answer).
