@@ -328,7 +328,8 @@ impl Runtime {
     /// the upstream's gate opens (see `gate`), waiting outside any instance, for up to
     /// [`REVOKE_RATE_LIMIT_PATIENCE`] in all; a revocation also waits for a closed gate
     /// before it starts, so that a burst of them does not fill the instance pool with calls
-    /// that can only wait.
+    /// that can only wait, and is not tried at all if the gate stays closed past the
+    /// patience (a 429 error with `retry_after` until it opens).
     pub async fn handle(
         &self,
         storage: Arc<dyn Storage>,
@@ -340,8 +341,9 @@ impl Runtime {
         }
         let patience = Instant::now() + REVOKE_RATE_LIMIT_PATIENCE;
         let gate = self.hub.gate();
-        // A gate that opens after the patience: the call itself fails fast, with the reason.
-        let _ = gate.pass(patience).await;
+        if let Err(closed) = gate.pass(patience).await {
+            return Err(still_rate_limited(closed.opens_in));
+        }
         loop {
             let started = Instant::now();
             let outcome = self
@@ -427,6 +429,20 @@ impl Runtime {
         )
         .await
     }
+}
+
+/// A revocation not tried because the upstream's gate stays closed past the runtime's
+/// patience: the error the engine gives for a 429, with `retry_after` the whole seconds until
+/// the gate opens, so that the host's own retry waits for it.
+fn still_rate_limited(opens_in: Duration) -> CallError {
+    let seconds = opens_in.as_secs() + u64::from(opens_in.subsec_nanos() > 0);
+    CallError::Engine(EngineError::Upstream(UpstreamError {
+        status: 429,
+        message: format!(
+            "not tried: the server asked for no requests for another {seconds} s (Retry-After)"
+        ),
+        retry_after: Some(seconds),
+    }))
 }
 
 /// For calls that issue no lease (existence checks, help).
