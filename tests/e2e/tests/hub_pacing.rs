@@ -624,3 +624,42 @@ async fn an_answer_too_large_is_refused_without_waiting() {
     let error = engine.configure(ACCOUNT, "pw").await.expect_err("not JSON");
     assert!(error.to_string().contains("no access_token"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_refused_with_retry_after_zero_is_retried_once_a_second_at_most() {
+    let server = Server::start(|arrival, _| {
+        if arrival.method == "DELETE" {
+            return rate_limited(0);
+        }
+        hub(arrival)
+    })
+    .await;
+    let engine = Engine::start(&server, Duration::from_secs(60));
+    engine.configure(ACCOUNT, "pw").await.expect("configure");
+    let issued = engine.issue().await.expect("issue a token");
+
+    let start = Instant::now();
+    let refused = engine.revoke(&issued).await.expect_err("always refused");
+    let took = start.elapsed();
+    assert!(refused.to_string().contains("rate-limited"), "{refused}");
+    let deletes: Vec<Instant> = server
+        .arrivals()
+        .iter()
+        .filter(|a| a.method == "DELETE")
+        .map(|a| a.at)
+        .collect();
+    // Fifteen seconds of the runtime's patience, one attempt a second at most.
+    assert!(took < Duration::from_secs(17), "{took:?}");
+    assert!(
+        (10..=16).contains(&deletes.len()),
+        "{} attempts",
+        deletes.len()
+    );
+    for pair in deletes.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(900),
+            "{:?}",
+            pair[1] - pair[0]
+        );
+    }
+}
