@@ -19,6 +19,7 @@ use dockerhub_secrets::engine::types as wit;
 use exports::dockerhub_secrets::engine::backend::Guest;
 use wasi::http::types::{
     ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    http_error_code,
 };
 use wasi::io::streams::StreamError;
 use wasi::keyvalue::store;
@@ -142,16 +143,51 @@ enum SendError {
     TooLarge,
 }
 
+/// What went wrong, in an operator's words; never the name of a wasi:http enum case.
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SendError::Http(ErrorCode::HttpRequestDenied) => {
-                write!(f, "the host denied the request")
-            }
-            SendError::Http(code) => write!(f, "{code:?}"),
+            SendError::Http(code) => f.write_str(&describe(code)),
             SendError::Stream(message) => f.write_str(message),
             SendError::TooLarge => write!(f, "the answer exceeds {MAX_RESPONSE_BYTES} bytes"),
         }
+    }
+}
+
+fn describe(code: &ErrorCode) -> String {
+    match code {
+        ErrorCode::HttpRequestDenied => "the host denied the request".into(),
+        ErrorCode::DnsTimeout | ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => {
+            "the server's name could not be resolved".into()
+        }
+        ErrorCode::ConnectionRefused
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpProhibited
+        | ErrorCode::DestinationIpUnroutable => "the server could not be reached".into(),
+        ErrorCode::ConnectionTimeout => "connecting to the server timed out".into(),
+        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+            "the server did not answer in time; the request may or may not have taken effect".into()
+        }
+        ErrorCode::ConnectionWriteTimeout => "sending the request timed out".into(),
+        ErrorCode::ConnectionTerminated | ErrorCode::HttpResponseIncomplete => {
+            "the connection closed before the answer was complete; the request may or may not \
+             have taken effect"
+                .into()
+        }
+        ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => "the TLS connection to the server failed".into(),
+        ErrorCode::HttpRequestBodySize(_) => {
+            "the request body is larger than the host allows".into()
+        }
+        ErrorCode::HttpResponseBodySize(_) => "the answer is larger than allowed".into(),
+        ErrorCode::HttpProtocolError => {
+            "the server's answer broke the HTTP protocol; the request may or may not have taken \
+             effect"
+                .into()
+        }
+        ErrorCode::InternalError(Some(message)) => message.clone(),
+        other => format!("the HTTP exchange failed ({other:?})"),
     }
 }
 
@@ -161,10 +197,24 @@ impl From<ErrorCode> for SendError {
     }
 }
 
+/// A stream failure: the wasi:http error behind it when there is one.
+fn stream_error(doing: &str, e: StreamError) -> SendError {
+    match e {
+        StreamError::Closed => SendError::Stream(format!("{doing}: the connection closed")),
+        StreamError::LastOperationFailed(e) => match http_error_code(&e) {
+            Some(code) => SendError::Http(code),
+            None => SendError::Stream(format!("{doing}: {}", e.to_debug_string())),
+        },
+    }
+}
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// One exchange. The request starts before its body is written: wasi:http's body pipe holds
+/// little (one write in wasmtime), so a body written whole first would wait for a reader that
+/// is only started by `handle`. The body then goes out in the pieces the stream accepts.
 fn send(request: &HttpRequest) -> Result<HttpResponse, SendError> {
     let headers = Fields::new();
     for (name, value) in &request.headers {
@@ -195,26 +245,20 @@ fn send(request: &HttpRequest) -> Result<HttpResponse, SendError> {
         .map_err(|_| invalid("path"))?;
 
     let body = outgoing.body().map_err(|_| invalid("body"))?;
-    if let Some(bytes) = &request.body {
-        let stream = body.write().map_err(|_| invalid("body stream"))?;
-        for chunk in bytes.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| SendError::Stream(format!("writing the body: {e:?}")))?;
-        }
-    }
     let options = RequestOptions::new();
     // A host may refuse to set timeouts; its own per-call time limit still applies.
     let _ = options.set_connect_timeout(Some(nanos(CONNECT_TIMEOUT)));
     let _ = options.set_first_byte_timeout(Some(nanos(RESPONSE_TIMEOUT)));
     let _ = options.set_between_bytes_timeout(Some(nanos(RESPONSE_TIMEOUT)));
     let pending = wasi::http::outgoing_handler::handle(outgoing, Some(options))?;
-    OutgoingBody::finish(body, None)?;
+    let written = write_body(body, request.body.as_deref());
     pending.subscribe().block();
+    // When the upload failed because the host gave up on the request, its answer says why.
     let response = pending
         .get()
         .ok_or_else(|| SendError::Stream("response not ready after waiting".into()))?
         .map_err(|_| SendError::Stream("response taken twice".into()))??;
+    written?;
 
     let status = response.status();
     let headers = response
@@ -235,9 +279,7 @@ fn send(request: &HttpRequest) -> Result<HttpResponse, SendError> {
                 }
             }
             Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(e)) => {
-                return Err(SendError::Stream(e.to_debug_string()));
-            }
+            Err(e) => return Err(stream_error("the server stopped sending its answer", e)),
         }
     }
     drop(stream);
@@ -247,6 +289,36 @@ fn send(request: &HttpRequest) -> Result<HttpResponse, SendError> {
         headers,
         body,
     })
+}
+
+/// Write `bytes` (if any) to a started request's body, as fast as the stream takes them,
+/// then finish the body.
+fn write_body(body: OutgoingBody, bytes: Option<&[u8]>) -> Result<(), SendError> {
+    if let Some(mut rest) = bytes {
+        let stream = body
+            .write()
+            .map_err(|_| SendError::Stream("invalid body stream".into()))?;
+        let writing = "sending the request body failed";
+        while !rest.is_empty() {
+            let allowed = stream.check_write().map_err(|e| stream_error(writing, e))?;
+            if allowed == 0 {
+                stream.subscribe().block();
+                continue;
+            }
+            let n = rest
+                .len()
+                .min(usize::try_from(allowed).unwrap_or(usize::MAX));
+            stream
+                .write(&rest[..n])
+                .map_err(|e| stream_error(writing, e))?;
+            rest = &rest[n..];
+        }
+        stream
+            .blocking_flush()
+            .map_err(|e| stream_error(writing, e))?;
+    }
+    OutgoingBody::finish(body, None)?;
+    Ok(())
 }
 
 impl From<wit::Operation> for api::Operation {

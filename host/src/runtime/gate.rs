@@ -1,144 +1,270 @@
-//! Pacing revocations against an upstream rate limit.
+//! One "not before" for the upstream origin, shared by every request of the runtime.
 //!
-//! The engine reports a rate-limited revocation at once, with the upstream's `Retry-After`,
-//! instead of sleeping in its instance. Every revocation then waits here, at one gate:
-//! closed until the refusing window ends, open for all at once when it does. The window's
-//! end is estimated from the start of the burst that used it up (when the gate last
-//! opened) plus `Retry-After`, not from when each call got its 429: those arrive after the
-//! window's budget is spent, and waiting from them would leave the upstream idle after
-//! every window. Reopening a little early costs a short probe, not a whole window: a
-//! refusal before any call of the new burst succeeded means the old window had not ended.
+//! When the upstream refuses a request for a while (429, or 503 with `Retry-After`), it
+//! means the client, not that one request: RFC 9110 §10.2.3 and §15.5.30 (429, RFC 6585 §4).
+//! So the refusal closes one gate, and every outgoing request of every instance (logins,
+//! creations, listings, deletions alike) waits at it until the latest time the upstream
+//! named. A request whose call would run out of time before the gate opens fails at once
+//! with [`Closed`] instead of holding its instance until the time limit.
+//!
+//! The time is counted from when the refusal was received, as RFC 9110 says for
+//! `Retry-After: <seconds>`; never from an earlier estimate, since a guessed-early reopening
+//! sends requests the upstream asked not to get.
 
+use http::HeaderMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The longest wait a refusal can impose: a bogus `Retry-After` (years) must not shut the
+/// upstream off for the life of the process.
+pub(super) const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+/// The wait after a 429 that names no time: the shortest `Retry-After` can express.
+const UNNAMED_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub(super) struct UpstreamGate {
-    state: Mutex<State>,
+    /// Closed until then; `None` or a past instant: open.
+    open_at: Mutex<Option<Instant>>,
 }
 
-#[derive(Default)]
-struct State {
-    /// Closed until then.
-    open_at: Option<Instant>,
-    /// When the gate last opened: the start of the current burst.
-    opened_at: Option<Instant>,
-    /// Whether a call of the current burst got through.
-    burst_succeeded: bool,
+/// The gate opens after the caller's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Closed {
+    /// How long after now the gate opens.
+    pub opens_in: Duration,
 }
-
-/// Reopen this much after the estimated end of a window, for clocks and network delay.
-const MARGIN: Duration = Duration::from_millis(10);
-/// How soon to try again when the gate reopened before the window ended.
-const PROBE: Duration = Duration::from_millis(25);
 
 impl UpstreamGate {
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// When requests may go out again; `None` if they may now.
+    pub(super) fn open_at(&self, now: Instant) -> Option<Instant> {
+        let open_at = *self.open_at.lock().unwrap_or_else(|p| p.into_inner());
+        open_at.filter(|at| *at > now)
     }
 
-    /// Wait until calls may go out.
-    pub(super) async fn pass(&self) {
-        while let Some(wait) = self.pass_at(Instant::now()) {
-            tokio::time::sleep(wait).await;
+    /// Wait until the gate is open. Fails at once, without waiting, if it opens after
+    /// `deadline`. Re-checks after every wait: a refusal received meanwhile moves the
+    /// opening later.
+    pub(super) async fn pass(&self, deadline: Instant) -> Result<(), Closed> {
+        loop {
+            let now = Instant::now();
+            let Some(at) = self.open_at(now) else {
+                return Ok(());
+            };
+            if at > deadline {
+                return Err(Closed { opens_in: at - now });
+            }
+            tokio::time::sleep_until(at.into()).await;
         }
     }
 
-    /// `None` if a call may go out at `now`, else how long to wait. The first call through
-    /// after the gate was closed marks the start of a new burst.
-    fn pass_at(&self, now: Instant) -> Option<Duration> {
-        let mut state = self.state();
-        let at = state.open_at?;
-        if at > now {
-            return Some(at - now);
-        }
-        state.open_at = None;
-        state.opened_at = Some(at);
-        state.burst_succeeded = false;
-        None
+    /// The upstream refused a request: closed until `until`, or later if an earlier
+    /// refusal said so.
+    pub(super) fn close_until(&self, until: Instant) {
+        let mut open_at = self.open_at.lock().unwrap_or_else(|p| p.into_inner());
+        *open_at = Some(open_at.map_or(until, |at| at.max(until)));
     }
+}
 
-    /// A call went through: the current burst has a window to spend.
-    pub(super) fn succeeded(&self) {
-        self.state().burst_succeeded = true;
+/// Until when a response asks for no further requests: for a 429 or a 503, the first of
+/// `Retry-After` (seconds, or an HTTP-date), `X-Retry-After` (unix seconds, an older
+/// convention) and, for a 429 only, `X-RateLimit-Reset` (unix seconds, when the rate-limit
+/// window ends); a 429 naming none waits [`UNNAMED_WAIT`]. `received` and `wall` are the
+/// same moment on the two clocks. `None` for every other response, and for a 503 that
+/// names no time (an outage, not a request to slow down). At most [`MAX_WAIT`] away.
+pub(super) fn refused_until(
+    status: u16,
+    headers: &HeaderMap,
+    received: Instant,
+    wall: SystemTime,
+) -> Option<Instant> {
+    if status != 429 && status != 503 {
+        return None;
     }
-
-    /// The upstream refused a call for `retry_after`: close until the window that refused it
-    /// ends.
-    pub(super) fn close(&self, retry_after: Duration) {
-        self.close_at(Instant::now(), retry_after);
-    }
-
-    fn close_at(&self, now: Instant, retry_after: Duration) {
-        let mut state = self.state();
-        let end = match state.opened_at {
-            // Reopened before the old window ended: look again shortly.
-            Some(start) if !state.burst_succeeded && now < start + retry_after => now + PROBE,
-            // The burst spent a window that began with it.
-            Some(start) if start + retry_after > now => start + retry_after + MARGIN,
-            // A burst start further back does not explain this refusal: count from now.
-            _ => now + retry_after,
-        };
-        state.open_at = Some(state.open_at.map_or(end, |at| at.max(end)));
-    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let unix = |name: &str| {
+        header(name)
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+    };
+    let until_wall = |at: SystemTime| at.duration_since(wall).unwrap_or(Duration::ZERO);
+    let wait = header("retry-after")
+        .and_then(|v| match v.parse::<u64>() {
+            Ok(seconds) => Some(Duration::from_secs(seconds)),
+            Err(_) => httpdate::parse_http_date(v).ok().map(until_wall),
+        })
+        .or_else(|| unix("x-retry-after").map(until_wall))
+        .or_else(|| {
+            (status == 429)
+                .then(|| unix("x-ratelimit-reset").map(until_wall))
+                .flatten()
+        })
+        .or((status == 429).then_some(UNNAMED_WAIT))?;
+    Some(received + wait.min(MAX_WAIT))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     const SECOND: Duration = Duration::from_secs(1);
-    const MS: Duration = Duration::from_millis(1);
 
-    #[test]
-    fn reopens_when_the_refusing_window_ends() {
-        let gate = UpstreamGate::default();
-        let t0 = Instant::now();
-        assert_eq!(gate.pass_at(t0), None, "open at first");
-
-        // No burst known yet: wait the whole Retry-After from the refusal.
-        gate.close_at(t0, SECOND);
-        assert_eq!(gate.pass_at(t0 + 300 * MS), Some(700 * MS));
-        assert_eq!(
-            gate.pass_at(t0 + SECOND),
-            None,
-            "a burst starts at t0 + 1 s"
-        );
-
-        // It spends the window's budget in 80 ms; then every call is refused.
-        gate.succeeded();
-        let refused = t0 + SECOND + 80 * MS;
-        for _ in 0..16 {
-            gate.close_at(refused, SECOND);
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
         }
+        map
+    }
+
+    /// `refused_until` as a wait from the moment of receipt.
+    fn wait(status: u16, pairs: &[(&'static str, &str)], wall: SystemTime) -> Option<Duration> {
+        let received = Instant::now();
+        refused_until(status, &headers(pairs), received, wall).map(|at| at - received)
+    }
+
+    #[test]
+    fn retry_after_in_seconds_counts_from_receipt() {
+        let wall = SystemTime::now();
+        assert_eq!(wait(429, &[("retry-after", "3")], wall), Some(3 * SECOND));
         assert_eq!(
-            gate.pass_at(refused),
-            Some(930 * MS),
-            "open one second (and a margin) after the burst began, not after the refusals"
+            wait(503, &[("retry-after", " 120 ")], wall),
+            Some(120 * SECOND)
         );
-        assert_eq!(gate.pass_at(t0 + 2 * SECOND + 10 * MS), None);
+        assert_eq!(
+            wait(429, &[("retry-after", "0")], wall),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]
-    fn reopening_too_early_costs_a_probe_not_a_window() {
-        let gate = UpstreamGate::default();
-        let t0 = Instant::now();
-        gate.close_at(t0, SECOND);
-        assert_eq!(gate.pass_at(t0 + SECOND), None);
-        // Refused 2 ms into the burst, nothing through yet: the old window is not over.
-        gate.close_at(t0 + SECOND + 2 * MS, SECOND);
-        assert_eq!(gate.pass_at(t0 + SECOND + 2 * MS), Some(PROBE));
+    fn retry_after_as_an_http_date() {
+        // 1994-11-06 08:49:37 UTC, RFC 9110's example, in all three forms it allows.
+        let example = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let wall = example - 5 * SECOND;
+        for date in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                wait(429, &[("retry-after", date)], wall),
+                Some(5 * SECOND),
+                "{date}"
+            );
+        }
+        // A date already past: no wait, but the refusal still counts.
+        assert_eq!(
+            wait(
+                429,
+                &[("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT")],
+                example + SECOND
+            ),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]
-    fn a_refusal_long_after_the_burst_counts_from_now() {
+    fn the_older_headers_when_retry_after_is_missing() {
+        let wall = UNIX_EPOCH + Duration::from_millis(1_000_000_000_500);
+        let in_ten = "1000000010";
+        assert_eq!(
+            wait(429, &[("x-retry-after", in_ten)], wall),
+            Some(Duration::from_millis(9_500))
+        );
+        assert_eq!(
+            wait(429, &[("x-ratelimit-reset", in_ten)], wall),
+            Some(Duration::from_millis(9_500))
+        );
+        assert_eq!(
+            wait(
+                429,
+                &[
+                    ("retry-after", "2"),
+                    ("x-retry-after", in_ten),
+                    ("x-ratelimit-reset", in_ten)
+                ],
+                wall
+            ),
+            Some(2 * SECOND),
+            "Retry-After first"
+        );
+        // The rate-limit window says nothing about an outage.
+        assert_eq!(wait(503, &[("x-ratelimit-reset", in_ten)], wall), None);
+        assert_eq!(
+            wait(503, &[("x-retry-after", in_ten)], wall),
+            Some(Duration::from_millis(9_500))
+        );
+    }
+
+    #[test]
+    fn only_refusals_close_the_gate() {
+        let wall = SystemTime::now();
+        assert_eq!(wait(429, &[], wall), Some(UNNAMED_WAIT));
+        assert_eq!(
+            wait(429, &[("retry-after", "soon")], wall),
+            Some(UNNAMED_WAIT)
+        );
+        assert_eq!(wait(503, &[], wall), None);
+        for status in [200, 201, 204, 401, 404, 500, 502] {
+            assert_eq!(
+                wait(status, &[("retry-after", "3")], wall),
+                None,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bogus_retry_after_is_capped() {
+        let wall = SystemTime::now();
+        assert_eq!(
+            wait(429, &[("retry-after", "99999999999")], wall),
+            Some(MAX_WAIT)
+        );
+        assert_eq!(
+            wait(429, &[("x-retry-after", "99999999999")], wall),
+            Some(MAX_WAIT)
+        );
+    }
+
+    #[test]
+    fn the_latest_refusal_wins() {
         let gate = UpstreamGate::default();
-        let t0 = Instant::now();
-        gate.close_at(t0, SECOND);
-        assert_eq!(gate.pass_at(t0 + SECOND), None);
-        gate.succeeded();
-        let later = t0 + 10 * SECOND;
-        gate.close_at(later, 2 * SECOND);
-        assert_eq!(gate.pass_at(later), Some(2 * SECOND));
+        let now = Instant::now();
+        assert_eq!(gate.open_at(now), None, "open at first");
+        gate.close_until(now + 3 * SECOND);
+        gate.close_until(now + SECOND);
+        assert_eq!(gate.open_at(now), Some(now + 3 * SECOND), "never earlier");
+        gate.close_until(now + 5 * SECOND);
+        assert_eq!(gate.open_at(now), Some(now + 5 * SECOND));
+        assert_eq!(
+            gate.open_at(now + 5 * SECOND),
+            None,
+            "open once the time passed"
+        );
+    }
+
+    #[tokio::test]
+    async fn pass_waits_until_open_or_fails_at_once_past_the_deadline() {
+        let gate = UpstreamGate::default();
+        let start = Instant::now();
+        let wait = Duration::from_millis(300);
+        gate.close_until(start + wait);
+
+        let refused = gate.pass(start + wait / 2).await;
+        assert!(
+            matches!(refused, Err(Closed { opens_in }) if opens_in > wait / 2),
+            "{refused:?}"
+        );
+        assert!(start.elapsed() < wait / 2, "failed without waiting");
+
+        assert_eq!(gate.pass(start + 10 * wait).await, Ok(()));
+        assert!(start.elapsed() >= wait, "passed once open, not before");
     }
 }

@@ -30,7 +30,7 @@ use engine_config::{POOL_MAX_MEMORY, POOL_SLOTS};
 use outbound::HubRoute;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
@@ -40,9 +40,11 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// How often the epoch advances; the time limit's resolution.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// How long a revocation may wait at the gate for an upstream rate limit before its error
-/// goes back to the host's own retry (OpenBao's ladder, the standalone lease timers).
+/// How long a revocation may wait at the upstream's gate (see `gate`) before its error goes
+/// back to the host's own retry (OpenBao's ladder, the standalone lease timers).
 const REVOKE_RATE_LIMIT_PATIENCE: Duration = Duration::from_secs(15);
+/// The least time between two attempts of one rate-limited revocation.
+const MIN_REVOKE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// What the engine may write to stderr (panic messages) before it is cut off.
 const STDERR_CAPACITY: usize = 16 * 1024;
 
@@ -191,8 +193,6 @@ pub struct Runtime {
     slots: Semaphore,
     /// The paths whose help declares an existence check, learnt on first use.
     checked_paths: tokio::sync::OnceCell<Vec<regex::Regex>>,
-    /// Paces revocations that the upstream rate-limits.
-    gate: gate::UpstreamGate,
 }
 
 impl Runtime {
@@ -248,7 +248,6 @@ impl Runtime {
             ticker,
             slots: Semaphore::new(POOL_SLOTS as usize),
             checked_paths: tokio::sync::OnceCell::new(),
-            gate: gate::UpstreamGate::default(),
         })
     }
 
@@ -268,7 +267,7 @@ impl Runtime {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hub: self.hub.clone(),
+            hub: self.hub.for_call(Instant::now() + self.config.time_limit),
             storage,
             limits,
             max_ttl: None,
@@ -325,8 +324,12 @@ impl Runtime {
         }
     }
 
-    /// Handle one request. A revocation that the upstream rate-limits is retried here, paced
-    /// with every other revocation (see `gate`), for up to [`REVOKE_RATE_LIMIT_PATIENCE`].
+    /// Handle one request. A revocation that the upstream rate-limits is retried here once
+    /// the upstream's gate opens (see `gate`), waiting outside any instance, for up to
+    /// [`REVOKE_RATE_LIMIT_PATIENCE`] in all; a revocation also waits for a closed gate
+    /// before it starts, so that a burst of them does not fill the instance pool with calls
+    /// that can only wait, and is not tried at all if the gate stays closed past the
+    /// patience (a 429 error with `retry_after` until it opens).
     pub async fn handle(
         &self,
         storage: Arc<dyn Storage>,
@@ -336,26 +339,30 @@ impl Runtime {
         if request.operation != Operation::Revoke {
             return self.handle_once(storage, limits, request).await;
         }
-        let mut waited = Duration::ZERO;
+        let patience = Instant::now() + REVOKE_RATE_LIMIT_PATIENCE;
+        let gate = self.hub.gate();
+        if let Err(closed) = gate.pass(patience).await {
+            return Err(still_rate_limited(closed.opens_in));
+        }
         loop {
-            self.gate.pass().await;
-            match self
+            let started = Instant::now();
+            let outcome = self
                 .handle_once(storage.clone(), limits.clone(), request)
-                .await
-            {
+                .await;
+            let rate_limited = matches!(
+                &outcome,
                 Err(CallError::Engine(EngineError::Upstream(UpstreamError {
                     status: 429,
-                    retry_after: Some(seconds),
                     ..
-                }))) if waited + Duration::from_secs(seconds) <= REVOKE_RATE_LIMIT_PATIENCE => {
-                    self.gate.close(Duration::from_secs(seconds));
-                    waited += Duration::from_secs(seconds);
-                }
-                outcome => {
-                    self.gate.succeeded();
-                    return outcome;
-                }
+                })))
+            );
+            // The gate holds the retry until the upstream's time; the floor keeps a 429 that
+            // names no wait (or `Retry-After: 0`) from making this loop hammer the upstream.
+            let retry_at = started + MIN_REVOKE_RETRY_INTERVAL;
+            if !rate_limited || retry_at > patience || gate.pass(patience).await.is_err() {
+                return outcome;
             }
+            tokio::time::sleep_until(retry_at.into()).await;
         }
     }
 
@@ -422,6 +429,20 @@ impl Runtime {
         )
         .await
     }
+}
+
+/// A revocation not tried because the upstream's gate stays closed past the runtime's
+/// patience: the error the engine gives for a 429, with `retry_after` the whole seconds until
+/// the gate opens, so that the host's own retry waits for it.
+fn still_rate_limited(opens_in: Duration) -> CallError {
+    let seconds = opens_in.as_secs() + u64::from(opens_in.subsec_nanos() > 0);
+    CallError::Engine(EngineError::Upstream(UpstreamError {
+        status: 429,
+        message: format!(
+            "not tried: the server asked for no requests for another {seconds} s (Retry-After)"
+        ),
+        retry_after: Some(seconds),
+    }))
 }
 
 /// For calls that issue no lease (existence checks, help).

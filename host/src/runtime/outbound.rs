@@ -7,16 +7,26 @@
 //! a stored password at another server.
 //!
 //! Requests go through one shared, pooled client (rustls on aws-lc-rs, webpki roots), so
-//! that consecutive calls reuse the TLS connection to the Hub.
+//! that consecutive calls reuse the TLS connection to the Hub. Every request first waits at
+//! the origin's [gate](super::gate) (no request before the latest `Retry-After` the upstream
+//! named), and no request outlives its call: the wait, the body upload, the first byte and
+//! every later byte of the answer are all bounded by the call's deadline, and a stall between
+//! two bytes of the answer by the guest's between-bytes timeout, so a server that accepts and
+//! never answers, or never finishes an answer, ends the request with an error the guest can
+//! report while its call still has time.
 
+use super::gate::{self, UpstreamGate};
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The origin the engine uses for Docker Hub.
@@ -36,10 +46,14 @@ pub struct HubUrlError {
 
 type HubClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Where Docker Hub is, and the client that reaches it. Cheap to clone.
+/// Where Docker Hub is, the client that reaches it, and its gate. Cheap to clone; every
+/// clone shares the gate, and a clone made by [`HubRoute::for_call`] carries the deadline of
+/// one call.
 #[derive(Clone)]
 pub struct HubRoute {
     inner: Arc<Inner>,
+    /// When the current call's time limit ends; `None` outside a call.
+    deadline: Option<Instant>,
 }
 
 struct Inner {
@@ -48,6 +62,7 @@ struct Inner {
     /// A path prefix of the base URL, without a trailing `/` (empty for the real Hub).
     base_path: String,
     client: HubClient,
+    gate: UpstreamGate,
 }
 
 impl HubRoute {
@@ -90,8 +105,23 @@ impl HubRoute {
                 authority,
                 base_path,
                 client,
+                gate: UpstreamGate::default(),
             }),
+            deadline: None,
         })
+    }
+
+    /// This route for one call that must end by `deadline`.
+    pub(super) fn for_call(&self, deadline: Instant) -> HubRoute {
+        HubRoute {
+            inner: self.inner.clone(),
+            deadline: Some(deadline),
+        }
+    }
+
+    /// The gate every request to this origin waits at.
+    pub(super) fn gate(&self) -> &UpstreamGate {
+        &self.inner.gate
     }
 
     /// The operator's Hub URL for a request the engine addressed to the Hub; `None` for
@@ -147,37 +177,149 @@ impl WasiHttpHooks for HubRoute {
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });
         };
-        let client = self.inner.client.clone();
-        let timeout = options
+        let inner = self.inner.clone();
+        let deadline = self
+            .deadline
+            .unwrap_or_else(|| Instant::now() + RESPONSE_TIMEOUT);
+        let first_byte = options
             .and_then(|o| o.first_byte_timeout)
             .unwrap_or(RESPONSE_TIMEOUT)
             .min(RESPONSE_TIMEOUT);
+        let between_bytes = options
+            .and_then(|o| o.between_bytes_timeout)
+            .unwrap_or(RESPONSE_TIMEOUT)
+            .min(RESPONSE_TIMEOUT);
         Box::new(async move {
+            if let Err(closed) = inner.gate.pass(deadline).await {
+                tracing::debug!(
+                    opens_in = ?closed.opens_in,
+                    "refusing a request: the upstream's Retry-After ends after the call's time limit"
+                );
+                return Err(Error::InternalError(Some(format!(
+                    "the server asked for no requests for another {} s (Retry-After), longer \
+                     than this call may still run",
+                    closed.opens_in.as_secs_f64().ceil()
+                ))));
+            }
             let (mut parts, body) = request.into_parts();
-            let body = http_body_util::Limited::new(body, MAX_REQUEST_BODY)
-                .collect()
-                .await
-                .map_err(|_| Error::HttpRequestBodySize(None))?
-                .to_bytes();
+            let body = tokio::time::timeout_at(
+                deadline.into(),
+                http_body_util::Limited::new(body, MAX_REQUEST_BODY).collect(),
+            )
+            .await
+            .map_err(|_| Error::ConnectionWriteTimeout)?
+            .map_err(|_| Error::HttpRequestBodySize(None))?
+            .to_bytes();
             parts.uri = target;
             parts.headers.remove(http::header::HOST);
             let request = http::Request::from_parts(parts, Full::new(body));
-            let response = tokio::time::timeout(timeout, client.request(request))
+            let first_byte = first_byte.min(deadline.saturating_duration_since(Instant::now()));
+            let response = tokio::time::timeout(first_byte, inner.client.request(request))
                 .await
                 .map_err(|_| Error::ConnectionReadTimeout)?
                 .map_err(|e| {
                     tracing::debug!(error = %e, "request to Docker Hub failed");
-                    if e.is_connect() {
-                        Error::ConnectionRefused
-                    } else {
-                        Error::HttpProtocolError
-                    }
+                    transport_error(&e)
                 })?;
-            let response = response.map(|body| body.map_err(Error::from).boxed_unsync());
+            if let Some(until) = gate::refused_until(
+                response.status().as_u16(),
+                response.headers(),
+                Instant::now(),
+                SystemTime::now(),
+            ) {
+                inner.gate.close_until(until);
+                tracing::info!(
+                    status = response.status().as_u16(),
+                    wait = ?until.saturating_duration_since(Instant::now()),
+                    "the upstream asked to wait; holding every request to it until then"
+                );
+            }
+            let response = response.map(|body| {
+                Timed::new(body.map_err(Error::from), between_bytes, deadline).boxed_unsync()
+            });
             let done: Box<dyn Future<Output = Result<(), Error>> + Send> =
                 Box::new(async { Ok(()) });
             Ok((response, done))
         })
+    }
+}
+
+/// A failed exchange in wasi-http's terms. A connection that closed before the answer was
+/// complete is told apart from other protocol errors: the request may have taken effect.
+fn transport_error(e: &hyper_util::client::legacy::Error) -> Error {
+    if e.is_connect() {
+        return Error::ConnectionRefused;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>()
+            && (hyper.is_incomplete_message() || hyper.is_closed() || hyper.is_canceled())
+        {
+            return Error::ConnectionTerminated;
+        }
+        source = cause.source();
+    }
+    Error::HttpProtocolError
+}
+
+/// A response body that fails with [`Error::ConnectionReadTimeout`] when the next bytes do not
+/// come within `between_bytes`, or at `deadline` at the latest.
+struct Timed<B> {
+    inner: B,
+    between_bytes: Duration,
+    deadline: Instant,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> Timed<B> {
+    fn new(inner: B, between_bytes: Duration, deadline: Instant) -> Timed<B> {
+        let timer = Box::pin(tokio::time::sleep_until(
+            Timed::<B>::next_stop(between_bytes, deadline).into(),
+        ));
+        Timed {
+            inner,
+            between_bytes,
+            deadline,
+            timer,
+        }
+    }
+
+    fn next_stop(between_bytes: Duration, deadline: Instant) -> Instant {
+        (Instant::now() + between_bytes).min(deadline)
+    }
+}
+
+impl<B> Body for Timed<B>
+where
+    B: Body<Data = Bytes, Error = Error> + Unpin,
+{
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let stop = Timed::<B>::next_stop(this.between_bytes, this.deadline);
+                this.timer.as_mut().reset(stop.into());
+                Poll::Ready(frame)
+            }
+            Poll::Pending => match this.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
