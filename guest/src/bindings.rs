@@ -104,7 +104,21 @@ impl Host for WasiHost {
     }
 
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        send(request).map_err(|e| TransportError(e.to_string()))
+        send(request).map_err(|e| {
+            let message = e.to_string();
+            match e {
+                // The host will not send it as it is, or the answer was unusable: the same
+                // request would fail the same way.
+                SendError::Http(
+                    ErrorCode::HttpRequestDenied
+                    | ErrorCode::HttpRequestBodySize(_)
+                    | ErrorCode::HttpResponseBodySize(_)
+                    | ErrorCode::InternalError(_),
+                )
+                | SendError::TooLarge => TransportError::permanent(message),
+                _ => TransportError::transient(message),
+            }
+        })
     }
 
     fn now(&self) -> u64 {

@@ -64,8 +64,35 @@ impl HttpResponse {
 
 /// No response arrived (refused, dropped, timed out, denied by the host's sandbox).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct TransportError(pub String);
+#[error("{message}")]
+pub struct TransportError {
+    /// What happened, as the transport tells it.
+    pub message: String,
+    /// Whether sending the same request again may get an answer: true for a connection that
+    /// dropped, timed out or was refused; false when the host will not send it as it is (its
+    /// sandbox, a body over its limit, a `Retry-After` longer than the call may run) or the
+    /// answer itself was unusable (too large). Only transient failures are retried.
+    pub transient: bool,
+}
+
+impl TransportError {
+    /// A failure on the way, which sending again may cure.
+    pub fn transient(message: impl Into<String>) -> TransportError {
+        TransportError {
+            message: message.into(),
+            transient: true,
+        }
+    }
+
+    /// A failure that the same request would meet again; its message is already in an
+    /// operator's words and is passed on as it is.
+    pub fn permanent(message: impl Into<String>) -> TransportError {
+        TransportError {
+            message: message.into(),
+            transient: false,
+        }
+    }
+}
 
 /// How important a log record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

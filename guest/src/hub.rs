@@ -17,7 +17,7 @@
 //! the password) and no success body (which holds a token) ever reaches an error or a log.
 
 use crate::api::{EngineError, UpstreamError};
-use crate::capabilities::{Bucket, Host, HttpRequest, HttpResponse, Level};
+use crate::capabilities::{Bucket, Host, HttpRequest, HttpResponse, Level, TransportError};
 use crate::{storage, totp};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -395,7 +395,7 @@ impl<'a> Hub<'a> {
         loop {
             let outcome = self.host.send(&request);
             let transient = match &outcome {
-                Err(_) => true,
+                Err(e) => e.transient,
                 Ok(response) => (500..=599).contains(&response.status),
             };
             if transient
@@ -404,7 +404,7 @@ impl<'a> Hub<'a> {
                 && let Some(backoff) = retries.next()
             {
                 let failure = match &outcome {
-                    Err(e) => format!("no answer ({})", e.0),
+                    Err(e) => format!("no answer ({})", e.message),
                     Ok(response) => format!("HTTP {}", response.status),
                 };
                 self.host.log(
@@ -423,11 +423,11 @@ impl<'a> Hub<'a> {
                 self.host.log(
                     Level::Warn,
                     "hub",
-                    &format!("{method} {} got no answer: {}", path_only(path), e.0),
+                    &format!("{method} {} got no answer: {}", path_only(path), e.message),
                 );
                 UpstreamError {
                     status: 0,
-                    message: format!("could not {what} at Docker Hub: {}", no_answer(&e.0)),
+                    message: format!("could not {what} at Docker Hub: {}", no_answer(&e)),
                     retry_after: None,
                 }
             })?;
@@ -476,8 +476,12 @@ fn retry_after(response: &HttpResponse, now: u64) -> u64 {
 
 /// Why no answer arrived, in an operator's words. The transport's own text (a wasi:http
 /// error code name, a library message) goes to the log, not to the caller.
-fn no_answer(transport: &str) -> &'static str {
-    let t = transport.to_ascii_lowercase();
+/// A permanent failure is the host's own word (its sandbox, its limits) and is passed on.
+fn no_answer(transport: &TransportError) -> &str {
+    if !transport.transient {
+        return &transport.message;
+    }
+    let t = transport.message.to_ascii_lowercase();
     if t.contains("denied") {
         "the host does not allow the request"
     } else if t.contains("timeout") || t.contains("timed out") {
@@ -715,10 +719,17 @@ mod tests {
             ("the host denied the request", "does not allow"),
             ("TlsCertificateError", "secure connection"),
         ] {
-            let text = no_answer(transport);
+            let error = TransportError::transient(transport);
+            let text = no_answer(&error);
             assert!(text.contains(words), "{transport}: {text}");
             assert!(!text.contains("Error"), "{text}");
         }
+    }
+
+    #[test]
+    fn the_hosts_own_refusal_is_passed_on_in_its_words() {
+        let refusal = "the request body is larger than the host allows";
+        assert_eq!(no_answer(&TransportError::permanent(refusal)), refusal);
     }
 
     #[test]

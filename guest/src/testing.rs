@@ -157,11 +157,11 @@ impl Host for TestHost {
         }
         let http_request = builder
             .body(request.body.clone().unwrap_or_default())
-            .map_err(|e| TransportError(e.to_string()))?;
+            .map_err(|e| TransportError::transient(e.to_string()))?;
         let mut response = self
             .agent
             .run(http_request)
-            .map_err(|e| TransportError(e.to_string()))?;
+            .map_err(|e| TransportError::transient(e.to_string()))?;
         let headers = response
             .headers()
             .iter()
@@ -170,7 +170,7 @@ impl Host for TestHost {
         let body = response
             .body_mut()
             .read_to_vec()
-            .map_err(|e| TransportError(e.to_string()))?;
+            .map_err(|e| TransportError::transient(e.to_string()))?;
         Ok(HttpResponse {
             status: response.status().as_u16(),
             headers,
