@@ -652,8 +652,10 @@ impl MassExpiry {
             "Where the rest of the limit went. The fake counted {} requests, so it opened {windows} \
              windows, one every\n{} ms on average: each {} ms window was followed by {} ms in \
              which no counted request arrived.\nRevocations report a 429 at once and wait at \
-             the runtime's gate, which reopens for all of them one\n`Retry-After` after the \
-             burst that spent the window began (host/src/runtime/gate.rs). From the\nserver's \
+             the runtime's gate, which opens when the latest\n`Retry-After` received ends, \
+             counted from its receipt as RFC 9110 says (host/src/runtime/gate.rs): with\n\
+             whole-second `Retry-After` and 1 s windows, each window costs the time its budget \
+             took to spend. From the\nserver's \
              log: 429s waited out inside the engine (its rollback): {} ({:.1} per window); \
              revocations\nthe lease manager rescheduled with backoff: {}; tokens the engine's \
              rollback revoked because their\nlease had ended more than 60 s before: {} (a 404 \
