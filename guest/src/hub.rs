@@ -359,6 +359,37 @@ impl<'a> Hub<'a> {
         );
     }
 
+    /// `response` with every secret this client sent (password, TOTP seed, session JWT), as
+    /// is or JSON-escaped, replaced by `<redacted>` in a failure's body: a Hub or a proxy that
+    /// echoes the request must not carry them into an error or a log. Success bodies are
+    /// left whole (they hold the tokens being issued, never what was sent).
+    fn scrubbed(&self, mut response: HttpResponse, jwt: Option<&str>) -> HttpResponse {
+        if (200..300).contains(&response.status) {
+            return response;
+        }
+        let Ok(mut text) = String::from_utf8(std::mem::take(&mut response.body)) else {
+            // Not text: never quoted (see `hub_message`), so nothing to scrub.
+            response.body = b"(a body that is not text)".to_vec();
+            return response;
+        };
+        let secrets = [
+            Some(self.credentials.password),
+            self.credentials.totp_secret,
+            jwt,
+        ];
+        for secret in secrets.into_iter().flatten().filter(|s| !s.is_empty()) {
+            let escaped = serde_json::to_string(secret).unwrap_or_default();
+            let escaped = escaped.trim_matches('"');
+            for form in [secret, escaped] {
+                if !form.is_empty() {
+                    text = text.replace(form, "<redacted>");
+                }
+            }
+        }
+        response.body = text.into_bytes();
+        response
+    }
+
     /// One request, waiting out 429s within the client's patience and, when `repeat` allows,
     /// sending it again after a 5xx or no answer (see [`RETRY_BACKOFF`]).
     fn send(
@@ -393,7 +424,7 @@ impl<'a> Hub<'a> {
         let started = self.host.now();
         let mut retries = RETRY_BACKOFF.iter();
         loop {
-            let outcome = self.host.send(&request);
+            let outcome = self.host.send(&request).map(|r| self.scrubbed(r, jwt));
             let transient = match &outcome {
                 Err(e) => e.transient,
                 Ok(response) => (500..=599).contains(&response.status),
@@ -486,8 +517,8 @@ fn no_answer(transport: &TransportError) -> &str {
         "the host does not allow the request"
     } else if t.contains("timeout") || t.contains("timed out") {
         "it did not answer in time"
-    } else if t.contains("refused") {
-        "the connection was refused"
+    } else if t.contains("refused") || t.contains("could not be reached") {
+        "it could not be reached (the connection was refused)"
     } else if t.contains("dns") || t.contains("resolve") {
         "its address could not be resolved"
     } else if t.contains("tls") || t.contains("certificate") {
@@ -715,6 +746,7 @@ mod tests {
             ("ConnectionTerminated", "closed without an answer"),
             ("ConnectionReadTimeout", "did not answer in time"),
             ("ConnectionRefused", "refused"),
+            ("the server could not be reached", "could not be reached"),
             ("DnsError(DnsErrorPayload { rcode: None })", "resolved"),
             ("the host denied the request", "does not allow"),
             ("TlsCertificateError", "secure connection"),
@@ -724,6 +756,32 @@ mod tests {
             assert!(text.contains(words), "{transport}: {text}");
             assert!(!text.contains("Error"), "{text}");
         }
+    }
+
+    #[test]
+    fn a_hub_that_echoes_the_request_gets_no_secret_into_the_message() {
+        let host = crate::testing::TestHost::new();
+        let hub = Hub::new(
+            &host,
+            "hoeg",
+            Credentials {
+                password: r#"pa"ss\word"#,
+                totp_secret: Some("JBSWY3DPEHPK3PXP"),
+            },
+        );
+        let echo = r#"{"message": "echo: {'secret': 'pa\"ss\\word', 'totp': 'JBSWY3DPEHPK3PXP', 'auth': 'Bearer jwt.abc', 'raw': 'pa"ss\word'}"}"#;
+        let scrubbed = hub.scrubbed(response(400, &[], echo), Some("jwt.abc"));
+        let text = hub_message(&scrubbed);
+        for secret in [r#"pa\"ss"#, "pa\"ss", "JBSWY3DPEHPK3PXP", "jwt.abc"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("<redacted>"), "{text}");
+        // A success body is the Hub's own (it holds the token being issued): left whole.
+        let issued = hub.scrubbed(
+            response(201, &[], r#"{"token": "jwt.abc"}"#),
+            Some("jwt.abc"),
+        );
+        assert_eq!(issued.body, br#"{"token": "jwt.abc"}"#);
     }
 
     #[test]

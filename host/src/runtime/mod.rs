@@ -326,7 +326,7 @@ impl Runtime {
 
     /// Handle one request. A revocation that the upstream rate-limits is retried here once
     /// the upstream's gate opens (see `gate`), waiting outside any instance, for up to
-    /// [`REVOKE_RATE_LIMIT_PATIENCE`] in all; a revocation also waits for a closed gate
+    /// [`REVOKE_RATE_LIMIT_PATIENCE`] or the call's time limit, whichever is shorter, in all; a revocation also waits for a closed gate
     /// before it starts, so that a burst of them does not fill the instance pool with calls
     /// that can only wait, and is not tried at all if the gate stays closed past the
     /// patience (a 429 error with `retry_after` until it opens).
@@ -339,7 +339,8 @@ impl Runtime {
         if request.operation != Operation::Revoke {
             return self.handle_once(storage, limits, request).await;
         }
-        let patience = Instant::now() + REVOKE_RATE_LIMIT_PATIENCE;
+        // The call's time limit covers its waits for the upstream too.
+        let patience = Instant::now() + REVOKE_RATE_LIMIT_PATIENCE.min(self.config.time_limit);
         let gate = self.hub.gate();
         if let Err(closed) = gate.pass(patience).await {
             return Err(still_rate_limited(closed.opens_in));

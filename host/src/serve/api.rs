@@ -958,6 +958,29 @@ pub async fn serve_http(
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_body_lease_id_never_sidesteps_the_path_one() {
+        let status = |data: Value, url: Option<&str>| lease_id(&data, url).map_err(|e| e.0);
+        assert_eq!(
+            status(
+                json!({"lease_id": "dockerhub/token/hoeg/hoeg/x"}),
+                Some("dockerhub/token/hoeg/my-organization/y")
+            ),
+            Err(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            status(json!({"lease_id": "a/b"}), Some("a/b")),
+            Ok("a/b".into())
+        );
+        assert_eq!(status(json!({"lease_id": "a/b"}), None), Ok("a/b".into()));
+        assert_eq!(status(json!({}), Some("a/b")), Ok("a/b".into()));
+        assert_eq!(status(json!({}), None), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(
+            status(json!({"lease_id": 7}), None),
+            Err(StatusCode::BAD_REQUEST)
+        );
+    }
+
     fn target(uri: &str) -> Result<Target, u16> {
         resolve(&uri.parse().unwrap()).map_err(|e| e.0.as_u16())
     }

@@ -686,3 +686,30 @@ async fn a_revocation_refused_with_retry_after_zero_is_retried_once_a_second_at_
         );
     }
 }
+
+/// The waits for a rate-limited revocation count against the call's time limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_revocation_ends_within_the_time_limit() {
+    let server = Server::start(|arrival, _| {
+        if arrival.method == "DELETE" {
+            return rate_limited(1);
+        }
+        hub(arrival)
+    })
+    .await;
+    let engine = Engine::start(&server, Duration::from_secs(4));
+    engine.configure(ACCOUNT, "pw").await.expect("configure");
+    let issued = engine.issue().await.expect("issue a token");
+
+    let start = Instant::now();
+    let refused = engine.revoke(&issued).await.expect_err("always refused");
+    let took = start.elapsed();
+    assert!(refused.to_string().contains("rate-limited"), "{refused}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    let deletes = server
+        .arrivals()
+        .iter()
+        .filter(|a| a.method == "DELETE")
+        .count();
+    assert!((2..=5).contains(&deletes), "{deletes} attempts");
+}
