@@ -648,16 +648,20 @@ async fn an_answer_too_large_is_refused_without_waiting() {
     assert!(error.to_string().contains("no access_token"), "{error}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_revocation_refused_with_retry_after_zero_is_retried_once_a_second_at_most() {
-    let server = Server::start(|arrival, _| {
+/// A revocation whose every DELETE is answered 429 `Retry-After: retry_after`, in an engine
+/// with `time_limit`: how long it took and when each DELETE arrived.
+async fn always_rate_limited_revocation(
+    retry_after: u64,
+    time_limit: Duration,
+) -> (Duration, Vec<Instant>) {
+    let server = Server::start(move |arrival, _| {
         if arrival.method == "DELETE" {
-            return rate_limited(0);
+            return rate_limited(retry_after);
         }
         hub(arrival)
     })
     .await;
-    let engine = Engine::start(&server, Duration::from_secs(60));
+    let engine = Engine::start(&server, time_limit);
     engine.configure(ACCOUNT, "pw").await.expect("configure");
     let issued = engine.issue().await.expect("issue a token");
 
@@ -665,12 +669,18 @@ async fn a_revocation_refused_with_retry_after_zero_is_retried_once_a_second_at_
     let refused = engine.revoke(&issued).await.expect_err("always refused");
     let took = start.elapsed();
     assert!(refused.to_string().contains("rate-limited"), "{refused}");
-    let deletes: Vec<Instant> = server
+    let deletes = server
         .arrivals()
         .iter()
         .filter(|a| a.method == "DELETE")
         .map(|a| a.at)
         .collect();
+    (took, deletes)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_refused_with_retry_after_zero_is_retried_once_a_second_at_most() {
+    let (took, deletes) = always_rate_limited_revocation(0, Duration::from_secs(60)).await;
     // Fifteen seconds of the runtime's patience, one attempt a second at most.
     assert!(took < Duration::from_secs(17), "{took:?}");
     assert!(
@@ -690,26 +700,11 @@ async fn a_revocation_refused_with_retry_after_zero_is_retried_once_a_second_at_
 /// The waits for a rate-limited revocation count against the call's time limit.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rate_limited_revocation_ends_within_the_time_limit() {
-    let server = Server::start(|arrival, _| {
-        if arrival.method == "DELETE" {
-            return rate_limited(1);
-        }
-        hub(arrival)
-    })
-    .await;
-    let engine = Engine::start(&server, Duration::from_secs(4));
-    engine.configure(ACCOUNT, "pw").await.expect("configure");
-    let issued = engine.issue().await.expect("issue a token");
-
-    let start = Instant::now();
-    let refused = engine.revoke(&issued).await.expect_err("always refused");
-    let took = start.elapsed();
-    assert!(refused.to_string().contains("rate-limited"), "{refused}");
+    let (took, deletes) = always_rate_limited_revocation(1, Duration::from_secs(4)).await;
     assert!(took < Duration::from_secs(6), "{took:?}");
-    let deletes = server
-        .arrivals()
-        .iter()
-        .filter(|a| a.method == "DELETE")
-        .count();
-    assert!((2..=5).contains(&deletes), "{deletes} attempts");
+    assert!(
+        (2..=5).contains(&deletes.len()),
+        "{} attempts",
+        deletes.len()
+    );
 }
