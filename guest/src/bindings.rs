@@ -106,7 +106,7 @@ impl Host for WasiHost {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         send(request).map_err(|e| {
             let message = e.to_string();
-            match e {
+            let error = match e {
                 // The host will not send it as it is, or the answer was unusable: the same
                 // request would fail the same way.
                 SendError::Http(
@@ -117,6 +117,10 @@ impl Host for WasiHost {
                 )
                 | SendError::TooLarge => TransportError::permanent(message),
                 _ => TransportError::transient(message),
+            };
+            match e {
+                SendError::Http(code) if never_sent(&code) => error.unsent(),
+                _ => error,
             }
         })
     }
@@ -203,6 +207,27 @@ fn describe(code: &ErrorCode) -> String {
         ErrorCode::InternalError(Some(message)) => message.clone(),
         other => format!("the HTTP exchange failed ({other:?})"),
     }
+}
+
+/// Whether a wasi:http error code says the request never reached the server: the host
+/// refused it (`HTTP-request-denied`; `internal-error`, which the engine's hosts use only for
+/// a request they will not send, as `wit/engine.wit` says) or no connection was made. A
+/// timeout or a closed connection while waiting for the answer is not one of them: the
+/// request may have arrived.
+fn never_sent(code: &ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::HttpRequestDenied
+            | ErrorCode::InternalError(_)
+            | ErrorCode::DnsTimeout
+            | ErrorCode::DnsError(_)
+            | ErrorCode::DestinationNotFound
+            | ErrorCode::DestinationUnavailable
+            | ErrorCode::DestinationIpProhibited
+            | ErrorCode::DestinationIpUnroutable
+            | ErrorCode::ConnectionRefused
+            | ErrorCode::ConnectionTimeout
+    )
 }
 
 impl From<ErrorCode> for SendError {

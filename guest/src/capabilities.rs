@@ -73,6 +73,13 @@ pub struct TransportError {
     /// sandbox, a body over its limit, a `Retry-After` longer than the call may run) or the
     /// answer itself was unusable (too large). Only transient failures are retried.
     pub transient: bool,
+    /// Whether the request certainly never reached the server, so that the server cannot
+    /// have acted on it: the host refused to send it (its sandbox, a `Retry-After` that
+    /// outlasts the call) or no connection was made (the name did not resolve, the connection
+    /// was refused or timed out). False when it may have arrived: a timeout waiting for the
+    /// answer, a connection that closed mid-answer. A creation that was not sent needs no
+    /// lookup of what it may have created.
+    pub unsent: bool,
 }
 
 impl TransportError {
@@ -81,6 +88,7 @@ impl TransportError {
         TransportError {
             message: message.into(),
             transient: true,
+            unsent: false,
         }
     }
 
@@ -90,6 +98,15 @@ impl TransportError {
         TransportError {
             message: message.into(),
             transient: false,
+            unsent: false,
+        }
+    }
+
+    /// The same failure, known not to have reached the server.
+    pub fn unsent(self) -> TransportError {
+        TransportError {
+            unsent: true,
+            ..self
         }
     }
 }

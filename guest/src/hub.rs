@@ -69,11 +69,19 @@ pub struct CreatedToken {
 /// Why a token creation failed, and whether the Hub may have created the token anyway.
 #[derive(Debug)]
 pub enum CreateFailure {
-    /// The Hub refused (4xx, 429) or was never asked: no token exists.
+    /// The Hub refused (4xx, 429) or was never asked (the request was not sent, or a login
+    /// before it failed): no token exists.
     NotCreated(EngineError),
     /// The Hub's answer was lost or unusable (no answer, a 5xx, a 2xx without a token): the
     /// token may exist, and only a lookup by its label can tell.
     Unknown(EngineError),
+}
+
+/// A request that got no usable answer.
+struct Failed {
+    error: UpstreamError,
+    /// The request never reached the Hub (see [`TransportError::unsent`]).
+    unsent: bool,
 }
 
 /// One token in the Hub's listing.
@@ -238,7 +246,7 @@ impl<'a> Hub<'a> {
         });
         let what = "create an access token";
         let post = |jwt: &str| {
-            self.send(
+            self.exchange(
                 "POST",
                 "/v2/access-tokens",
                 Some(&body),
@@ -246,10 +254,16 @@ impl<'a> Hub<'a> {
                 what,
                 Repeat::Never,
             )
-            .map_err(|e| match &e {
-                // A 429 was refused before any work; anything else from `send` means no answer.
-                EngineError::Upstream(u) if u.status == 429 => CreateFailure::NotCreated(e),
-                _ => CreateFailure::Unknown(e),
+            .map_err(|failed| {
+                // A 429 was refused before any work, and a request that never left created
+                // nothing; any other failure is an answer that was lost.
+                let known = failed.unsent || failed.error.status == 429;
+                let error = EngineError::Upstream(failed.error);
+                if known {
+                    CreateFailure::NotCreated(error)
+                } else {
+                    CreateFailure::Unknown(error)
+                }
             })
         };
         let mut response = post(&self.session().map_err(CreateFailure::NotCreated)?)?;
@@ -401,6 +415,20 @@ impl<'a> Hub<'a> {
         what: &str,
         repeat: Repeat,
     ) -> Result<HttpResponse, EngineError> {
+        self.exchange(method, path, body, jwt, what, repeat)
+            .map_err(|failed| EngineError::Upstream(failed.error))
+    }
+
+    /// [`Hub::send`], telling a request that never reached the Hub apart.
+    fn exchange(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&Value>,
+        jwt: Option<&str>,
+        what: &str,
+        repeat: Repeat,
+    ) -> Result<HttpResponse, Failed> {
         let mut headers = vec![
             ("accept".to_string(), "application/json".to_string()),
             (
@@ -451,15 +479,23 @@ impl<'a> Hub<'a> {
                 continue;
             }
             let response = outcome.map_err(|e| {
+                let sent = if e.unsent {
+                    "was not sent"
+                } else {
+                    "got no answer"
+                };
                 self.host.log(
                     Level::Warn,
                     "hub",
-                    &format!("{method} {} got no answer: {}", path_only(path), e.message),
+                    &format!("{method} {} {sent}: {}", path_only(path), e.message),
                 );
-                UpstreamError {
-                    status: 0,
-                    message: format!("could not {what} at Docker Hub: {}", no_answer(&e)),
-                    retry_after: None,
+                Failed {
+                    error: UpstreamError {
+                        status: 0,
+                        message: format!("could not {what} at Docker Hub: {}", no_answer(&e)),
+                        retry_after: None,
+                    },
+                    unsent: e.unsent,
                 }
             })?;
             if response.status != 429 {
@@ -467,14 +503,17 @@ impl<'a> Hub<'a> {
             }
             let wait = retry_after(&response, self.host.now());
             if waited + wait > self.rate_limit_patience {
-                return Err(EngineError::Upstream(UpstreamError {
-                    status: 429,
-                    message: format!(
-                        "Docker Hub rate-limited the request to {what}; retry after {wait}s: {}",
-                        hub_message(&response)
-                    ),
-                    retry_after: Some(wait),
-                }));
+                return Err(Failed {
+                    error: UpstreamError {
+                        status: 429,
+                        message: format!(
+                            "Docker Hub rate-limited the request to {what}; retry after {wait}s: {}",
+                            hub_message(&response)
+                        ),
+                        retry_after: Some(wait),
+                    },
+                    unsent: false,
+                });
             }
             self.host.log(
                 Level::Warn,

@@ -324,7 +324,7 @@ fn settle(
     host.log(
         Level::Warn,
         "token",
-        &format!("{what} ({}): {outcome:?}", pending.token_label),
+        &format!("{what} ({}): {outcome}", pending.token_label),
     );
     let message = match outcome {
         Settled::Deleted => format!(
@@ -666,6 +666,100 @@ mod tests {
             .filter(|c| c.method == "POST" && c.path == "/v2/access-tokens")
             .count();
         assert_eq!(posts, 4, "a creation is never sent twice");
+    }
+
+    #[test]
+    fn a_creation_the_host_never_sent_needs_no_lookup_and_keeps_no_record() {
+        use crate::capabilities::TransportError;
+        let host = TestHost::configured();
+        host.issue(json!({}));
+        let refusals = [
+            TransportError::permanent(
+                "the server asked for no requests for another 30 s (Retry-After), longer than \
+                 this call may still run",
+            ),
+            TransportError::transient("the server could not be reached"),
+        ];
+        for refusal in refusals {
+            let calls_before = host.hub.calls().len();
+            *host.refuse_next.borrow_mut() = Some(("POST", refusal.clone().unsent()));
+            let error = match issue(&host, "token/hoeg/hoeg", json!({})) {
+                Err(EngineError::Upstream(u)) => u,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(error.status, 0);
+            assert!(
+                error
+                    .message
+                    .starts_with("could not create an access token at Docker Hub: "),
+                "{}",
+                error.message
+            );
+            assert!(
+                !error.message.contains("did not answer"),
+                "{}",
+                error.message
+            );
+            assert!(host.keys(Bucket::Wal).is_empty(), "{}", refusal.message);
+            assert_eq!(
+                host.hub.calls().len(),
+                calls_before,
+                "no listing, nothing sent"
+            );
+        }
+        let logged = host.logs.borrow().join("\n");
+        assert!(
+            logged.contains("POST /v2/access-tokens was not sent"),
+            "{logged}"
+        );
+
+        // The same failure without the knowledge that nothing left is settled by label.
+        *host.refuse_next.borrow_mut() = Some((
+            "POST",
+            TransportError::transient("the server could not be reached"),
+        ));
+        let error = lost_answer(&host);
+        assert!(
+            error.message.contains("did not answer"),
+            "{}",
+            error.message
+        );
+        let listed = host
+            .hub
+            .calls()
+            .iter()
+            .filter(|c| c.method == "GET")
+            .count();
+        assert_eq!(listed, 1, "one listing settles it");
+    }
+
+    #[test]
+    fn the_log_of_a_settled_creation_is_in_operator_words() {
+        let host = TestHost::configured();
+        for fault in [FaultKind::DropAfterProcessing, FaultKind::Drop] {
+            host.hub
+                .inject(Fault::on("POST", "/v2/access-tokens", fault));
+            lost_answer(&host);
+        }
+        host.hub
+            .inject(Fault::on("POST", "/v2/access-tokens", FaultKind::Drop));
+        host.hub.inject(Fault::on(
+            "GET",
+            "/v2/access-tokens",
+            FaultKind::Status(400),
+        ));
+        lost_answer(&host);
+        let logged = host.logs.borrow().join("\n");
+        for expected in [
+            "the token it had created was found and deleted",
+            "Docker Hub lists no such token",
+            "looking for the token failed (",
+        ] {
+            assert!(logged.contains(expected), "{expected}: {logged}");
+        }
+        for internal in ["Upstream(", "UpstreamError", "Failed(", "status:"] {
+            assert!(!logged.contains(internal), "{internal}: {logged}");
+        }
     }
 
     #[test]

@@ -67,6 +67,22 @@ pub enum Settled {
     Failed(EngineError),
 }
 
+/// What settling did, for the log, in an operator's words.
+impl std::fmt::Display for Settled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Settled::Deleted => f.write_str("the token it had created was found and deleted"),
+            Settled::NotFound => f.write_str(
+                "Docker Hub lists no such token; the write-ahead record stays for rollback",
+            ),
+            Settled::Failed(e) => write!(
+                f,
+                "looking for the token failed ({e}); the write-ahead record stays for rollback"
+            ),
+        }
+    }
+}
+
 impl PendingCreation {
     pub fn begin(host: &dyn Host, account: &str, label: &str) -> Result<Self, EngineError> {
         let id = format!("{:016x}", host.random_u64());

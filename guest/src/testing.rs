@@ -31,6 +31,9 @@ pub struct TestHost {
     pub max_lease_ttl_asked: Cell<u32>,
     /// Seconds the clock moves on with every Hub request, to play a slow Hub without waiting.
     pub seconds_per_request: Cell<u64>,
+    /// The next request with this method is not sent; the host answers this failure instead,
+    /// as a host that refuses a request does.
+    pub refuse_next: RefCell<Option<(&'static str, TransportError)>>,
     agent: ureq::Agent,
 }
 
@@ -61,6 +64,7 @@ impl TestHost {
             max_lease_ttl: Cell::new(None),
             max_lease_ttl_asked: Cell::new(0),
             seconds_per_request: Cell::new(0),
+            refuse_next: RefCell::default(),
             agent,
         }
     }
@@ -148,6 +152,13 @@ impl Host for TestHost {
     }
 
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let refusal = self
+            .refuse_next
+            .borrow_mut()
+            .take_if(|(method, _)| *method == request.method);
+        if let Some((_, error)) = refusal {
+            return Err(error);
+        }
         self.advance(self.seconds_per_request.get());
         let mut builder = ureq::http::Request::builder()
             .method(request.method)

@@ -27,7 +27,7 @@ pub use outbound::HubUrlError;
 use crate::storage::Storage;
 use bindings::{Engine as EngineWorld, EnginePre};
 use engine_config::{POOL_MAX_MEMORY, POOL_SLOTS};
-use outbound::HubRoute;
+use outbound::{CallDeadline, HubRoute};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -267,7 +267,9 @@ impl Runtime {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hub: self.hub.for_call(Instant::now() + self.config.time_limit),
+            hub: self
+                .hub
+                .for_call(CallDeadline::new(Instant::now(), self.config.time_limit)),
             storage,
             limits,
             max_ttl: None,

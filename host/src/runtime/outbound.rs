@@ -10,10 +10,12 @@
 //! that consecutive calls reuse the TLS connection to the Hub. Every request first waits at
 //! the origin's [gate](super::gate) (no request before the latest `Retry-After` the upstream
 //! named), and no request outlives its call: the wait, the body upload, the first byte and
-//! every later byte of the answer are all bounded by the call's deadline, and a stall between
-//! two bytes of the answer by the guest's between-bytes timeout, so a server that accepts and
-//! never answers, or never finishes an answer, ends the request with an error the guest can
-//! report while its call still has time.
+//! every later byte of the answer are all bounded by the request's end (see [`CallDeadline`]),
+//! and a stall between two bytes of the answer by the guest's between-bytes timeout, so a
+//! server that accepts and never answers, or never finishes an answer, ends the request with
+//! an error the guest can act on while its call still has time: a request started in the first
+//! three quarters of the call ends where the last quarter begins, which leaves the engine that
+//! quarter to look up a token whose creation got no answer, delete it and say so.
 
 use super::gate::{self, UpstreamGate};
 use bytes::Bytes;
@@ -52,8 +54,44 @@ type HubClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>
 #[derive(Clone)]
 pub struct HubRoute {
     inner: Arc<Inner>,
-    /// When the current call's time limit ends; `None` outside a call.
-    deadline: Option<Instant>,
+    /// The current call's time limit; `None` outside a call.
+    call: Option<CallDeadline>,
+}
+
+/// When the requests of one call must end. A call of time limit `T` started at `t0` must
+/// answer by `t0 + T`; its requests must leave it time to act on their failures:
+/// - a request started before `t0 + ¾T` ends by `t0 + ¾T`, so that the engine has the last
+///   quarter to settle what that request left unknown (a creation without an answer: list the
+///   account's tokens, delete the one with its label);
+/// - a request started later (that settling) ends by `t0 + T − min(T/20, 1 s)`, the rest being
+///   the engine's time to write its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CallDeadline {
+    last_quarter: Instant,
+    answer_by: Instant,
+}
+
+/// Most of a call's end that is kept for the engine to answer after its last request.
+const ANSWER_MARGIN: Duration = Duration::from_secs(1);
+
+impl CallDeadline {
+    /// The deadlines of a call started at `start` with time limit `time_limit`.
+    pub(super) fn new(start: Instant, time_limit: Duration) -> CallDeadline {
+        let end = start + time_limit;
+        CallDeadline {
+            last_quarter: end - time_limit / 4,
+            answer_by: end - (time_limit / 20).min(ANSWER_MARGIN),
+        }
+    }
+
+    /// When a request that starts at `now` must have ended.
+    fn request_end(&self, now: Instant) -> Instant {
+        if now < self.last_quarter {
+            self.last_quarter
+        } else {
+            self.answer_by
+        }
+    }
 }
 
 struct Inner {
@@ -107,15 +145,15 @@ impl HubRoute {
                 client,
                 gate: UpstreamGate::default(),
             }),
-            deadline: None,
+            call: None,
         })
     }
 
-    /// This route for one call that must end by `deadline`.
-    pub(super) fn for_call(&self, deadline: Instant) -> HubRoute {
+    /// This route for one call with these deadlines.
+    pub(super) fn for_call(&self, call: CallDeadline) -> HubRoute {
         HubRoute {
             inner: self.inner.clone(),
-            deadline: Some(deadline),
+            call: Some(call),
         }
     }
 
@@ -178,9 +216,10 @@ impl WasiHttpHooks for HubRoute {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         };
         let inner = self.inner.clone();
+        let now = Instant::now();
         let deadline = self
-            .deadline
-            .unwrap_or_else(|| Instant::now() + RESPONSE_TIMEOUT);
+            .call
+            .map_or(now + RESPONSE_TIMEOUT, |call| call.request_end(now));
         let first_byte = options
             .and_then(|o| o.first_byte_timeout)
             .unwrap_or(RESPONSE_TIMEOUT)
@@ -193,7 +232,7 @@ impl WasiHttpHooks for HubRoute {
             if let Err(closed) = inner.gate.pass(deadline).await {
                 tracing::debug!(
                     opens_in = ?closed.opens_in,
-                    "refusing a request: the upstream's Retry-After ends after the call's time limit"
+                    "refusing a request: the upstream's Retry-After ends after the time left to the call"
                 );
                 return Err(Error::InternalError(Some(format!(
                     "the server asked for no requests for another {} s (Retry-After), longer \
@@ -357,6 +396,23 @@ mod tests {
         ] {
             assert_eq!(routed(fake, elsewhere), None, "{elsewhere}");
         }
+    }
+
+    #[test]
+    fn requests_leave_the_last_quarter_of_a_call_to_act_on_their_failures() {
+        let start = Instant::now();
+        let call = CallDeadline::new(start, Duration::from_secs(8));
+        let at = |ms| start + Duration::from_millis(ms);
+        // Started early or late in the first three quarters: ends where the last one begins.
+        assert_eq!(call.request_end(at(0)), at(6000));
+        assert_eq!(call.request_end(at(5999)), at(6000));
+        // Started in the last quarter: ends 0.4 s (a twentieth) before the call must answer.
+        assert_eq!(call.request_end(at(6000)), at(7600));
+        assert_eq!(call.request_end(at(7900)), at(7600));
+        // The margin to answer is at most a second.
+        let long = CallDeadline::new(start, Duration::from_secs(60));
+        assert_eq!(long.request_end(at(50_000)), at(59_000));
+        assert_eq!(long.request_end(at(1)), at(45_000));
     }
 
     #[test]

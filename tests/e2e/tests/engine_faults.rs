@@ -3,13 +3,14 @@
 //! did the work, each for a share of requests), then a count: every token at the Hub has a
 //! live record, or is gone.
 
+use dockerhub_secrets::RuntimeConfig;
 use dockerhub_secrets::Storage;
 use dockerhub_secrets::runtime::{LeaseState, Operation};
 use dockerhub_secrets_e2e::{Engine, Issued};
 use fakehub::{Fault, FaultKind};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const TOKENS: &str = "/v2/access-tokens";
 const TOKEN: &str = "/v2/access-tokens/";
@@ -227,4 +228,50 @@ async fn after_a_crash_72_pending_creations_are_settled_with_one_listing() {
     assert_eq!(pending_creations(&engine), 0);
     let left: BTreeSet<String> = kept.iter().map(|i| i.uuid().to_string()).collect();
     assert_eq!(at_hub(&engine), left);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_creation_the_hub_is_too_slow_to_answer_is_settled_within_the_call() {
+    // The Hub creates the token at once and takes longer than the whole call to say so. The
+    // creation's request ends where the call's last quarter begins; the engine then finds the
+    // token by its label, deletes it, and answers before its time limit.
+    let time_limit = Duration::from_secs(4);
+    let engine = Engine::start_with(RuntimeConfig {
+        time_limit,
+        ..RuntimeConfig::default()
+    });
+    engine.configure().await;
+    engine.hub.inject(Fault::on(
+        "POST",
+        TOKENS,
+        FaultKind::LatencyAfterProcessing(Duration::from_secs(10)),
+    ));
+    let started = Instant::now();
+    let error = engine
+        .call(Operation::Update, "token/hoeg/my-organization", Value::Null)
+        .await
+        .map(drop)
+        .expect_err("no answer to the creation");
+    let took = started.elapsed();
+    assert!(took < time_limit, "answered after {took:?}");
+    assert_eq!(error.http_status(), 502, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("did not answer the token creation")
+            && message.contains("found and deleted"),
+        "{message}"
+    );
+    let calls = engine.hub.calls();
+    let made = calls
+        .iter()
+        .filter(|c| c.method == "POST" && c.path == TOKENS)
+        .count();
+    let deleted = calls
+        .iter()
+        .filter(|c| c.method == "DELETE" && c.path.starts_with(TOKEN) && c.status == 204)
+        .count();
+    assert_eq!((made, deleted), (1, 1), "{calls:?}");
+    assert!(engine.hub.tokens().is_empty());
+    assert_eq!(pending_creations(&engine), 0);
+    assert!(recorded(&engine).is_empty());
 }

@@ -461,6 +461,12 @@ async fn a_call_that_cannot_outlast_the_wait_fails_at_once_and_says_why() {
         error.contains("asked for no requests for another") && error.contains("Retry-After"),
         "{error}"
     );
+    // Nothing was sent, so there is nothing to look up: not said to be a lost answer.
+    assert!(
+        error.starts_with("could not create an access token at Docker Hub")
+            && !error.contains("did not answer"),
+        "{error}"
+    );
     // And the runtime's patience for revocations: not tried, with the time to come back.
     let start = Instant::now();
     match engine.revoke(&issued).await {

@@ -32,6 +32,9 @@ pub enum FaultKind {
     Drop,
     /// Process the request (e.g. create the token), then close the connection without a response.
     DropAfterProcessing,
+    /// Process the request at once, then wait this long before answering: a Hub that did the
+    /// work and is slow to say so, so that a client which stops waiting misses the answer.
+    LatencyAfterProcessing(Duration),
     /// Process the request, then answer with this status and a Docker-shaped error body
     /// instead of the real answer: a gateway that failed after the Hub did the work.
     StatusAfterProcessing(u16),

@@ -126,6 +126,7 @@ async fn handle(
     let mut drop_after_processing = false;
     let mut status_after_processing = None;
     let mut latency = None;
+    let mut latency_after = None;
     match hub.take_fault(&method, &path) {
         Some(FaultKind::Status(code)) => return Ok(finish(&hub, call, errors::status(code))),
         Some(FaultKind::RateLimited { retry_after }) => {
@@ -137,6 +138,7 @@ async fn handle(
         Some(FaultKind::Drop) => return Err(Dropped),
         Some(FaultKind::Latency(delay)) => latency = Some(delay),
         Some(FaultKind::DropAfterProcessing) => drop_after_processing = true,
+        Some(FaultKind::LatencyAfterProcessing(delay)) => latency_after = Some(delay),
         Some(FaultKind::StatusAfterProcessing(code)) => status_after_processing = Some(code),
         None => {}
     }
@@ -152,6 +154,9 @@ async fn handle(
     let Ok(response) = work.await else {
         return Err(Dropped);
     };
+    if let Some(delay) = latency_after {
+        tokio::time::sleep(delay).await;
+    }
     if drop_after_processing {
         return Err(Dropped);
     }

@@ -70,6 +70,40 @@ fn latency_fault_delays_then_processes() {
 }
 
 #[test]
+fn latency_after_processing_does_the_work_before_the_slow_answer() {
+    let hub = hub();
+    let client = Client::new(&hub);
+    let jwt = client.login(ALICE, ALICE_PASSWORD);
+    hub.inject(Fault::on(
+        "POST",
+        "/v2/access-tokens",
+        FaultKind::LatencyAfterProcessing(Duration::from_millis(600)),
+    ));
+    let waiting = std::thread::spawn({
+        let client = Client::new(&hub);
+        let jwt = jwt.clone();
+        move || {
+            let started = Instant::now();
+            let reply = client.send("POST", "/v2/access-tokens", Some(&jwt), create_body());
+            (started.elapsed(), reply.status)
+        }
+    });
+    // The token exists while the answer is still on its way.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while hub.tokens().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the token was not created before the answer"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (took, status) = waiting.join().unwrap();
+    assert_eq!(status, 201);
+    assert!(took >= Duration::from_millis(600), "{took:?}");
+    assert_eq!(hub.tokens().len(), 1);
+}
+
+#[test]
 fn drop_fault_closes_the_connection_without_processing() {
     let hub = hub();
     let client = Client::new(&hub);
