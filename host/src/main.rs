@@ -43,7 +43,7 @@ struct Cli {
         global = true
     )]
     memory_limit_mb: usize,
-    /// Longest one request may take, waiting on Docker Hub included (e.g. 60s, 2m).
+    /// Longest one request may take, waiting on Docker Hub included: 1s to 1h (e.g. 60s, 2m).
     #[arg(long, env = "DOCKERHUB_SECRETS_TIME_LIMIT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
     time_limit: Duration,
     #[command(subcommand)]
@@ -78,13 +78,19 @@ struct ServeArgs {
     /// Not used when the key is given in DOCKERHUB_SECRETS_KEY.
     #[arg(long)]
     key_file: Option<PathBuf>,
-    /// Where the engine is mounted: `/v1/<mount>/...`.
+    /// Where the engine is mounted: `/v1/<mount>/...`. As a Vault secrets mount's path: one
+    /// trailing `/` is dropped (`dockerhub/` is `dockerhub`); no leading `/`, no empty, `.` or
+    /// `..` segment, and not under Vault's own `sys/`, `auth/`, `audit/`, `identity/` or
+    /// `cubbyhole/`.
     #[arg(long, default_value = "dockerhub")]
     mount: String,
-    /// No lease outlives this (as Vault's mount max).
+    /// The longest a lease may last from its issue, as a Vault mount's tuned max lease TTL:
+    /// it caps new leases and renewals. A lease issued before a restart with a lower value
+    /// keeps its end; only its renewals are capped. At least 1s: Vault's 0 (the system
+    /// default) is this flag's default, so leave the flag out for it.
     #[arg(long, default_value = "768h", value_parser = humantime::parse_duration)]
     max_lease_ttl: Duration,
-    /// How often the engine cleans up interrupted work and lost leases.
+    /// How often the engine cleans up interrupted work and lost leases; at least 1s.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     rollback_interval: Duration,
     /// Create a new, empty store although its key exists. Without it, a store that is
@@ -96,13 +102,99 @@ struct ServeArgs {
     init: bool,
 }
 
+/// `--time-limit`'s range: at least a second, for a Docker Hub call to fit; at most an hour.
+const TIME_LIMITS: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(3600);
+
+/// The first path segments Vault keeps for itself (OpenBao's `protectedMounts`,
+/// vault/mount.go): it refuses to mount a secrets engine under them.
+const RESERVED_MOUNTS: [&str; 5] = ["sys", "auth", "audit", "identity", "cubbyhole"];
+
 impl Cli {
-    fn runtime_config(&self) -> RuntimeConfig {
-        RuntimeConfig {
+    fn runtime_config(&self) -> anyhow::Result<RuntimeConfig> {
+        anyhow::ensure!(
+            TIME_LIMITS.contains(&self.time_limit),
+            "--time-limit {}: must be between {} and {}",
+            humantime::format_duration(self.time_limit),
+            humantime::format_duration(*TIME_LIMITS.start()),
+            humantime::format_duration(*TIME_LIMITS.end()),
+        );
+        Ok(RuntimeConfig {
             hub_url: self.hub_url.clone(),
             memory_limit: self.memory_limit_mb << 20,
             time_limit: self.time_limit,
-        }
+        })
+    }
+}
+
+/// `--mount` as Vault takes a secrets mount's path (`bao secrets enable -path=...`).
+fn mount_path(spelling: &str) -> anyhow::Result<String> {
+    let path = spelling.strip_suffix('/').unwrap_or(spelling);
+    anyhow::ensure!(!path.is_empty(), "--mount {spelling:?}: the path is empty");
+    anyhow::ensure!(
+        !path.starts_with('/'),
+        "--mount {spelling:?}: the path is relative to /v1/: write it without a leading '/'"
+    );
+    if let Some(segment) = path
+        .split('/')
+        .find(|segment| segment.is_empty() || *segment == "." || *segment == "..")
+    {
+        anyhow::bail!(
+            "--mount {spelling:?}: {:?} is not a path segment (no empty, '.' or '..' segments)",
+            segment
+        );
+    }
+    let first = path.split('/').next().unwrap_or(path);
+    anyhow::ensure!(
+        !RESERVED_MOUNTS.contains(&first),
+        "--mount {spelling:?}: Vault keeps {first}/ for itself; choose another path"
+    );
+    Ok(path.to_string())
+}
+
+/// A duration flag that must be at least a second.
+fn at_least_a_second(flag: &str, value: Duration, why: &str) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        value >= Duration::from_secs(1),
+        "{flag} {}: must be at least 1s ({why})",
+        humantime::format_duration(value)
+    );
+    Ok(value)
+}
+
+impl ServeArgs {
+    fn config(&self, runtime: RuntimeConfig) -> anyhow::Result<ServeConfig> {
+        let key = match std::env::var("DOCKERHUB_SECRETS_KEY") {
+            Ok(key) => KeySource::Value(key),
+            Err(_) => KeySource::File(
+                self.key_file
+                    .clone()
+                    .unwrap_or_else(|| self.data.join("key")),
+            ),
+        };
+        Ok(ServeConfig {
+            listen: self.listen,
+            data: self.data.clone(),
+            tokens: self.tokens.clone(),
+            key,
+            create: if self.init {
+                Create::Init
+            } else {
+                Create::FirstStart
+            },
+            mount: mount_path(&self.mount)?,
+            max_lease_ttl: at_least_a_second(
+                "--max-lease-ttl",
+                self.max_lease_ttl,
+                "for Vault's 0, the default of 768h, leave the flag out",
+            )?,
+            rollback_interval: at_least_a_second(
+                "--rollback-interval",
+                self.rollback_interval,
+                "the cleanup would run without pause",
+            )?,
+            runtime,
+        })
     }
 }
 
@@ -110,7 +202,7 @@ fn serve_plugin(cli: &Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(plugin::serve(cli.runtime_config()))
+    runtime.block_on(plugin::serve(cli.runtime_config()?))
 }
 
 fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -120,29 +212,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
         Some(Command::Serve(ref args)) => {
-            let key = match std::env::var("DOCKERHUB_SECRETS_KEY") {
-                Ok(key) => KeySource::Value(key),
-                Err(_) => KeySource::File(
-                    args.key_file
-                        .clone()
-                        .unwrap_or_else(|| args.data.join("key")),
-                ),
-            };
-            let config = ServeConfig {
-                listen: args.listen,
-                data: args.data.clone(),
-                tokens: args.tokens.clone(),
-                key,
-                create: if args.init {
-                    Create::Init
-                } else {
-                    Create::FirstStart
-                },
-                mount: args.mount.trim_matches('/').to_string(),
-                max_lease_ttl: args.max_lease_ttl,
-                rollback_interval: args.rollback_interval,
-                runtime: cli.runtime_config(),
-            };
+            let config = args.config(cli.runtime_config()?)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

@@ -47,6 +47,10 @@ const REVOKE_RATE_LIMIT_PATIENCE: Duration = Duration::from_secs(15);
 const MIN_REVOKE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// What the engine may write to stderr (panic messages) before it is cut off.
 const STDERR_CAPACITY: usize = 16 * 1024;
+/// The most request data (the request's JSON) a call takes, in bytes. The engine's requests
+/// are a few hundred bytes; a larger one is refused before the engine is called, so that it
+/// costs the sandbox no memory.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 
 /// The operator's settings for the runtime.
 #[derive(Debug, Clone)]
@@ -85,6 +89,9 @@ pub enum CallError {
     /// The runtime itself failed (instantiation, pool exhausted).
     #[error("the engine could not be started: {0}")]
     Runtime(String),
+    /// The request's data is over [`MAX_REQUEST_BYTES`]: the engine was not called.
+    #[error("request body too large: the engine takes at most {MAX_REQUEST_BYTES} bytes")]
+    RequestTooLarge,
 }
 
 fn engine_error_message(e: &EngineError) -> &str {
@@ -108,6 +115,7 @@ impl CallError {
             CallError::Engine(EngineError::UnsupportedOperation(_)) => 405,
             CallError::Engine(EngineError::Upstream(_)) => 502,
             CallError::TimeLimit(_) => 504,
+            CallError::RequestTooLarge => 413,
             CallError::Engine(EngineError::Internal(_))
             | CallError::MemoryLimit(_)
             | CallError::Trap(_)
@@ -338,6 +346,9 @@ impl Runtime {
         limits: Arc<dyn LeaseLimits>,
         request: &Request,
     ) -> Result<Response, CallError> {
+        if request.data.len() > MAX_REQUEST_BYTES {
+            return Err(CallError::RequestTooLarge);
+        }
         if request.operation != Operation::Revoke {
             return self.handle_once(storage, limits, request).await;
         }

@@ -19,7 +19,9 @@
 use super::acl::{AccessControl, Capability, Principal};
 use super::leases::{LeaseError, LeaseRecord, Leases};
 use crate::CallError;
-use crate::runtime::{LeaseLimits, Operation, Request, Response as EngineResponse, Runtime};
+use crate::runtime::{
+    LeaseLimits, MAX_REQUEST_BYTES, Operation, Request, Response as EngineResponse, Runtime,
+};
 use crate::storage::Storage;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -27,9 +29,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The largest request body accepted; the engine's requests are a few hundred bytes.
-pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Vault's listener defaults (`http_read_header_timeout`, `http_read_timeout`): a client has
 /// this long to send a request's head, and then its body. The header timeout also closes a
@@ -40,7 +39,7 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// closed; engine calls already under way are not cut, the shutdown waits for them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Bodies being received at once, so that memory stays bounded by this many
-/// [`MAX_BODY_BYTES`] whatever the number of clients.
+/// [`MAX_REQUEST_BYTES`] whatever the number of clients.
 pub const BODIES_IN_FLIGHT: usize = 32;
 
 /// Everything a request may need.
@@ -426,18 +425,13 @@ async fn read_body(
     body: Body,
     deadline: tokio::time::Instant,
 ) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            413,
-            format!("the request body exceeds {MAX_BODY_BYTES} bytes"),
-        )
-    };
+    let too_large = || ApiError::from(CallError::RequestTooLarge);
     // Refuse a declared oversized body before reading any of it.
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+    if declared.is_some_and(|length| length > MAX_REQUEST_BYTES) {
         return Err(too_large());
     }
     let timed_out = || {
@@ -451,7 +445,8 @@ async fn read_body(
     };
     let read = async {
         let _permit = api.bodies.acquire().await;
-        http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY_BYTES)).await
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_REQUEST_BYTES))
+            .await
     };
     match tokio::time::timeout_at(deadline, read).await {
         Err(_) => Err(timed_out()),

@@ -33,7 +33,8 @@ pub struct ServeConfig {
     pub create: store::Create,
     /// Where the engine is mounted: `/v1/<mount>/...`.
     pub mount: String,
-    /// No lease outlives this after it was issued, as a Vault mount's tuned max lease TTL.
+    /// The longest a lease may last from its issue, as a Vault mount's tuned max lease TTL:
+    /// applied when a lease is issued or renewed.
     pub max_lease_ttl: Duration,
     /// How often the engine's rollback (cleanup) runs, as Vault's rollback manager.
     pub rollback_interval: Duration,

@@ -424,6 +424,33 @@ async fn an_over_long_password_is_a_400_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_request_over_the_size_limit_is_a_413_and_never_reaches_the_sandbox() {
+    use dockerhub_secrets::runtime::MAX_REQUEST_BYTES;
+    let engine = Engine::start_with(dockerhub_secrets::RuntimeConfig {
+        memory_limit: 16 << 20,
+        ..Default::default()
+    });
+    let body = |size: usize| {
+        let mut request = request(Operation::Update, "config/hoeg", Value::Null);
+        let padding = size - r#"{"namespace":"hoeg","password":""}"#.len();
+        request.data = json!({"namespace": "hoeg", "password": "p".repeat(padding)}).to_string();
+        assert_eq!(request.data.len(), size);
+        request
+    };
+    let at_limit = engine.send(body(MAX_REQUEST_BYTES)).await;
+    assert_eq!(status(&at_limit), 400, "the engine answers: {at_limit:?}");
+
+    // Larger than the sandbox's whole memory: refused before the engine is called.
+    for size in [MAX_REQUEST_BYTES + 1, 40 << 20] {
+        let refused = engine.send(body(size)).await;
+        assert_eq!(status(&refused), 413, "{size}: {refused:?}");
+        let text = message(refused);
+        assert!(text.starts_with("request body too large"), "{text}");
+    }
+    assert!(engine.hub.calls().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn secrets_never_reach_reads_errors_or_logs() {
     let engine = Engine::start();
     engine.configure().await;

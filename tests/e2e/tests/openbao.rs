@@ -147,6 +147,63 @@ fn a_namespace_outside_the_accounts_list_is_refused_by_the_engine() {
 }
 
 #[test]
+fn a_body_over_the_engines_limit_is_a_413_and_the_plugin_carries_on() {
+    let bao = start();
+    configure(&bao);
+    let plugins = bao.plugin_pids();
+    // Larger than tonic's default gRPC message limit (4 MiB), within OpenBao's 32 MiB.
+    let big = bao.dir.join("big-password");
+    std::fs::write(&big, "p".repeat(5 << 20)).unwrap();
+    let password = format!("password=@{}", big.display());
+    let refused = bao
+        .bao(&[
+            "write",
+            "dockerhub/config/hoeg",
+            "namespace=hoeg",
+            &password,
+        ])
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Code: 413") && stderr.contains("request body too large"),
+        "{stderr}"
+    );
+
+    assert_eq!(bao.plugin_pids(), plugins, "the same plugin process");
+    let config = bao.bao_ok(&["read", "dockerhub/config/hoeg"]).unwrap();
+    assert_eq!(
+        row(&config, "username"),
+        Some("hoeg"),
+        "unchanged: {config}"
+    );
+    issue(&bao, &[]);
+    assert_eq!(bao.hub.live_tokens().len(), 1);
+}
+
+#[test]
+fn a_time_limit_out_of_range_stops_the_plugin_with_a_message() {
+    let plugin = dockerhub_secrets_e2e::openbao::plugin_binary().unwrap();
+    let output = std::process::Command::new(plugin)
+        .env(
+            "VAULT_BACKEND_PLUGIN",
+            "6669da05-b1c8-4f49-97d9-c8e5bed98e20",
+        )
+        .env("PLUGIN_PROTOCOL_VERSIONS", "5")
+        .env("DOCKERHUB_SECRETS_TIME_LIMIT", "0s")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--time-limit 0s: must be between 1s and 1h"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "no handshake");
+}
+
+#[test]
 fn lease_revoke_and_lease_expiry_delete_the_token() {
     let bao = start();
     configure(&bao);

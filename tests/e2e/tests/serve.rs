@@ -372,7 +372,7 @@ fn bad_requests_get_a_4xx_that_says_why() {
     let read = stream.read(&mut head).unwrap();
     let head = String::from_utf8_lossy(&head[..read]);
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
-    assert!(head.contains("exceeds"), "{head}");
+    assert!(head.contains("request body too large"), "{head}");
 
     let (status, _) = serve.http("GET", "/v1/sys/health", None, b"").unwrap();
     assert_eq!(status, 200);
@@ -506,4 +506,111 @@ fn revoke_prefix_ends_every_lease_below_it() {
     for secret in &secrets {
         assert!(serve.hub.token(uuid(secret)).is_none());
     }
+}
+
+#[test]
+fn flags_out_of_range_stop_the_start_with_a_message() {
+    let mut serve = Serve::start(hub(), &[]).unwrap();
+    serve.stop();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--mount", "sys"],
+            "--mount \"sys\": Vault keeps sys/ for itself",
+        ),
+        (&["--mount", "sys/dockerhub"], "Vault keeps sys/ for itself"),
+        (&["--mount", "auth"], "Vault keeps auth/ for itself"),
+        (&["--mount", "audit"], "Vault keeps audit/ for itself"),
+        (
+            &["--mount", "identity/"],
+            "Vault keeps identity/ for itself",
+        ),
+        (
+            &["--mount", "cubbyhole/team"],
+            "Vault keeps cubbyhole/ for itself",
+        ),
+        (&["--mount", "a/../b"], "\"..\" is not a path segment"),
+        (&["--mount", "a/./b"], "\".\" is not a path segment"),
+        (&["--mount", ".."], "\"..\" is not a path segment"),
+        (&["--mount", "a//b"], "\"\" is not a path segment"),
+        (&["--mount", "dockerhub//"], "\"\" is not a path segment"),
+        (&["--mount", ""], "--mount \"\": the path is empty"),
+        (&["--mount", "/"], "the path is empty"),
+        (&["--mount", "/x/"], "without a leading '/'"),
+        (
+            &["--time-limit", "0s"],
+            "--time-limit 0s: must be between 1s and 1h",
+        ),
+        (
+            &["--time-limit", "2h"],
+            "--time-limit 2h: must be between 1s and 1h",
+        ),
+        (
+            &["--time-limit", "100000000years"],
+            "must be between 1s and 1h",
+        ),
+        (
+            &["--rollback-interval", "0s"],
+            "--rollback-interval 0s: must be at least 1s",
+        ),
+        (
+            &["--rollback-interval", "500ms"],
+            "--rollback-interval 500ms: must be at least 1s",
+        ),
+        (
+            &["--max-lease-ttl", "0"],
+            "--max-lease-ttl 0s: must be at least 1s (for Vault's 0, the default of 768h, leave \
+             the flag out)",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let (status, stderr) = serve.refused(flags).unwrap();
+        assert_eq!(status.code(), Some(1), "{flags:?}: {stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{flags:?}: {stderr}");
+    }
+
+    // As `bao secrets enable -path=dockerhub/`: the trailing slash is dropped.
+    serve.spawn_with(&["--mount", "dockerhub/"]).unwrap();
+    serve.write_seed_config(PASSWORD).unwrap();
+    issue(&serve, json!({}));
+}
+
+#[test]
+fn a_lower_max_lease_ttl_after_a_restart_caps_renewals_not_existing_leases() {
+    let mut serve = configured(&[]);
+    serve
+        .bao_ok(&["write", "dockerhub/config/hoeg", "ttl=30m", "max_ttl=1h"])
+        .unwrap();
+    let secret = issue(&serve, json!({}));
+    assert_eq!(secret["lease_duration"], 1800, "{secret}");
+    let expire_time = |serve: &Serve| {
+        serve
+            .bao_json(&["lease", "lookup", lease_id(&secret)])
+            .unwrap()["data"]["expire_time"]
+            .clone()
+    };
+    let (ends, hub_expiry) = (
+        expire_time(&serve),
+        serve.hub.token(uuid(&secret)).unwrap().expires_at,
+    );
+    serve.stop();
+
+    serve.spawn_with(&["--max-lease-ttl", "10m"]).unwrap();
+    assert_eq!(expire_time(&serve), ends, "the lease keeps its end");
+    assert_eq!(
+        serve.hub.token(uuid(&secret)).unwrap().expires_at,
+        hub_expiry,
+        "and its token its Hub expiry"
+    );
+    let renewed = serve
+        .bao_json(&["lease", "renew", "-increment=1h", lease_id(&secret)])
+        .unwrap();
+    let ttl = renewed["lease_duration"].as_u64().unwrap();
+    assert!(0 < ttl && ttl <= 600, "a renewal is capped: {renewed}");
+    assert!(
+        renewed["warnings"].to_string().contains("capped"),
+        "{renewed}"
+    );
+    let new = issue(&serve, json!({}));
+    assert_eq!(new["lease_duration"], 600, "a new lease is capped: {new}");
 }
