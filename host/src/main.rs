@@ -78,10 +78,10 @@ struct ServeArgs {
     /// Not used when the key is given in DOCKERHUB_SECRETS_KEY.
     #[arg(long)]
     key_file: Option<PathBuf>,
-    /// Where the engine is mounted: `/v1/<mount>/...`. As a Vault secrets mount's path: one
-    /// trailing `/` is dropped (`dockerhub/` is `dockerhub`); no leading `/`, no empty, `.` or
-    /// `..` segment, and not under Vault's own `sys/`, `auth/`, `audit/`, `identity/` or
-    /// `cubbyhole/`.
+    /// Where the engine is mounted: `/v1/<mount>/...`. As a Vault secrets mount's path:
+    /// leading `/`s and one trailing `/` are dropped (`/dockerhub/` is `dockerhub`); no empty,
+    /// `.` or `..` segment, and not under Vault's own `sys/`, `auth/`, `audit/`, `identity/`
+    /// or `cubbyhole/`.
     #[arg(long, default_value = "dockerhub")]
     mount: String,
     /// The longest a lease may last from its issue, as a Vault mount's tuned max lease TTL:
@@ -129,12 +129,10 @@ impl Cli {
 
 /// `--mount` as Vault takes a secrets mount's path (`bao secrets enable -path=...`).
 fn mount_path(spelling: &str) -> anyhow::Result<String> {
-    let path = spelling.strip_suffix('/').unwrap_or(spelling);
+    // Vault's sanitizePath: leading slashes go, and the mount's trailing one is implied.
+    let path = spelling.trim_start_matches('/');
+    let path = path.strip_suffix('/').unwrap_or(path);
     anyhow::ensure!(!path.is_empty(), "--mount {spelling:?}: the path is empty");
-    anyhow::ensure!(
-        !path.starts_with('/'),
-        "--mount {spelling:?}: the path is relative to /v1/: write it without a leading '/'"
-    );
     if let Some(segment) = path
         .split('/')
         .find(|segment| segment.is_empty() || *segment == "." || *segment == "..")
