@@ -35,7 +35,7 @@ struct Cli {
         global = true
     )]
     hub_url: String,
-    /// Most memory one request may use, in MiB.
+    /// Most memory one request may use, in MiB: 16 to 1024.
     #[arg(
         long,
         env = "DOCKERHUB_SECRETS_MEMORY_LIMIT_MB",
@@ -106,6 +106,10 @@ struct ServeArgs {
 const TIME_LIMITS: std::ops::RangeInclusive<Duration> =
     Duration::from_secs(1)..=Duration::from_secs(3600);
 
+/// `--memory-limit-mb`'s range: room for the engine and a request, up to the most the
+/// runtime's instance pool reserves per instance (1 GiB).
+const MEMORY_LIMITS_MB: std::ops::RangeInclusive<usize> = 16..=1024;
+
 /// The first path segments Vault keeps for itself (OpenBao's `protectedMounts`,
 /// vault/mount.go): it refuses to mount a secrets engine under them.
 const RESERVED_MOUNTS: [&str; 5] = ["sys", "auth", "audit", "identity", "cubbyhole"];
@@ -118,6 +122,13 @@ impl Cli {
             humantime::format_duration(self.time_limit),
             humantime::format_duration(*TIME_LIMITS.start()),
             humantime::format_duration(*TIME_LIMITS.end()),
+        );
+        anyhow::ensure!(
+            MEMORY_LIMITS_MB.contains(&self.memory_limit_mb),
+            "--memory-limit-mb {}: must be between {} and {}",
+            self.memory_limit_mb,
+            MEMORY_LIMITS_MB.start(),
+            MEMORY_LIMITS_MB.end(),
         );
         Ok(RuntimeConfig {
             hub_url: self.hub_url.clone(),

@@ -549,6 +549,14 @@ fn flags_out_of_range_stop_the_start_with_a_message() {
             "must be between 1s and 1h",
         ),
         (
+            &["--memory-limit-mb", "0"],
+            "--memory-limit-mb 0: must be between 16 and 1024",
+        ),
+        (
+            &["--memory-limit-mb", "17592186044480"],
+            "must be between 16 and 1024",
+        ),
+        (
             &["--rollback-interval", "0s"],
             "--rollback-interval 0s: must be at least 1s",
         ),
