@@ -49,6 +49,12 @@ pub struct Call {
     pub status: u16,
     /// The request had an `Authorization` header.
     pub authorized: bool,
+    /// When the rate limit counted the request or refused it; `None` when it did not see it
+    /// (no limit set, a path outside `/v2/`, or a fault answered first). A refusal's answer
+    /// leaves at once, so for a 429 this is also when its `Retry-After` starts to run.
+    pub checked_at: Option<Instant>,
+    /// The `Retry-After` answered, in seconds (the rate limit's or a fault's).
+    pub retry_after: Option<u64>,
 }
 
 /// Which expiry the fake gives a new personal access token. Docker does not document the
@@ -320,7 +326,7 @@ impl Hub {
 
     // --- request plumbing ---
 
-    /// Logs a request as it arrives and returns its index for [`Hub::set_call_status`].
+    /// Logs a request as it arrives and returns its index for [`Hub::set_call_answer`].
     pub fn record_call(&self, method: &str, path: &str, authorized: bool) -> usize {
         let mut state = self.lock();
         state.calls.push(Call {
@@ -328,14 +334,18 @@ impl Hub {
             path: path.to_owned(),
             status: 0,
             authorized,
+            checked_at: None,
+            retry_after: None,
         });
         state.calls.len() - 1
     }
 
-    pub fn set_call_status(&self, index: usize, status: u16) {
+    /// Logs the answer to call `index`: its status and `Retry-After`.
+    pub fn set_call_answer(&self, index: usize, status: u16, retry_after: Option<u64>) {
         // `clear_calls` may have run while the request was in flight.
         if let Some(call) = self.lock().calls.get_mut(index) {
             call.status = status;
+            call.retry_after = retry_after;
         }
     }
 
@@ -343,12 +353,15 @@ impl Hub {
         self.lock().faults.take(method, path)
     }
 
-    /// Counts a request against the rate limit, if there is one.
-    pub fn admit(&self) -> Option<Quota> {
-        self.lock()
-            .limiter
-            .as_mut()
-            .map(|limiter| limiter.admit(Instant::now()))
+    /// Counts call `index` against the rate limit, if there is one, and logs when.
+    pub fn admit(&self, index: usize) -> Option<Quota> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let quota = state.limiter.as_mut()?.admit(now);
+        if let Some(call) = state.calls.get_mut(index) {
+            call.checked_at = Some(now);
+        }
+        Some(quota)
     }
 
     // --- login ---

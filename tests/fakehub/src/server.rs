@@ -149,7 +149,7 @@ async fn handle(
         if let Some(delay) = latency {
             tokio::time::sleep(delay).await;
         }
-        process(&worker_hub, router, peer, &path, request).await
+        process(&worker_hub, call, router, peer, &path, request).await
     });
     let Ok(response) = work.await else {
         return Err(Dropped);
@@ -167,20 +167,25 @@ async fn handle(
 }
 
 fn finish(hub: &Hub, call: usize, response: Response) -> Response {
-    hub.set_call_status(call, response.status().as_u16());
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok()?.parse().ok());
+    hub.set_call_answer(call, response.status().as_u16(), retry_after);
     response
 }
 
 /// The rate limit, then the router.
 async fn process(
     hub: &Hub,
+    call: usize,
     router: Router,
     peer: SocketAddr,
     path: &str,
     mut request: Request<Incoming>,
 ) -> Response {
     let quota = if path.starts_with("/v2/") {
-        hub.admit()
+        hub.admit(call)
     } else {
         None
     };

@@ -116,3 +116,31 @@ fn the_window_refills() {
         200
     );
 }
+
+#[test]
+fn the_log_says_when_the_limit_checked_each_call_and_the_retry_after_it_sent() {
+    let hub = FakeHub::start(Config {
+        rate_limit: Some(RateLimit::new(1, Duration::from_secs(600))),
+        ..common::config()
+    })
+    .unwrap();
+    let client = Client::new(&hub);
+    let before = std::time::Instant::now();
+    client.send("POST", "/v2/auth/token", None, login_body());
+    let limited = client.send("POST", "/v2/auth/token", None, login_body());
+    client.send("GET", "/elsewhere", None, None);
+    let after = std::time::Instant::now();
+
+    let calls = hub.calls();
+    let statuses: Vec<(u16, Option<u64>)> =
+        calls.iter().map(|c| (c.status, c.retry_after)).collect();
+    let sent: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert_eq!(statuses, [(200, None), (429, Some(sent)), (404, None)]);
+    let (first, second) = (calls[0].checked_at.unwrap(), calls[1].checked_at.unwrap());
+    assert!(before <= first && first <= second && second <= after);
+    assert_eq!(calls[2].checked_at, None, "outside /v2/: not checked");
+
+    hub.set_rate_limit(None);
+    client.send("POST", "/v2/auth/token", None, login_body());
+    assert_eq!(hub.calls()[3].checked_at, None, "no limit: not checked");
+}

@@ -10,6 +10,7 @@
 //! ratio against a baseline measured in the same run. The report goes to stdout and to
 //! `BENCHMARKS.md`. Everything started here stops when the run ends, also on error.
 
+mod pacing;
 mod plugin;
 mod report;
 mod serve;

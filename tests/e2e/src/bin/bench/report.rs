@@ -79,8 +79,9 @@ pub fn header(out: &mut String, machine: &Machine, openbao: &str) -> fmt::Result
         out,
         "How to read it: the machine is shared and noisy, so milliseconds describe this run \
          only. Each claim\nis a **ratio against a baseline measured in the same run** \
-         (requests interleaved, spawns alternated),\nor against the fake's advertised rate \
-         limit; compare ratios across runs, not milliseconds.\nPercentiles are nearest-rank."
+         (requests interleaved, spawns alternated),\nor against the fake's rate limit (advertised, \
+         and what its `Retry-After` answers allowed); compare\nratios across runs, not \
+         milliseconds.\nPercentiles are nearest-rank."
     )?;
     writeln!(out)?;
     writeln!(out, "- date: {}", machine.date)?;

@@ -9,8 +9,10 @@
 //!    take turns in batches, so that the machine's drift hits all of them alike.
 //! 6. **Mass expiry**: 10 000 leases that all end in the same second, revoked by the server's
 //!    own lease timers while the fake enforces a rate limit: how much of the advertised limit
-//!    the revocations use, how many 429s the fake answered, and what is left behind.
+//!    and of what the fake's `Retry-After` answers allowed ([`crate::pacing`]) the
+//!    revocations use, how long the server itself took to resume, and what is left behind.
 
+use crate::pacing::{self, Answer, Pacing, Window};
 use crate::report::{Goal, ms, percentile, ratio};
 use crate::{Api, calls_by_route, progress};
 use anyhow::{Context, bail};
@@ -34,19 +36,20 @@ const ROUNDS: usize = 4;
 /// Leases in the mass expiry, issued by `MASS_CLIENTS` clients.
 const MASS: usize = 10_000;
 const MASS_CLIENTS: usize = 8;
-/// The fake's rate limit during the expiry: 100 requests per second, so that 10 000
-/// deletions take 100 s at the advertised rate.
-const RATE_LIMIT: u32 = 100;
-const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// The fake's rate limit during the expiry: 100 requests per second advertised, in windows
+/// of seconds as the Hub's are (its limits are per minute), so that 10 000 deletions take
+/// ten windows.
+const RATE_LIMIT: u32 = 1000;
+const RATE_WINDOW: Duration = Duration::from_secs(10);
 /// How long the expiry may take before the run fails.
 const EXPIRY_BOUND: Duration = Duration::from_secs(600);
 /// How often the fake's calls are read during the expiry.
 const POLL: Duration = Duration::from_millis(100);
-/// The timeline of deletions in the report, in buckets of this length.
-const TIMELINE_BUCKET: Duration = Duration::from_secs(10);
 
-/// The goal: revocations use at least this share of the advertised limit.
-const GOAL_LIMIT_SHARE: f64 = 0.95;
+/// The goal: revocations use at least these shares of the rate the fake's `Retry-After`
+/// answers allowed, and of its advertised limit.
+const GOAL_ALLOWED_SHARE: f64 = 0.95;
+const GOAL_LIMIT_SHARE: f64 = 0.90;
 
 const TOKEN_PATH: &str = "/v1/dockerhub/token/hoeg/my-organization";
 const CONFIG_PATH: &str = "/v1/dockerhub/config/hoeg";
@@ -233,10 +236,16 @@ struct MassExpiry {
     issue_time: Duration,
     /// The TTL of the first lease issued and of the last.
     ttls: (u64, u64),
-    watched: Watched,
-    /// 429s the fake answered, and the requests it counted against the limit.
-    limited: usize,
-    counted: usize,
+    /// From the common deadline to the first DELETE the fake received.
+    reaction: Duration,
+    /// From the first DELETE to the last successful one.
+    wall: Duration,
+    deleted: usize,
+    /// The fake's rate-limit windows, and their complete ones summed up.
+    windows: Vec<Window>,
+    pacing: Pacing,
+    /// The share of the time that the benchmark's reads held the fake's lock.
+    reading: f64,
     logins: usize,
     by_route: BTreeMap<(String, String, u16), usize>,
     tokens_left: usize,
@@ -253,12 +262,12 @@ impl MassExpiry {
         f64::from(RATE_LIMIT) / RATE_WINDOW.as_secs_f64()
     }
 
-    fn throughput(&self) -> f64 {
-        self.watched.deleted as f64 / self.watched.span.as_secs_f64()
+    fn limit_share(&self) -> f64 {
+        self.pacing.throughput() / self.limit_per_second()
     }
 
-    fn share(&self) -> f64 {
-        self.throughput() / self.limit_per_second()
+    fn allowed_share(&self) -> f64 {
+        self.pacing.throughput() / self.pacing.attainable(RATE_LIMIT)
     }
 
     fn left(&self) -> usize {
@@ -309,6 +318,7 @@ fn mass_expiry(issue_rate: f64) -> anyhow::Result<MassExpiry> {
     // Nothing reaches the fake until the deadline: what it sees from now on is the expiry.
     serve.hub.clear_calls();
     let logins_before = serve.hub.login_count();
+    let limit_on = Instant::now();
     serve
         .hub
         .set_rate_limit(Some(RateLimit::new(RATE_LIMIT, RATE_WINDOW)));
@@ -322,17 +332,48 @@ fn mass_expiry(issue_rate: f64) -> anyhow::Result<MassExpiry> {
     let lease_ids: Vec<String> = issued.into_iter().map(|(_, id)| id).collect();
     let leases_left = leases_left(&apis, &lease_ids)?;
     let calls = serve.hub.calls();
+    let answers: Vec<Answer> = calls
+        .iter()
+        .filter_map(|c| {
+            Some(Answer {
+                at: c.checked_at?.saturating_duration_since(limit_on),
+                status: c.status,
+                retry_after: c.retry_after,
+                revoked: c.method == "DELETE" && (200..300).contains(&c.status),
+            })
+        })
+        .collect();
+    // (when the fake checked it, done)
+    let deletions: Vec<(Instant, bool)> = calls
+        .iter()
+        .filter(|c| c.method == "DELETE")
+        .filter_map(|c| Some((c.checked_at?, (200..300).contains(&c.status))))
+        .collect();
+    let first = deletions
+        .iter()
+        .map(|d| d.0)
+        .min()
+        .context("the tokens left the fake without a DELETE")?;
+    let last = deletions.iter().filter(|d| d.1).map(|d| d.0).max();
+    let windows = pacing::windows(&answers, RATE_WINDOW);
+    let pacing = Pacing::of(&windows).with_context(|| {
+        format!(
+            "the expiry took {} window(s) of {} s: none complete to measure",
+            windows.len(),
+            RATE_WINDOW.as_secs()
+        )
+    })?;
     let log = serve.log();
     let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
     Ok(MassExpiry {
         issue_time,
         ttls,
-        watched,
-        limited: calls.iter().filter(|c| c.status == 429).count(),
-        counted: calls
-            .iter()
-            .filter(|c| ![0, 429].contains(&c.status))
-            .count(),
+        reaction: first.saturating_duration_since(watched.deadline),
+        wall: last.unwrap_or(first) - first,
+        deleted: deletions.iter().filter(|d| d.1).count(),
+        windows,
+        pacing,
+        reading: watched.reading,
         logins: serve.hub.login_count() - logins_before,
         by_route: calls_by_route(&calls),
         tokens_left: serve.hub.tokens().len(),
@@ -343,51 +384,33 @@ fn mass_expiry(issue_rate: f64) -> anyhow::Result<MassExpiry> {
     })
 }
 
-/// The deletions at the fake, as the benchmark saw them.
+/// The expiry as the benchmark waited for it.
 struct Watched {
-    /// From the common deadline to the first DELETE the fake received.
-    reaction: Duration,
-    /// From the first DELETE to the last successful one.
-    span: Duration,
-    deleted: usize,
-    /// Successful deletions per [`TIMELINE_BUCKET`] from the first DELETE.
-    timeline: Vec<usize>,
+    /// The common deadline of the leases.
+    deadline: Instant,
     /// The share of the time that the benchmark's reads held the fake's lock.
     reading: f64,
 }
 
-/// Watch the fake from just before `deadline` (Unix seconds) until it holds no token,
-/// failing after [`EXPIRY_BOUND`].
+/// Wait from just before `deadline` (Unix seconds) until the fake holds no token, failing
+/// after [`EXPIRY_BOUND`].
 fn watch_deletions(hub: &FakeHub, deadline: u64) -> anyhow::Result<Watched> {
     let until_deadline = (UNIX_EPOCH + Duration::from_secs(deadline))
         .duration_since(SystemTime::now())
         .unwrap_or_default();
     let deadline = Instant::now() + until_deadline;
     std::thread::sleep(until_deadline.saturating_sub(Duration::from_secs(1)));
-    let mut first: Option<Instant> = None;
-    let mut last = (0, deadline);
-    // (time since the first DELETE, deletions so far)
-    let mut samples: Vec<(Duration, usize)> = Vec::new();
     // Reading the fake holds its lock, which delays its answers: how long, in all.
     let mut reading = Duration::ZERO;
     for poll in 1.. {
         let read = Instant::now();
-        let calls = hub.calls();
-        let now = Instant::now();
-        reading += now - read;
-        if first.is_none() && calls.iter().any(|c| c.method == "DELETE") {
-            first = Some(now);
-        }
-        let deleted = calls
+        let deleted = hub
+            .calls()
             .iter()
             .filter(|c| c.method == "DELETE" && (200..300).contains(&c.status))
             .count();
-        if deleted > last.0 {
-            last = (deleted, now);
-        }
-        if let Some(first) = first {
-            samples.push((now - first, deleted));
-        }
+        let now = Instant::now();
+        reading += now - read;
         // Reading every token is costly while thousands are live: every 5 s, or when all
         // may be gone.
         if deleted >= MASS || poll % 50 == 0 {
@@ -407,27 +430,8 @@ fn watch_deletions(hub: &FakeHub, deadline: u64) -> anyhow::Result<Watched> {
         }
         std::thread::sleep(POLL);
     }
-    let first = first.context("the tokens left the fake without a DELETE")?;
-    let span = last.1 - first;
-    let buckets = (span.as_secs_f64() / TIMELINE_BUCKET.as_secs_f64()).ceil() as u32;
-    let mut before = 0;
-    let timeline = (1..=buckets)
-        .map(|b| {
-            let total = samples
-                .iter()
-                .take_while(|(t, _)| *t <= TIMELINE_BUCKET * b)
-                .last()
-                .map_or(0, |(_, n)| *n);
-            let in_bucket = total - before;
-            before = total;
-            in_bucket
-        })
-        .collect();
     Ok(Watched {
-        reaction: first.saturating_duration_since(deadline),
-        span,
-        deleted: last.0,
-        timeline,
+        deadline,
         reading: reading.as_secs_f64() / deadline.elapsed().as_secs_f64(),
     })
 }
@@ -471,12 +475,22 @@ impl Standalone {
         let e = &self.expiry;
         vec![Goal {
             goal: format!(
-                "`serve`, mass expiry of {MASS} leases: revocations ≥ {:.0} % of the Hub's \
-                 advertised rate limit, 0 tokens left",
+                "`serve`, mass expiry of {MASS} leases under {RATE_LIMIT} requests per {} s: \
+                 revocations ≥ {:.0} % of the rate the Hub's `Retry-After` allowed and ≥ {:.0} % \
+                 of its advertised limit, 0 tokens left",
+                RATE_WINDOW.as_secs(),
+                GOAL_ALLOWED_SHARE * 100.0,
                 GOAL_LIMIT_SHARE * 100.0
             ),
-            this_run: format!("{:.1} %, {} left", e.share() * 100.0, e.left()),
-            met: e.share() >= GOAL_LIMIT_SHARE && e.left() == 0,
+            this_run: format!(
+                "{:.1} % and {:.1} %, {} left",
+                e.allowed_share() * 100.0,
+                e.limit_share() * 100.0,
+                e.left()
+            ),
+            met: e.allowed_share() >= GOAL_ALLOWED_SHARE
+                && e.limit_share() >= GOAL_LIMIT_SHARE
+                && e.left() == 0,
         }]
     }
 
@@ -564,6 +578,8 @@ impl Standalone {
 
 impl MassExpiry {
     fn write(&self, out: &mut String) -> fmt::Result {
+        let window = RATE_WINDOW.as_secs();
+        let p = &self.pacing;
         writeln!(
             out,
             "## 6. Standalone server: mass expiry under the Hub's rate limit"
@@ -573,14 +589,17 @@ impl MassExpiry {
             "\nA fresh server and fake. {MASS} tokens issued by {MASS_CLIENTS} clients with the \
              fake's rate limit off, each\nwith the TTL left to one common deadline ({} s for \
              the first, {} s for the last), so that every lease\nfalls due in the same second. \
-             Then the fake's rate limit goes on: **{RATE_LIMIT} requests per {} s window**\n\
-             (fixed windows; every `/v2/` request counts, logins too; a request over the limit \
-             gets 429 with\n`Retry-After`, the seconds left in the window, at least 1). The \
-             server's lease timers do the rest;\nthe benchmark reads the fake's calls every \
-             {} ms, and at the end looks up every lease.\n",
+             Then the fake's rate limit goes on:\n**{RATE_LIMIT} requests per {window} s window** \
+             ({:.0}/s advertised; windows of seconds, as the Hub's limits are per\nminute). The \
+             fake opens a window at the first request after the last one ended; every `/v2/` \
+             request\ncounts, logins too; one over the budget gets 429 with `Retry-After`, the \
+             seconds left in the window\nrounded up, at least 1. The server's lease timers do \
+             the rest; the benchmark waits, reading the fake's\ncalls every {} ms, then looks \
+             up every lease. Times below are the fake's, from its log: when its rate\nlimit \
+             checked each request.\n",
             self.ttls.0,
             self.ttls.1,
-            RATE_WINDOW.as_secs(),
+            self.limit_per_second(),
             POLL.as_millis()
         )?;
         writeln!(out, "| | |")?;
@@ -594,22 +613,30 @@ impl MassExpiry {
         writeln!(
             out,
             "| deadline → first DELETE at the fake | {:.2} s |",
-            self.watched.reaction.as_secs_f64()
+            self.reaction.as_secs_f64()
         )?;
         writeln!(
             out,
             "| first DELETE → last successful DELETE | {:.1} s |",
-            self.watched.span.as_secs_f64()
+            self.wall.as_secs_f64()
+        )?;
+        writeln!(out, "| tokens deleted at the fake | {} |", self.deleted)?;
+        writeln!(
+            out,
+            "| windows the fake opened (complete: all but the last) | {} ({}) |",
+            self.windows.len(),
+            p.complete
         )?;
         writeln!(
             out,
-            "| tokens deleted at the fake | {} |",
-            self.watched.deleted
+            "| revocations in the complete windows, first opening → last | {} in {:.1} s |",
+            p.revoked,
+            p.span.as_secs_f64()
         )?;
         writeln!(
             out,
-            "| revocation throughput | {:.1}/s |",
-            self.throughput()
+            "| revocation throughput, over the complete windows | {:.1}/s |",
+            p.throughput()
         )?;
         writeln!(
             out,
@@ -618,10 +645,34 @@ impl MassExpiry {
         )?;
         writeln!(
             out,
-            "| **throughput / advertised limit** | **{:.1} %** |",
-            self.share() * 100.0
+            "| the rate the fake's `Retry-After` allowed: {} × {RATE_LIMIT} requests in {:.3} s \
+             | {:.1}/s |",
+            p.complete,
+            p.held.as_secs_f64(),
+            p.attainable(RATE_LIMIT)
         )?;
-        writeln!(out, "| 429s the fake answered | {} |", self.limited)?;
+        writeln!(
+            out,
+            "| **throughput / advertised limit** | **{:.1} %** |",
+            self.limit_share() * 100.0
+        )?;
+        writeln!(
+            out,
+            "| **throughput / rate `Retry-After` allowed** | **{:.1} %** |",
+            self.allowed_share() * 100.0
+        )?;
+        writeln!(
+            out,
+            "| the server's own delay, allowed time → next window (of which later 429s moved \
+             the gate) | {} ms ({} ms) |",
+            ms(p.own_delay),
+            ms(p.later_429s)
+        )?;
+        writeln!(
+            out,
+            "| 429s the fake answered | {} |",
+            self.windows.iter().map(|w| w.refused).sum::<usize>()
+        )?;
         writeln!(
             out,
             "| logins at the fake during the expiry | {} |",
@@ -630,52 +681,59 @@ impl MassExpiry {
         writeln!(out, "| tokens left at the fake | {} |", self.tokens_left)?;
         writeln!(out, "| leases left at the server | {} |", self.leases_left)?;
         writeln!(out)?;
-        let last_bucket = self.watched.span.as_secs_f64() % TIMELINE_BUCKET.as_secs_f64();
         writeln!(
             out,
-            "Successful deletions per {} s from the first DELETE (the advertised limit allows \
-             {:.0}; the last bucket\nis {last_bucket:.1} s): {}\n",
-            TIMELINE_BUCKET.as_secs(),
-            self.limit_per_second() * TIMELINE_BUCKET.as_secs_f64(),
-            self.watched
-                .timeline
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            "Why the goal is stated against what `Retry-After` allowed: the header carries \
+             whole seconds and the\nruntime honours it from its receipt \
+             (host/src/runtime/gate.rs), so a window whose first 429 comes s\nseconds in \
+             reopens for the server at s + ceil({window} − s), up to 1 s after the window's \
+             end, and no client\nthat obeys the header can do better. What the server itself \
+             adds is the time from that allowed\nmoment (the window's first 429 plus its \
+             `Retry-After`, or the window's end if no 429 came) to the next\nwindow's first \
+             request; the advertised-limit goal bounds what the whole-second header costs at \
+             this\nwindow length. Later 429s, to requests already in flight, move the \
+             runtime's gate a little past the\nfirst one's; that time counts as the server's \
+             own. Rates are over the complete windows, first opening\nto last: the last window \
+             holds only the remainder, which fits in a burst, and counting it would score\n\
+             about 1/n above the limit with n windows. The server receives a 429 a little \
+             after the fake checked\nthe request, so its own delay comes out, if anything, too \
+             long.\n"
         )?;
-        // The first DELETE opened the first window, the last successful one is in the last.
-        let windows = self.counted.div_ceil(RATE_LIMIT as usize).max(2);
-        let period = self.watched.span / (windows as u32 - 1);
         writeln!(
             out,
-            "Where the rest of the limit went. The fake counted {} requests, so it opened {windows} \
-             windows, one every\n{} ms on average: each {} ms window was followed by {} ms in \
-             which no counted request arrived.\nRevocations report a 429 at once and wait at \
-             the runtime's gate, which opens when the latest\n`Retry-After` received ends, \
-             counted from its receipt as RFC 9110 says (host/src/runtime/gate.rs): with\n\
-             whole-second `Retry-After` and 1 s windows, each window costs the time its budget \
-             took to spend. From the\nserver's \
-             log: 429s waited out inside the engine (its rollback): {} ({:.1} per window); \
-             revocations\nthe lease manager rescheduled with backoff: {}; tokens the engine's \
-             rollback revoked because their\nlease had ended more than 60 s before: {} (a 404 \
-             is a token that it and the lease manager both\ndeleted).\n",
-            self.counted,
-            period.as_millis(),
-            RATE_WINDOW.as_millis(),
-            period.saturating_sub(RATE_WINDOW).as_millis(),
+            "| window | opened s | counted | revoked | 429s | first 429 s + `Retry-After` | \
+             allowed s | next opened s | own delay ms |"
+        )?;
+        writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        let secs = |d: Duration| format!("{:.3}", d.as_secs_f64());
+        for (n, w) in self.windows.iter().enumerate() {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                n + 1,
+                secs(w.opened),
+                w.counted,
+                w.revoked,
+                w.refused,
+                w.first_429
+                    .map_or("—".to_string(), |(at, s)| format!("{} + {s}", secs(at))),
+                secs(w.allowed),
+                w.next.map_or("—".to_string(), secs),
+                w.own_delay().map_or("—".to_string(), ms)
+            )?;
+        }
+        writeln!(out)?;
+        writeln!(
+            out,
+            "From the server's log: 429s waited out inside the engine (its rollback): {}; \
+             revocations the lease\nmanager rescheduled with backoff: {}; tokens the engine's \
+             rollback revoked because their lease had\nended more than 60 s before: {} (a 404 \
+             is a token that it and the lease manager both deleted). The\nbenchmark's reads of \
+             the fake held its lock for {:.1} % of the expiry.\n",
             self.guest_waits,
-            self.guest_waits as f64 / windows as f64,
             self.retries,
-            self.tidied
-        )?;
-        writeln!(
-            out,
-            "The fake's windows are fixed, so the budget of n windows fits in n − 1 periods \
-             plus the last burst: a\nclient that filled every window would score about 1/n \
-             above 100 % here. The benchmark's reads of\nthe fake held its lock for {:.1} % \
-             of the expiry.\n",
-            self.watched.reading * 100.0
+            self.tidied,
+            self.reading * 100.0
         )?;
         writeln!(out, "| method | path | status | calls |")?;
         writeln!(out, "|---|---|---:|---:|")?;
