@@ -44,15 +44,36 @@ fn shutdown_closes_the_port() {
     let hub = hub();
     let addr = hub.addr();
     std::net::TcpStream::connect(addr).unwrap();
+    assert_eq!(listening_here(addr.port()), 1, "the fake listens");
     hub.shutdown();
-    // The listener is gone once `shutdown` returns: the port can be listened on again. (Connecting
-    // to it is no proof: on loopback a connect to a free ephemeral port can pick that very port as
-    // its source and connect to itself.)
-    let relisten = std::net::TcpListener::bind(addr);
-    assert!(
-        relisten.is_ok(),
-        "port still held after shutdown: {relisten:?}"
-    );
+    // The listener is gone once `shutdown` returns: this process holds no listening socket on
+    // the port. (Connecting is no proof: on loopback a connect to a free ephemeral port can pick
+    // that very port as its source and connect to itself. Binding the port again is none either:
+    // another test or process may have been given it meanwhile.)
+    assert_eq!(listening_here(addr.port()), 0, "port still held after shutdown");
+}
+
+/// How many listening IPv4 TCP sockets of this process are bound to `port`, from
+/// `/proc/net/tcp` (state `0A` is LISTEN) and the socket inodes in `/proc/self/fd`.
+fn listening_here(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit(':').next()?;
+            let inode = fields.get(9)?;
+            let listening = fields.get(3) == Some(&"0A");
+            (listening && u16::from_str_radix(local_port, 16).ok() == Some(port))
+                .then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| inodes.iter().any(|inode| target.as_os_str() == inode.as_str()))
+        .count()
 }
 
 /// Kills the child process if a failed assertion leaves it running.
