@@ -50,7 +50,11 @@ fn shutdown_closes_the_port() {
     // the port. (Connecting is no proof: on loopback a connect to a free ephemeral port can pick
     // that very port as its source and connect to itself. Binding the port again is none either:
     // another test or process may have been given it meanwhile.)
-    assert_eq!(listening_here(addr.port()), 0, "port still held after shutdown");
+    assert_eq!(
+        listening_here(addr.port()),
+        0,
+        "port still held after shutdown"
+    );
 }
 
 /// How many listening IPv4 TCP sockets of this process are bound to `port`, from
@@ -72,7 +76,11 @@ fn listening_here(port: u16) -> usize {
     std::fs::read_dir("/proc/self/fd")
         .unwrap()
         .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter(|target| inodes.iter().any(|inode| target.as_os_str() == inode.as_str()))
+        .filter(|target| {
+            inodes
+                .iter()
+                .any(|inode| target.as_os_str() == inode.as_str())
+        })
         .count()
 }
 
