@@ -43,6 +43,9 @@ const SETTLE_ATTEMPTS: u64 = 3;
 mod err_type {
     /// A plain Go error: OpenBao matches its text (e.g. to forward a request).
     pub const UNKNOWN: u32 = 0;
+    /// `errutil.UserError`: what Vault's framework answers when an existence check meets bad
+    /// input (`FieldData.Validate`); OpenBao passes it on as a 400 with its text.
+    pub const USER_ERROR: u32 = 1;
     pub const INTERNAL: u32 = 2;
     pub const CODED: u32 = 3;
     pub const UNSUPPORTED_OPERATION: u32 = 5;
@@ -459,6 +462,18 @@ impl Backend for BackendService {
                 exists,
                 err: None,
             },
+            // Any other error from an existence check is a 500 in OpenBao ("failed to run
+            // existence check"); bad input in the path is the caller's, as in Vault.
+            Err(CallError::Engine(EngineError::InvalidRequest(message))) => {
+                HandleExistenceCheckReply {
+                    err: Some(ProtoError {
+                        err_type: err_type::USER_ERROR,
+                        err_msg: message,
+                        err_code: 400,
+                    }),
+                    ..Default::default()
+                }
+            }
             Err(e) => HandleExistenceCheckReply {
                 err: failure(&e).err,
                 ..Default::default()

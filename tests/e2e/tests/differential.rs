@@ -130,6 +130,20 @@ const ROWS: &[Row] = &[
     row("GET", "/v1/dockerhub/config?list=TRUE", Who::Root, 200),
     row("GET", "/v1/dockerhub/config/?list=true", Who::Root, 200),
     row("LIST", "/v1/dockerhub/config/", Who::Root, 200),
+    // A bad account name in a config write: OpenBao runs the existence check first, and bad
+    // input there is the caller's (400 naming it), not a failed check (500).
+    with_body(
+        row("PUT", "/v1/dockerhub/config/X", Who::Root, 400),
+        r#"{"namespace":"hoeg","password":"p","verify":false}"#,
+    ),
+    with_body(
+        row("POST", "/v1/dockerhub/config/-ab", Who::Root, 400),
+        r#"{"namespace":"hoeg","password":"p","verify":false}"#,
+    ),
+    with_body(
+        row("PUT", "/v1/dockerhub/config/a%20b", Who::Root, 400),
+        r#"{"namespace":"hoeg","password":"p","verify":false}"#,
+    ),
     row("GET", "/v1/dockerhub/config?list=yes", Who::Root, 400),
     row("GET", "/v1/dockerhub/config?list=tRue", Who::Root, 400),
     row(
