@@ -23,8 +23,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A write-ahead record younger than this may belong to a request still in flight, as in
-/// Vault's framework (`WALRollbackMinAge`).
+/// Vault's framework (`WALRollbackMinAge`), unless the call that wrote it marked it given up.
 pub const WAL_MIN_AGE: u64 = 10 * 60;
+/// How long after a creation was sent the Hub may still carry it out although its answer
+/// never came (a request the Hub is slow to finish, after the engine stopped waiting):
+/// rollback looks for the token until the record is this old, then drops it.
+pub const LANDING_WINDOW: u64 = 10 * 60;
 /// How long after its lease ended a token is left for the host's own revoke.
 pub const TIDY_GRACE: u64 = 60;
 /// Bound on Hub work per rollback run; the rest waits for the next run.
@@ -35,7 +39,10 @@ static FIELDS: &[Field] = &[Field {
     kind: FieldKind::Boolean,
     description: "Clean write-ahead records of any age, skipping the minimum age that protects \
                   creations still in flight. Hosts set it when no creation can be in flight: \
-                  at the start of a fresh process, and when the mount is being removed.",
+                  at the start of a fresh process, and when the mount is being removed. The \
+                  answer's awaiting_creations counts creations whose token Docker Hub does not \
+                  list yet but may still make; their records stay, and every later run looks \
+                  again.",
     default: Some("false"),
     required: false,
     sensitive: false,
@@ -46,6 +53,10 @@ struct WalEntry {
     account: String,
     token_label: String,
     created_at: u64,
+    /// When the call that wrote the record stopped looking for its token (Unix seconds): no
+    /// call is creating it any more, so every rollback run looks for it, whatever its age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    given_up_at: Option<u64>,
 }
 
 /// A token creation in progress, recorded before the Hub is called.
@@ -91,6 +102,7 @@ impl PendingCreation {
             account: account.to_string(),
             token_label: token_label.clone(),
             created_at: host.now(),
+            given_up_at: None,
         };
         storage::save(host, Bucket::Wal, &id, &entry)?;
         Ok(PendingCreation { id, token_label })
@@ -107,6 +119,27 @@ impl PendingCreation {
         self.remove(host);
     }
 
+    /// The call stops looking for its token, which the Hub may still create: the record
+    /// stays for rollback, marked so that every run looks for the token from now on.
+    fn give_up(&self, host: &dyn Host) {
+        let marked =
+            storage::load::<WalEntry>(host, Bucket::Wal, &self.id).and_then(|entry| match entry {
+                Some(entry) => storage::save(
+                    host,
+                    Bucket::Wal,
+                    &self.id,
+                    &WalEntry {
+                        given_up_at: Some(host.now()),
+                        ..entry
+                    },
+                ),
+                None => Ok(()),
+            });
+        if let Err(e) = marked {
+            host.log(Level::Warn, "wal", &e.to_string());
+        }
+    }
+
     /// The Hub's answer to the creation was lost: look for the token by its label now and
     /// delete it, so that it does not live on until rollback.
     pub fn settle(&self, host: &dyn Host, hub: &Hub) -> Settled {
@@ -114,12 +147,18 @@ impl PendingCreation {
             .list_tokens()
             .and_then(|listing| delete_labelled(host, hub, &listing, &self.token_label));
         match deleted {
-            Ok(0) => Settled::NotFound,
+            Ok(0) => {
+                self.give_up(host);
+                Settled::NotFound
+            }
             Ok(_) => {
                 self.abandon(host);
                 Settled::Deleted
             }
-            Err(e) => Settled::Failed(e),
+            Err(e) => {
+                self.give_up(host);
+                Settled::Failed(e)
+            }
         }
     }
 
@@ -141,7 +180,8 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
         let Some(entry) = storage::load::<WalEntry>(host, Bucket::Wal, &id)? else {
             continue;
         };
-        if !immediate && entry.created_at + WAL_MIN_AGE > now {
+        let in_flight = entry.given_up_at.is_none() && entry.created_at + WAL_MIN_AGE > now;
+        if in_flight && !immediate {
             continue;
         }
         pending
@@ -149,8 +189,9 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
             .or_default()
             .push((id, entry));
     }
-    for (account, entries) in &pending {
-        undo_creations(host, account, entries, &mut failures)?;
+    let mut awaiting = 0;
+    for (account, entries) in pending {
+        awaiting += undo_creations(host, &account, entries, now, &mut failures)?;
     }
 
     let overdue = TokenRecord::all(host)?
@@ -169,7 +210,9 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
     }
 
     if failures.is_empty() {
-        Ok(Response::default())
+        let mut data = serde_json::Map::new();
+        data.insert("awaiting_creations".into(), awaiting.into());
+        Ok(Response::data(data))
     } else {
         for failure in &failures {
             host.log(Level::Warn, "rollback", failure);
@@ -184,13 +227,16 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
 
 /// Delete at the Hub every token carrying the label of one of the account's interrupted
 /// creations that the engine did not record, then drop their write-ahead records. One
-/// listing serves them all. A failure keeps the record for the next run.
+/// listing serves them all. A failure keeps the record for the next run; so does a token
+/// not (yet) listed whose creation is younger than [`LANDING_WINDOW`], marked given up so
+/// that every later run looks again. Returns how many records wait so.
 fn undo_creations(
     host: &dyn Host,
     account: &str,
-    entries: &[(String, WalEntry)],
+    entries: Vec<(String, WalEntry)>,
+    now: u64,
     failures: &mut Vec<String>,
-) -> Result<(), EngineError> {
+) -> Result<usize, EngineError> {
     let Some(config) = AccountConfig::load(host, account)? else {
         for (id, entry) in entries {
             host.log(
@@ -202,9 +248,9 @@ fn undo_creations(
                     entry.token_label
                 ),
             );
-            storage::remove(host, Bucket::Wal, id)?;
+            storage::remove(host, Bucket::Wal, &id)?;
         }
-        return Ok(());
+        return Ok(0);
     };
     let hub = config.hub(host, account);
     let listing = match hub.list_tokens() {
@@ -214,16 +260,36 @@ fn undo_creations(
                 "looking for {} interrupted creation(s) of account {account}: {e}",
                 entries.len()
             ));
-            return Ok(());
+            return Ok(0);
         }
     };
+    let mut awaiting = 0;
     for (id, entry) in entries {
         match delete_labelled(host, &hub, &listing, &entry.token_label) {
-            Ok(_) => storage::remove(host, Bucket::Wal, id)?,
+            Ok(0) if entry.created_at + LANDING_WINDOW > now => {
+                awaiting += 1;
+                host.log(
+                    Level::Info,
+                    "rollback",
+                    &format!(
+                        "Docker Hub lists no token {} yet; looking again until {} s after its \
+                         creation was sent",
+                        entry.token_label, LANDING_WINDOW
+                    ),
+                );
+                if entry.given_up_at.is_none() {
+                    let entry = WalEntry {
+                        given_up_at: Some(now),
+                        ..entry
+                    };
+                    storage::save(host, Bucket::Wal, &id, &entry)?;
+                }
+            }
+            Ok(_) => storage::remove(host, Bucket::Wal, &id)?,
             Err(e) => failures.push(format!("cleaning up {}: {e}", entry.token_label)),
         }
     }
-    Ok(())
+    Ok(awaiting)
 }
 
 /// Delete every listed token labelled `token_label` that has no record (a recorded one has a

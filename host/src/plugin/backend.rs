@@ -27,7 +27,7 @@ use crate::runtime::{
 };
 use crate::{CachedStorage, CallError, Storage};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::RwLock;
 use tonic::Status;
 
@@ -38,6 +38,11 @@ const STORAGE_ANNOUNCE_WAIT: Duration = Duration::from_secs(5);
 /// How often `Cleanup` tries to settle pending creations before the storage goes away; the
 /// n-th retry waits n seconds.
 const SETTLE_ATTEMPTS: u64 = 3;
+/// How long an unmount waits for Docker Hub to carry out (or not) token creations whose
+/// answer was lost, before the mount's storage goes. OpenBao does not bound `Cleanup`.
+const LANDING_PATIENCE: Duration = Duration::from_secs(120);
+/// How often it looks while it waits.
+const LANDING_POLL: Duration = Duration::from_secs(3);
 
 /// OpenBao's `ErrType` values (sdk/plugin/pb/translation.go).
 mod err_type {
@@ -235,7 +240,10 @@ impl BackendService {
 
     /// Delete at the Hub every token whose creation is pending (`rollback` with `immediate`),
     /// retried a few times: after this the mount's storage, and with it the write-ahead
-    /// records that name those tokens, is deleted.
+    /// records that name those tokens, is deleted. A creation whose answer was lost may still
+    /// be carried out by a slow Hub after the engine stopped waiting; while the engine says it
+    /// waits for such tokens (`awaiting_creations`), rollback runs again every
+    /// [`LANDING_POLL`], for up to [`LANDING_PATIENCE`].
     async fn settle_pending_creations(&self, mount: &Mount) {
         let request = Request {
             operation: Operation::Rollback,
@@ -245,30 +253,60 @@ impl BackendService {
             entity_id: None,
             lease: None,
         };
-        for attempt in 1..=SETTLE_ATTEMPTS {
+        let started = Instant::now();
+        let mut failures = 0;
+        loop {
             match self
                 .runtime
                 .handle(mount.storage.clone(), mount.limits.clone(), &request)
                 .await
             {
-                Ok(_) => {
+                Ok(response) => {
+                    let awaiting = awaiting_creations(&response);
+                    if awaiting == 0 {
+                        tracing::info!(
+                            "the mount is being disabled: every pending token creation is settled"
+                        );
+                        return;
+                    }
+                    if started.elapsed() >= LANDING_PATIENCE {
+                        tracing::error!(
+                            awaiting,
+                            "the mount is being disabled while Docker Hub may still carry out token creations whose answer was lost: such tokens stay at Docker Hub until the Hub expires them"
+                        );
+                        return;
+                    }
                     tracing::info!(
-                        "the mount is being disabled: every pending token creation is settled"
+                        awaiting,
+                        "the mount is being disabled: waiting for Docker Hub to carry out (or not) token creations whose answer was lost"
                     );
-                    return;
+                    tokio::time::sleep(LANDING_POLL).await;
                 }
                 Err(e) => {
-                    tracing::warn!(attempt, error = %e, "settling pending token creations before the mount's storage is deleted failed")
+                    failures += 1;
+                    tracing::warn!(attempt = failures, error = %e, "settling pending token creations before the mount's storage is deleted failed");
+                    if failures >= SETTLE_ATTEMPTS {
+                        tracing::error!(
+                            "the mount is being disabled with token creations still pending: their tokens stay at Docker Hub until the Hub expires them"
+                        );
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(failures)).await;
                 }
             }
-            if attempt < SETTLE_ATTEMPTS {
-                tokio::time::sleep(Duration::from_secs(attempt)).await;
-            }
         }
-        tracing::error!(
-            "the mount is being disabled with token creations still pending: their tokens stay at Docker Hub until the Hub expires them"
-        );
     }
+}
+
+/// The engine's count of creations whose token Docker Hub does not list yet but may still
+/// make (`awaiting_creations` in a rollback's answer); 0 when the answer has none.
+fn awaiting_creations(response: &Response) -> u64 {
+    response
+        .data
+        .as_deref()
+        .and_then(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+        .and_then(|data| data["awaiting_creations"].as_u64())
+        .unwrap_or(0)
 }
 
 /// OpenBao's `logical.ErrReadOnly` text (sdk/logical/storage.go).

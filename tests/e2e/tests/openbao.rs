@@ -575,3 +575,80 @@ fn a_token_whose_creation_races_the_unmount_is_deleted_again() {
         "the token outlived its mount"
     );
 }
+
+#[test]
+fn disabling_the_mount_waits_for_a_creation_the_hub_carries_out_late() {
+    // A plugin whose calls may take 4 s: a creation's request ends after 3 s. The Hub makes
+    // the token only after 7 s, long after the engine stopped waiting and found no token.
+    let bao = start();
+    let plugin = bao.dir.join("plugins/dockerhub-secrets");
+    let sha = std::process::Command::new("sha256sum")
+        .arg(&plugin)
+        .output()
+        .unwrap();
+    let sha = String::from_utf8(sha.stdout).unwrap();
+    let sha = sha.split_whitespace().next().unwrap().to_string();
+    bao.bao_ok(&[
+        "plugin",
+        "register",
+        &format!("-sha256={sha}"),
+        "-command=dockerhub-secrets",
+        "-args=--time-limit=4s",
+        "secret",
+        "dockerhub-4s",
+    ])
+    .unwrap();
+    bao.bao_ok(&["secrets", "enable", "-path=brief", "dockerhub-4s"])
+        .unwrap();
+    bao.bao_ok(&[
+        "write",
+        "brief/config/hoeg",
+        "namespace=hoeg",
+        &format!("password={PASSWORD}"),
+    ])
+    .unwrap();
+    bao.hub.inject(Fault::on(
+        "POST",
+        "/v2/access-tokens",
+        FaultKind::Latency(Duration::from_secs(7)),
+    ));
+    let writer = bao
+        .command(&["write", "brief/token/hoeg/hoeg", "label=late"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || bao
+            .hub
+            .calls()
+            .iter()
+            .any(|c| c.method == "POST" && c.path == "/v2/access-tokens")),
+        "the creation reached the Hub"
+    );
+    let posted = std::time::Instant::now();
+
+    bao.bao_ok(&["secrets", "disable", "brief"]).unwrap();
+    // Look only once the Hub has surely made the token.
+    std::thread::sleep(
+        (posted + Duration::from_secs(8)).saturating_duration_since(std::time::Instant::now()),
+    );
+    let answer = writer.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&answer.stderr);
+    assert!(
+        !answer.status.success() && stderr.contains("no such token"),
+        "{stderr}"
+    );
+    let calls = bao.hub.calls();
+    // The Hub made the token after the engine's call had ended (its answer went nowhere,
+    // status 0), and the unmount waited for it and deleted it.
+    let deleted = calls
+        .iter()
+        .filter(|c| c.method == "DELETE" && c.status == 204)
+        .count();
+    assert_eq!(deleted, 1, "{calls:?}");
+    assert!(
+        bao.hub.live_tokens().is_empty(),
+        "the token outlived its mount"
+    );
+}
