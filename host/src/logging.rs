@@ -25,6 +25,8 @@ pub fn init_hclog() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_writer(std::io::stderr)
+        // A failed write would be reported with `eprintln!`, which panics on a closed stderr.
+        .log_internal_errors(false)
         .event_format(Hclog)
         .try_init();
 }
@@ -37,6 +39,8 @@ pub fn init_text() {
         .with_env_filter(filter())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A failed write would be reported with `eprintln!`, which panics on a closed stderr.
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -235,10 +235,17 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Say why the process stops, on stderr. Unlike `eprintln!`, a stderr that is gone (its
+/// reader exited) does not turn the exit into a panic.
+fn report(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "dockerhub-secrets: {message}");
+}
+
 fn main() -> ExitCode {
     match plugin::launch() {
         Launch::Unsupported(message) => {
-            eprintln!("dockerhub-secrets: {message}");
+            report(&message);
             ExitCode::FAILURE
         }
         Launch::Plugin => {
@@ -257,7 +264,7 @@ fn main() -> ExitCode {
             match run_command(Cli::parse()) {
                 Ok(code) => code,
                 Err(e) => {
-                    eprintln!("dockerhub-secrets: {e:#}");
+                    report(&format!("{e:#}"));
                     ExitCode::FAILURE
                 }
             }

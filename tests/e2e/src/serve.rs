@@ -172,6 +172,29 @@ impl Serve {
         Ok((status, reader.join().unwrap_or_default()))
     }
 
+    /// Start `serve` with its stdout and stderr going to pipes whose readers are gone at once
+    /// (a log reader that exited), and return how it ended (stopped after 30 s at the most).
+    pub fn with_output_gone(&self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = self
+            .command(&[])?
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting dockerhub-secrets serve")?;
+        drop(child.stdout.take());
+        drop(child.stderr.take());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let pid = child.id() as i32;
+        crate::terminate(&mut child, pid, Duration::from_secs(20))
+            .context("the server neither exited nor stopped")
+    }
+
     /// As [`Serve::spawn`], with `extra` arguments to `serve` this time only.
     pub fn spawn_with(&mut self, extra: &[&str]) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()

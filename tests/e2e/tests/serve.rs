@@ -622,3 +622,13 @@ fn a_lower_max_lease_ttl_after_a_restart_caps_renewals_not_existing_leases() {
     let new = issue(&serve, json!({}));
     assert_eq!(new["lease_duration"], 600, "a new lease is capped: {new}");
 }
+
+#[test]
+fn output_that_is_gone_ends_the_server_with_an_error_not_a_panic() {
+    let mut serve = Serve::start(hub(), &[]).unwrap();
+    serve.stop();
+    // Its stdout gone, the server cannot announce its address and stops; saying why on a
+    // stderr that is gone too must not turn that into a panic (exit status 101).
+    let status = serve.with_output_gone().unwrap();
+    assert_eq!(status.code(), Some(1), "{status:?}");
+}
