@@ -357,23 +357,11 @@ fn the_plugin_reports_its_version_and_help() {
 fn settings_reach_the_plugin_as_registration_arguments() {
     let bao = start();
     let proxy = FakeHub::start(Config::default().account("hoeg", PASSWORD, None)).unwrap();
-    let plugin = bao.dir.join("plugins/dockerhub-secrets");
-    let sha = std::process::Command::new("sha256sum")
-        .arg(&plugin)
-        .output()
-        .unwrap();
-    let sha = String::from_utf8(sha.stdout).unwrap();
-    let sha = sha.split_whitespace().next().unwrap();
-    bao.bao_ok(&[
-        "plugin",
-        "register",
-        &format!("-sha256={sha}"),
-        "-command=dockerhub-secrets",
-        &format!("-args=--hub-url={}", proxy.url()),
-        "secret",
+    register(
+        &bao,
         "dockerhub-via-proxy",
-    ])
-    .unwrap();
+        &format!("--hub-url={}", proxy.url()),
+    );
     bao.bao_ok(&["secrets", "enable", "-path=proxied", "dockerhub-via-proxy"])
         .unwrap();
     bao.bao_ok(&[
@@ -541,24 +529,10 @@ fn the_plugin_exits_when_its_server_is_killed() {
 fn a_token_whose_creation_races_the_unmount_is_deleted_again() {
     let bao = start();
     configure(&bao);
-    bao.hub.inject(Fault::on(
-        "POST",
-        "/v2/access-tokens",
-        FaultKind::Latency(Duration::from_secs(3)),
-    ));
-    let writer = bao
-        .command(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), || bao
-            .hub
-            .calls()
-            .iter()
-            .any(|c| c.method == "POST" && c.path == "/v2/access-tokens")),
-        "the creation reached the Hub"
+    let writer = slow_creation(
+        &bao,
+        Duration::from_secs(3),
+        &["write", "-force", "dockerhub/token/hoeg/my-organization"],
     );
 
     // OpenBao revokes the mount's leases before the creation ends; a lease registered after
@@ -581,23 +555,7 @@ fn disabling_the_mount_waits_for_a_creation_the_hub_carries_out_late() {
     // A plugin whose calls may take 4 s: a creation's request ends after 3 s. The Hub makes
     // the token only after 7 s, long after the engine stopped waiting and found no token.
     let bao = start();
-    let plugin = bao.dir.join("plugins/dockerhub-secrets");
-    let sha = std::process::Command::new("sha256sum")
-        .arg(&plugin)
-        .output()
-        .unwrap();
-    let sha = String::from_utf8(sha.stdout).unwrap();
-    let sha = sha.split_whitespace().next().unwrap().to_string();
-    bao.bao_ok(&[
-        "plugin",
-        "register",
-        &format!("-sha256={sha}"),
-        "-command=dockerhub-secrets",
-        "-args=--time-limit=4s",
-        "secret",
-        "dockerhub-4s",
-    ])
-    .unwrap();
+    register(&bao, "dockerhub-4s", "--time-limit=4s");
     bao.bao_ok(&["secrets", "enable", "-path=brief", "dockerhub-4s"])
         .unwrap();
     bao.bao_ok(&[
@@ -607,24 +565,10 @@ fn disabling_the_mount_waits_for_a_creation_the_hub_carries_out_late() {
         &format!("password={PASSWORD}"),
     ])
     .unwrap();
-    bao.hub.inject(Fault::on(
-        "POST",
-        "/v2/access-tokens",
-        FaultKind::Latency(Duration::from_secs(7)),
-    ));
-    let writer = bao
-        .command(&["write", "brief/token/hoeg/hoeg", "label=late"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), || bao
-            .hub
-            .calls()
-            .iter()
-            .any(|c| c.method == "POST" && c.path == "/v2/access-tokens")),
-        "the creation reached the Hub"
+    let writer = slow_creation(
+        &bao,
+        Duration::from_secs(7),
+        &["write", "brief/token/hoeg/hoeg", "label=late"],
     );
     let posted = std::time::Instant::now();
 
@@ -651,4 +595,50 @@ fn disabling_the_mount_waits_for_a_creation_the_hub_carries_out_late() {
         bao.hub.live_tokens().is_empty(),
         "the token outlived its mount"
     );
+}
+
+/// Register the plugin binary again as the secrets plugin `name`, started with `args`.
+fn register(bao: &OpenBao, name: &str, args: &str) {
+    let plugin = bao.dir.join("plugins/dockerhub-secrets");
+    let sha = std::process::Command::new("sha256sum")
+        .arg(&plugin)
+        .output()
+        .unwrap();
+    let sha = String::from_utf8(sha.stdout).unwrap();
+    let sha = sha.split_whitespace().next().unwrap();
+    bao.bao_ok(&[
+        "plugin",
+        "register",
+        &format!("-sha256={sha}"),
+        "-command=dockerhub-secrets",
+        &format!("-args={args}"),
+        "secret",
+        name,
+    ])
+    .unwrap();
+}
+
+/// Start the `bao` command `args`, a token write whose creation the Hub carries out only
+/// after `latency`, and return it once the creation has reached the Hub.
+fn slow_creation(bao: &OpenBao, latency: Duration, args: &[&str]) -> std::process::Child {
+    bao.hub.inject(Fault::on(
+        "POST",
+        "/v2/access-tokens",
+        FaultKind::Latency(latency),
+    ));
+    let writer = bao
+        .command(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || bao
+            .hub
+            .calls()
+            .iter()
+            .any(|c| c.method == "POST" && c.path == "/v2/access-tokens")),
+        "the creation reached the Hub"
+    );
+    writer
 }
