@@ -470,15 +470,24 @@ async fn route(
         Target::Redirect(location) => return Ok(redirect(method, &location)),
         Target::Path(path) => path,
     };
+    // The probes answer before any request parsing, as OpenBao's own handlers do: GET (and
+    // HEAD for health), anything else 405 with no message; no token, no query flags.
+    let probe = match path.as_str() {
+        "sys/health" => Some(health as fn() -> Response),
+        "sys/seal-status" => Some(seal_status as fn() -> Response),
+        "sys/leader" => Some(leader as fn() -> Response),
+        _ => None,
+    };
+    if let Some(answer) = probe {
+        return match method.as_str() {
+            "GET" => Ok(answer()),
+            "HEAD" if path == "sys/health" => Ok(StatusCode::OK.into_response()),
+            _ => Err(ApiError(StatusCode::METHOD_NOT_ALLOWED, Vec::new())),
+        };
+    }
     let verb = Verb::of(method, uri)?;
     let token = client_token(headers);
     refuse_unsupported_headers(headers, token)?;
-    match path.as_str() {
-        "sys/health" => return Ok(health()),
-        "sys/seal-status" => return Ok(seal_status()),
-        "sys/leader" => return Ok(leader()),
-        _ => {}
-    }
     // As Vault: a write to `foo/` is ambiguous (a key named `foo/`, or a directory?).
     if verb == Verb::Write && path.ends_with('/') {
         return Err(ApiError::new(400, "cannot write to a path ending in '/'"));

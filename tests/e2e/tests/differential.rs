@@ -144,6 +144,15 @@ const ROWS: &[Row] = &[
         row("PUT", "/v1/dockerhub/config/a%20b", Who::Root, 400),
         r#"{"namespace":"hoeg","password":"p","verify":false}"#,
     ),
+    // The probes: GET (HEAD for health) only, before any parsing, token or not.
+    with_body(
+        row("PUT", "/v1/sys/health", Who::Root, 405),
+        r#"{"standbyok":true}"#,
+    ),
+    row("HEAD", "/v1/sys/health", Who::Unknown, 200),
+    row("POST", "/v1/sys/seal-status", Who::Unknown, 405),
+    row("DELETE", "/v1/sys/leader", Who::Root, 405),
+    row("HEAD", "/v1/sys/leader", Who::Root, 405),
     row("GET", "/v1/dockerhub/config?list=yes", Who::Root, 400),
     row("GET", "/v1/dockerhub/config?list=tRue", Who::Root, 400),
     row(
