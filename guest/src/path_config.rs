@@ -120,7 +120,8 @@ pub fn help() -> Vec<PathHelp> {
             synopsis: "Configure a Docker Hub account to issue access tokens for.",
             description: "Holds the account's password (write-only), the namespaces tokens may \
                           be requested for, the allowed scopes and the lease TTLs. Deleting a \
-                          config is refused while tokens issued for it are still live.",
+                          config is refused while tokens issued for it are still live, or \
+                          their creation is not settled.",
             fields: FIELDS.to_vec(),
         },
         PathHelp {
@@ -374,6 +375,14 @@ fn delete(host: &dyn Host, account: &str) -> Result<Response, EngineError> {
         return Err(EngineError::invalid(format!(
             "account {account} still has {live} live token(s), and revoking them needs this \
              config: revoke their leases first (lease revoke -prefix <mount>/token/{account})"
+        )));
+    }
+    let pending = crate::rollback::pending_for(host, account)?;
+    if pending > 0 {
+        return Err(EngineError::invalid(format!(
+            "account {account} has {pending} token creation(s) whose outcome is not settled yet \
+             (Docker Hub's answer was lost), and deleting a token it may have made needs this \
+             config: retry once rollback has settled them (within 10 minutes)"
         )));
     }
     storage::remove(host, Bucket::Config, account)?;
@@ -653,6 +662,30 @@ mod tests {
         let message = invalid(host.call(Operation::Delete, "config/hoeg", json!({})));
         assert!(message.contains("1 live token"), "{message}");
         assert_eq!(host.keys(Bucket::Config), ["hoeg"]);
+    }
+
+    #[test]
+    fn delete_is_refused_while_a_creation_is_not_settled() {
+        let host = TestHost::configured();
+        host.hub.inject(fakehub::Fault::on(
+            "POST",
+            "/v2/access-tokens",
+            fakehub::FaultKind::Drop,
+        ));
+        host.call(Operation::Update, "token/hoeg/hoeg", json!({}))
+            .expect_err("the answer was lost");
+        let message = invalid(host.call(Operation::Delete, "config/hoeg", json!({})));
+        assert!(
+            message.contains("1 token creation(s) whose outcome is not settled"),
+            "{message}"
+        );
+        assert_eq!(host.keys(Bucket::Config), ["hoeg"]);
+        // Once rollback is done with it (the Hub made no token), the config may go.
+        host.advance(crate::rollback::LANDING_WINDOW);
+        host.call(Operation::Rollback, "", json!({})).unwrap();
+        host.call(Operation::Delete, "config/hoeg", json!({}))
+            .unwrap();
+        assert!(host.keys(Bucket::Config).is_empty());
     }
 
     #[test]

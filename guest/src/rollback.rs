@@ -225,6 +225,19 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
     }
 }
 
+/// How many token creations of `account` are pending: their write-ahead records name tokens
+/// that the Hub may hold and only this account's config can delete.
+pub fn pending_for(host: &dyn Host, account: &str) -> Result<usize, EngineError> {
+    let mut pending = 0;
+    for id in storage::keys(host, Bucket::Wal)? {
+        if storage::load::<WalEntry>(host, Bucket::Wal, &id)?.is_some_and(|e| e.account == account)
+        {
+            pending += 1;
+        }
+    }
+    Ok(pending)
+}
+
 /// Delete at the Hub every token carrying the label of one of the account's interrupted
 /// creations that the engine did not record, then drop their write-ahead records. One
 /// listing serves them all. A failure keeps the record for the next run; so does a token

@@ -35,11 +35,9 @@ use tonic::Status;
 /// runs the plugin with no storage at all, and `Setup` must succeed then too.
 const STORAGE_ANNOUNCE_WAIT: Duration = Duration::from_secs(5);
 
-/// How often `Cleanup` tries to settle pending creations before the storage goes away; the
-/// n-th retry waits n seconds.
-const SETTLE_ATTEMPTS: u64 = 3;
-/// How long an unmount waits for Docker Hub to carry out (or not) token creations whose
-/// answer was lost, before the mount's storage goes. OpenBao does not bound `Cleanup`.
+/// How long an unmount keeps settling pending creations (a Hub that fails the lookup, or
+/// may still carry out a creation whose answer was lost) before the mount's storage goes.
+/// OpenBao does not bound `Cleanup`.
 const LANDING_PATIENCE: Duration = Duration::from_secs(120);
 /// How often it looks while it waits.
 const LANDING_POLL: Duration = Duration::from_secs(3);
@@ -238,12 +236,11 @@ impl BackendService {
         }
     }
 
-    /// Delete at the Hub every token whose creation is pending (`rollback` with `immediate`),
-    /// retried a few times: after this the mount's storage, and with it the write-ahead
-    /// records that name those tokens, is deleted. A creation whose answer was lost may still
-    /// be carried out by a slow Hub after the engine stopped waiting; while the engine says it
-    /// waits for such tokens (`awaiting_creations`), rollback runs again every
-    /// [`LANDING_POLL`], for up to [`LANDING_PATIENCE`].
+    /// Delete at the Hub every token whose creation is pending (`rollback` with `immediate`):
+    /// after this the mount's storage, and with it the write-ahead records that name those
+    /// tokens, is deleted. While rollback fails, or the engine waits for tokens a slow Hub may
+    /// still make (`awaiting_creations`), it runs again every [`LANDING_POLL`], for up to
+    /// [`LANDING_PATIENCE`].
     async fn settle_pending_creations(&self, mount: &Mount) {
         let request = Request {
             operation: Operation::Rollback,
@@ -285,13 +282,13 @@ impl BackendService {
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(attempt = failures, error = %e, "settling pending token creations before the mount's storage is deleted failed");
-                    if failures >= SETTLE_ATTEMPTS {
+                    if started.elapsed() >= LANDING_PATIENCE {
                         tracing::error!(
                             "the mount is being disabled with token creations still pending: their tokens stay at Docker Hub until the Hub expires them"
                         );
                         return;
                     }
-                    tokio::time::sleep(Duration::from_secs(failures)).await;
+                    tokio::time::sleep(LANDING_POLL).await;
                 }
             }
         }

@@ -118,6 +118,18 @@ impl HubRoute {
         if authority.as_str().contains('@') {
             return Err(invalid("credentials in the URL are not allowed"));
         }
+        let port = authority.as_str().strip_prefix(authority.host());
+        let port_ok = match port {
+            Some("") => true,
+            Some(port) => port
+                .strip_prefix(':')
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_some(),
+            None => false,
+        };
+        if !port_ok {
+            return Err(invalid("the port is not a number from 0 to 65535"));
+        }
         if uri.query().is_some() {
             return Err(invalid("a query is not allowed"));
         }
@@ -423,6 +435,8 @@ mod tests {
             "ftp://hub",
             "https://user:pw@hub",
             "https://hub/?x=1",
+            "http://127.0.0.1:18902,--time-limit=4s",
+            "http://127.0.0.1:99999",
         ] {
             assert!(HubRoute::new(bad).is_err(), "{bad}");
         }

@@ -642,3 +642,24 @@ fn slow_creation(bao: &OpenBao, latency: Duration, args: &[&str]) -> std::proces
     );
     writer
 }
+
+#[test]
+fn disabling_the_mount_keeps_trying_while_the_hub_fails_the_lookup() {
+    let bao = start();
+    configure(&bao);
+    lose_creation_answers(&bao.hub, 1, 1);
+    let lost = bao
+        .bao(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
+        .unwrap();
+    assert!(!lost.status.success());
+    assert_eq!(orphans(&bao, &[]).len(), 1);
+    restore_listings(&bao.hub);
+    // The unmount's first rollbacks meet failing listings (each tried 4 times in the call):
+    // more failures than three rollbacks use up.
+    bao.hub
+        .inject(Fault::on("GET", "/v2/access-tokens", FaultKind::Status(500)).times(16));
+
+    bao.bao_ok(&["secrets", "disable", "dockerhub"]).unwrap();
+    let left = bao.hub.live_tokens();
+    assert!(left.is_empty(), "the token outlived its mount: {left:?}");
+}
