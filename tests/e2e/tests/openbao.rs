@@ -436,6 +436,21 @@ fn lose_creation_answers(hub: &FakeHub, k: usize, n: usize) {
     hub.inject(Fault::on("GET", "/v2/access-tokens", FaultKind::Status(503)).times(LISTING_FAULTS));
 }
 
+/// Configure `hoeg` and issue one token whose creation answer is lost and cannot be settled
+/// in the call; then the Hub answers listings again. Returns the orphan's uuid.
+fn one_lost_creation(bao: &OpenBao) -> Vec<String> {
+    configure(bao);
+    lose_creation_answers(&bao.hub, 1, 1);
+    let lost = bao
+        .bao(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
+        .unwrap();
+    assert!(!lost.status.success());
+    let orphan = orphans(bao, &[]);
+    assert_eq!(orphan.len(), 1);
+    restore_listings(&bao.hub);
+    orphan
+}
+
 /// Tokens at the Hub that no lease names.
 fn orphans(bao: &OpenBao, leased: &[String]) -> Vec<String> {
     bao.hub
@@ -480,15 +495,7 @@ fn disabling_the_mount_deletes_tokens_whose_creation_answer_was_lost() {
 #[test]
 fn a_plugin_reload_keeps_pending_creations_for_rollback() {
     let bao = start();
-    configure(&bao);
-    lose_creation_answers(&bao.hub, 1, 1);
-    let lost = bao
-        .bao(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
-        .unwrap();
-    assert!(!lost.status.success());
-    let orphan = orphans(&bao, &[]);
-    assert_eq!(orphan.len(), 1);
-    restore_listings(&bao.hub);
+    let orphan = one_lost_creation(&bao);
 
     // A reload (like a seal or a step-down) calls Cleanup too, but the storage stays: a
     // pending creation there may be in flight on another node, so nothing is deleted.
@@ -646,16 +653,9 @@ fn slow_creation(bao: &OpenBao, latency: Duration, args: &[&str]) -> std::proces
 #[test]
 fn disabling_the_mount_keeps_trying_while_the_hub_fails_the_lookup() {
     let bao = start();
-    configure(&bao);
-    lose_creation_answers(&bao.hub, 1, 1);
-    let lost = bao
-        .bao(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
-        .unwrap();
-    assert!(!lost.status.success());
-    assert_eq!(orphans(&bao, &[]).len(), 1);
-    restore_listings(&bao.hub);
+    one_lost_creation(&bao);
     // The unmount's first rollbacks meet failing listings (each tried 4 times in the call):
-    // more failures than three rollbacks use up.
+    // more failures than the three rollbacks an unmount used to try before it gave up.
     bao.hub
         .inject(Fault::on("GET", "/v2/access-tokens", FaultKind::Status(500)).times(16));
 
