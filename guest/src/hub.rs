@@ -47,6 +47,13 @@ pub const RETRY_BACKOFF: [Duration; 3] = [
 /// so that retries never push a call past the host's time limit.
 pub const RETRY_WINDOW: u64 = 5;
 
+/// The statuses with which Docker Hub refuses a token creation before doing any work: the
+/// contract of `POST /v2/access-tokens` (docs.docker.com, "Create a personal access token")
+/// names 400 (invalid fields), 401 (not authenticated) and 429 (rate limited); 403 is its
+/// general refusal. Any other answer (a gateway's 408, 409, 499, a 5xx) may come after the
+/// Hub made the token, so the engine looks it up by its label before saying no token exists.
+const REFUSED_BEFORE_CREATION: [u16; 4] = [400, 401, 403, 429];
+
 /// A cached Hub session. It is a credential: never logged, never returned.
 #[derive(Serialize, Deserialize)]
 struct Session {
@@ -69,11 +76,11 @@ pub struct CreatedToken {
 /// Why a token creation failed, and whether the Hub may have created the token anyway.
 #[derive(Debug)]
 pub enum CreateFailure {
-    /// The Hub refused (4xx, 429) or was never asked (the request was not sent, or a login
-    /// before it failed): no token exists.
+    /// The Hub refused before any work (one of [`REFUSED_BEFORE_CREATION`]) or was never
+    /// asked (the request was not sent, or a login before it failed): no token exists.
     NotCreated(EngineError),
-    /// The Hub's answer was lost or unusable (no answer, a 5xx, a 2xx without a token): the
-    /// token may exist, and only a lookup by its label can tell.
+    /// The Hub's answer was lost or unusable (no answer, a 5xx, another 4xx, a 2xx without a
+    /// token): the token may exist, and only a lookup by its label can tell.
     Unknown(EngineError),
 }
 
@@ -273,7 +280,9 @@ impl<'a> Hub<'a> {
         }
         match response.status {
             200..=299 => {}
-            400..=499 => return Err(CreateFailure::NotCreated(refused(&response, what))),
+            status if REFUSED_BEFORE_CREATION.contains(&status) => {
+                return Err(CreateFailure::NotCreated(refused(&response, what)));
+            }
             _ => return Err(CreateFailure::Unknown(refused(&response, what))),
         }
         #[derive(Deserialize)]

@@ -734,6 +734,54 @@ mod tests {
     }
 
     #[test]
+    fn only_the_hubs_own_refusals_mean_no_token_was_made() {
+        let host = TestHost::configured();
+        // A gateway in front of the Hub can fail after the Hub did the work, with a status the
+        // Hub's contract never gives for a creation: the token is looked up and deleted.
+        for status in [408, 409, 404, 499] {
+            host.hub.inject(Fault::on(
+                "POST",
+                "/v2/access-tokens",
+                FaultKind::StatusAfterProcessing(status),
+            ));
+            let error = lost_answer(&host);
+            assert_eq!(error.status, status);
+            assert!(
+                error
+                    .message
+                    .contains(&format!("HTTP {status} after it may have")),
+                "{}",
+                error.message
+            );
+            assert!(
+                error.message.contains("found and deleted"),
+                "{}",
+                error.message
+            );
+            assert!(host.hub.tokens().is_empty(), "HTTP {status}");
+            assert!(host.keys(Bucket::Wal).is_empty(), "HTTP {status}");
+        }
+        // The Hub's own refusals come before any work: no lookup, no record.
+        for status in [400, 403] {
+            let calls_before = host.hub.calls().len();
+            host.hub.inject(Fault::on(
+                "POST",
+                "/v2/access-tokens",
+                FaultKind::Status(status),
+            ));
+            match issue(&host, "token/hoeg/hoeg", json!({})) {
+                Err(EngineError::Upstream(u)) => {
+                    assert_eq!(u.status, status);
+                    assert!(u.message.starts_with("Docker Hub refused"), "{}", u.message);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(host.hub.calls().len(), calls_before + 1, "HTTP {status}");
+            assert!(host.keys(Bucket::Wal).is_empty(), "HTTP {status}");
+        }
+    }
+
+    #[test]
     fn the_log_of_a_settled_creation_is_in_operator_words() {
         let host = TestHost::configured();
         for fault in [FaultKind::DropAfterProcessing, FaultKind::Drop] {

@@ -15,9 +15,12 @@ use http::HeaderMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The longest wait a refusal can impose: a bogus `Retry-After` (years) must not shut the
-/// upstream off for the life of the process.
-pub(super) const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest wait a refusal can impose. Docker Hub's API limits count requests per minute
+/// (its OpenAPI description, tag `rate-limiting`), so a `Retry-After` of its own never needs
+/// longer. A longer one (anti-abuse, a proxy, a bogus value) is held for this long and then
+/// tried again: held whole, it would stop every revocation due meanwhile and so keep tokens
+/// alive past their leases, up to their expiry at the Hub.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// The wait after a 429 that names no time: the shortest `Retry-After` can express.
 const UNNAMED_WAIT: Duration = Duration::from_secs(1);
 
@@ -70,7 +73,8 @@ impl UpstreamGate {
 /// convention) and, for a 429 only, `X-RateLimit-Reset` (unix seconds, when the rate-limit
 /// window ends); a 429 naming none waits [`UNNAMED_WAIT`]. `received` and `wall` are the
 /// same moment on the two clocks. `None` for every other response, and for a 503 that
-/// names no time (an outage, not a request to slow down). At most [`MAX_WAIT`] away.
+/// names no time (an outage, not a request to slow down). At most [`MAX_WAIT`] away; a longer
+/// wait asked for is logged as a warning.
 pub(super) fn refused_until(
     status: u16,
     headers: &HeaderMap,
@@ -104,6 +108,16 @@ pub(super) fn refused_until(
                 .flatten()
         })
         .or((status == 429).then_some(UNNAMED_WAIT))?;
+    if wait > MAX_WAIT {
+        tracing::warn!(
+            status,
+            asked_seconds = wait.as_secs(),
+            held_seconds = MAX_WAIT.as_secs(),
+            "the upstream asked for no requests for longer than its per-minute rate limits \
+             explain; holding requests for the shorter time, so that revocations due \
+             meanwhile are not held past their leases"
+        );
+    }
     Some(received + wait.min(MAX_WAIT))
 }
 
@@ -133,8 +147,8 @@ mod tests {
         let wall = SystemTime::now();
         assert_eq!(wait(429, &[("retry-after", "3")], wall), Some(3 * SECOND));
         assert_eq!(
-            wait(503, &[("retry-after", " 120 ")], wall),
-            Some(120 * SECOND)
+            wait(503, &[("retry-after", " 45 ")], wall),
+            Some(45 * SECOND)
         );
         assert_eq!(
             wait(429, &[("retry-after", "0")], wall),
@@ -221,12 +235,13 @@ mod tests {
     }
 
     #[test]
-    fn a_bogus_retry_after_is_capped() {
+    fn a_wait_longer_than_a_minute_is_capped() {
         let wall = SystemTime::now();
-        assert_eq!(
-            wait(429, &[("retry-after", "99999999999")], wall),
-            Some(MAX_WAIT)
-        );
+        assert_eq!(MAX_WAIT, 60 * SECOND);
+        assert_eq!(wait(429, &[("retry-after", "60")], wall), Some(MAX_WAIT));
+        for asked in ["61", "86400", "99999999999"] {
+            assert_eq!(wait(429, &[("retry-after", asked)], wall), Some(MAX_WAIT));
+        }
         assert_eq!(
             wait(429, &[("x-retry-after", "99999999999")], wall),
             Some(MAX_WAIT)

@@ -21,6 +21,7 @@ pub use bindings::{
     BackendHelp, Datetime, EngineError, Field, FieldKind, Lease, LeaseState, Operation, PathHelp,
     Request, Response, UpstreamError,
 };
+pub use gate::MAX_WAIT as MAX_UPSTREAM_WAIT;
 pub use limits::{FixedLimit, LeaseLimits};
 pub use outbound::HubUrlError;
 

@@ -2,7 +2,8 @@
 //!
 //! Every lease the engine creates is stored before its response leaves the server, and is
 //! revoked through the engine when it expires or when a client asks. A revocation that fails
-//! is retried with capped exponential backoff (respecting a Hub `Retry-After`) and is never
+//! is retried with capped exponential backoff (respecting a Hub `Retry-After` of up to
+//! [`MAX_UPSTREAM_WAIT`]: a longer one would hold revocations past their leases) and is never
 //! dropped: the lease stays, with its attempts and last error visible through
 //! `sys/leases/lookup`, until the engine reports success. After a restart the leases are
 //! loaded again and the overdue ones are revoked at once.
@@ -12,7 +13,8 @@
 //! timer, so that it never sleeps past the new time.
 
 use crate::runtime::{
-    CallError, Datetime, EngineError, Lease, LeaseLimits, LeaseState, Operation, Request, Runtime,
+    CallError, Datetime, EngineError, Lease, LeaseLimits, LeaseState, MAX_UPSTREAM_WAIT, Operation,
+    Request, Runtime,
 };
 use crate::storage::{Storage, StorageError};
 use serde::{Deserialize, Serialize};
@@ -463,7 +465,7 @@ impl Leases {
             _ => None,
         };
         let backoff = (FIRST_BACKOFF << (attempts - 1).min(16)).min(MAX_BACKOFF);
-        let wait = backoff.max(retry_after.unwrap_or(0));
+        let wait = backoff.max(retry_after.unwrap_or(0).min(MAX_UPSTREAM_WAIT.as_secs()));
         record.revocation = Some(RevocationState {
             attempts,
             last_error: error.to_string(),

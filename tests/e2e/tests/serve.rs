@@ -172,6 +172,47 @@ fn expired_leases_are_revoked_and_failures_retried_until_they_succeed() {
 }
 
 #[test]
+fn a_retry_after_of_a_day_holds_revocations_for_a_minute_not_a_day() {
+    let serve = configured(&[]);
+    let secret = issue(&serve, json!({"ttl": "1s"}));
+    serve.hub.inject(Fault::on(
+        "DELETE",
+        "/v2/access-tokens/",
+        FaultKind::RateLimited {
+            retry_after: 24 * 60 * 60,
+        },
+    ));
+    let deletes = |serve: &Serve| {
+        serve
+            .hub
+            .calls()
+            .into_iter()
+            .filter(|c| c.method == "DELETE" && c.status != 0)
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || deletes(&serve) == 1),
+        "the first revocation is refused"
+    );
+    let refused = std::time::Instant::now();
+    // Docker Hub's limits are per minute: the wait is held for a minute, then the revocation
+    // goes out again, and nothing goes to the Hub before.
+    assert!(
+        eventually(Duration::from_secs(120), || serve
+            .hub
+            .token(uuid(&secret))
+            .is_none()),
+        "revoked once the minute passed"
+    );
+    assert!(
+        refused.elapsed() >= Duration::from_secs(55),
+        "{:?}",
+        refused.elapsed()
+    );
+    assert_eq!(deletes(&serve), 2, "{:?}", serve.hub.calls());
+}
+
+#[test]
 fn leases_survive_a_restart_and_are_revoked_on_time_afterwards() {
     let mut serve = configured(&[]);
     let secret = issue(&serve, json!({"ttl": "6s"}));
