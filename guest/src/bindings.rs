@@ -152,6 +152,10 @@ impl Host for WasiHost {
     fn max_lease_ttl(&self) -> Option<u64> {
         dockerhub_secrets::engine::lease_limits::max_ttl()
     }
+
+    fn time_left(&self) -> Option<Duration> {
+        dockerhub_secrets::engine::call_limits::time_left().map(Duration::from_nanos)
+    }
 }
 
 /// Why a request got no response: a wasi:http error code or a stream failure.

@@ -145,4 +145,8 @@ pub trait Host {
     /// lease TTL), in seconds; `None` when the host sets no limit. It may cost the host a
     /// round trip, so ask only while issuing or renewing a lease.
     fn max_lease_ttl(&self) -> Option<u64>;
+
+    /// How long the current call may still run before the host stops it; `None` when the
+    /// host sets no limit. Cheap: ask before every wait.
+    fn time_left(&self) -> Option<Duration>;
 }

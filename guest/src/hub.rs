@@ -47,6 +47,13 @@ pub const RETRY_BACKOFF: [Duration; 3] = [
 /// so that retries never push a call past the host's time limit.
 pub const RETRY_WINDOW: u64 = 5;
 
+/// What a wait inside a call must leave of the call's time (as the host tells it, see
+/// [`Host::time_left`]): a host ends the requests of a call up to 1 s before the call's end
+/// (the engine's time to answer), and the attempt after the wait gets at least the other
+/// half second. A wait that would leave less is not made: the call answers with the failure
+/// it has, rather than being stopped by its host with no answer at all.
+pub const WAIT_RESERVE: Duration = Duration::from_millis(1500);
+
 /// The statuses with which Docker Hub refuses a token creation before doing any work: the
 /// contract of `POST /v2/access-tokens` (docs.docker.com, "Create a personal access token")
 /// names 400 (invalid fields), 401 (not authenticated) and 429 (rate limited); 403 is its
@@ -428,6 +435,13 @@ impl<'a> Hub<'a> {
             .map_err(|failed| EngineError::Upstream(failed.error))
     }
 
+    /// Whether waiting `wait` leaves the call [`WAIT_RESERVE`] to try again and answer.
+    fn time_allows(&self, wait: Duration) -> bool {
+        self.host
+            .time_left()
+            .is_none_or(|left| left >= wait + WAIT_RESERVE)
+    }
+
     /// [`Hub::send`], telling a request that never reached the Hub apart.
     fn exchange(
         &self,
@@ -470,6 +484,7 @@ impl<'a> Hub<'a> {
                 && repeat == Repeat::Safe
                 && self.host.now().saturating_sub(started) < RETRY_WINDOW
                 && let Some(backoff) = retries.next()
+                && self.time_allows(*backoff)
             {
                 let failure = match &outcome {
                     Err(e) => format!("no answer ({})", e.message),
@@ -511,7 +526,9 @@ impl<'a> Hub<'a> {
                 return Ok(response);
             }
             let wait = retry_after(&response, self.host.now());
-            if waited + wait > self.rate_limit_patience {
+            if waited + wait > self.rate_limit_patience
+                || !self.time_allows(Duration::from_secs(wait))
+            {
                 return Err(Failed {
                     error: UpstreamError {
                         status: 429,
@@ -563,7 +580,7 @@ fn no_answer(transport: &TransportError) -> &str {
     let t = transport.message.to_ascii_lowercase();
     if t.contains("denied") {
         "the host does not allow the request"
-    } else if t.contains("timeout") || t.contains("timed out") {
+    } else if t.contains("timeout") || t.contains("timed out") || t.contains("did not answer") {
         "it did not answer in time"
     } else if t.contains("refused") || t.contains("could not be reached") {
         "it could not be reached (the connection was refused)"
@@ -798,6 +815,21 @@ mod tests {
             ("DnsError(DnsErrorPayload { rcode: None })", "resolved"),
             ("the host denied the request", "does not allow"),
             ("TlsCertificateError", "secure connection"),
+            // As the component's adapter (`bindings::describe`) words them.
+            (
+                "the server did not answer in time; the request may or may not have taken effect",
+                "did not answer in time",
+            ),
+            (
+                "the connection closed before the answer was complete; the request may or may \
+                 not have taken effect",
+                "closed without an answer",
+            ),
+            ("the server's name could not be resolved", "resolved"),
+            (
+                "the TLS connection to the server failed",
+                "secure connection",
+            ),
         ] {
             let error = TransportError::transient(transport);
             let text = no_answer(&error);

@@ -782,6 +782,56 @@ mod tests {
     }
 
     #[test]
+    fn retries_stop_where_the_calls_time_would_run_out() {
+        use std::time::{Duration, Instant};
+        let host = TestHost::configured();
+        host.issue(json!({}));
+        let gets = |host: &TestHost| {
+            host.hub
+                .calls()
+                .iter()
+                .filter(|c| c.method == "GET")
+                .count()
+        };
+        // The creation's answer is lost and the listing fails with 503s: with no time limit
+        // the listing is tried 4 times; with 2.5 s left, only while a wait leaves
+        // WAIT_RESERVE, and the call answers in time with what it found out.
+        for (time_left, listings) in [(None, 4), (Some(Duration::from_millis(2500)), 3)] {
+            host.call_ends_at.set(time_left.map(|t| Instant::now() + t));
+            host.hub
+                .inject(Fault::on("POST", "/v2/access-tokens", FaultKind::Drop));
+            host.hub
+                .inject(Fault::on("GET", "/v2/access-tokens", FaultKind::Status(503)).times(10));
+            let before = gets(&host);
+            let error = lost_answer(&host);
+            assert!(
+                error
+                    .message
+                    .contains("looking for the token it may have created failed"),
+                "{}",
+                error.message
+            );
+            assert_eq!(gets(&host) - before, listings, "{time_left:?}");
+            if let Some(end) = host.call_ends_at.get() {
+                assert!(Instant::now() < end, "answered within the call");
+            }
+            host.hub.clear_faults();
+        }
+        // A Retry-After that outlasts what is left is reported at once, not waited out.
+        host.call_ends_at
+            .set(Some(Instant::now() + Duration::from_secs(3)));
+        host.hub.inject(Fault::on(
+            "POST",
+            "/v2/access-tokens",
+            FaultKind::RateLimited { retry_after: 2 },
+        ));
+        match issue(&host, "token/hoeg/hoeg", json!({})) {
+            Err(EngineError::Upstream(u)) => assert_eq!((u.status, u.retry_after), (429, Some(2))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn the_log_of_a_settled_creation_is_in_operator_words() {
         let host = TestHost::configured();
         for fault in [FaultKind::DropAfterProcessing, FaultKind::Drop] {

@@ -10,7 +10,7 @@ use fakehub::{Config, FakeHub};
 use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const ACCOUNT: &str = "hoeg";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -34,6 +34,8 @@ pub struct TestHost {
     /// The next request with this method is not sent; the host answers this failure instead,
     /// as a host that refuses a request does.
     pub refuse_next: RefCell<Option<(&'static str, TransportError)>>,
+    /// When the host would stop the call; `None`: no time limit.
+    pub call_ends_at: Cell<Option<Instant>>,
     agent: ureq::Agent,
 }
 
@@ -65,6 +67,7 @@ impl TestHost {
             max_lease_ttl_asked: Cell::new(0),
             seconds_per_request: Cell::new(0),
             refuse_next: RefCell::default(),
+            call_ends_at: Cell::new(None),
             agent,
         }
     }
@@ -221,5 +224,11 @@ impl Host for TestHost {
         self.max_lease_ttl_asked
             .set(self.max_lease_ttl_asked.get() + 1);
         self.max_lease_ttl.get()
+    }
+
+    fn time_left(&self) -> Option<Duration> {
+        self.call_ends_at
+            .get()
+            .map(|end| end.saturating_duration_since(Instant::now()))
     }
 }

@@ -1,10 +1,13 @@
-//! `lease-limits` for the engine: the limit a host puts on the leases it keeps.
+//! `lease-limits` and `call-limits` for the engine: the limit a host puts on the leases it
+//! keeps, and how much of a call's time limit is left.
 //!
-//! Each host says where its limit comes from ([`LeaseLimits`]); the engine asks only while it
-//! issues or renews a lease, and a call asks its host at most once.
+//! Each host says where its lease limit comes from ([`LeaseLimits`]); the engine asks only
+//! while it issues or renews a lease, and a call asks its host at most once. The call's time
+//! is the runtime's own (its `--time-limit`), counted from the call's start.
 
 use super::HostState;
-use super::bindings::lease_limits::Host;
+use super::bindings::{call_limits, lease_limits::Host};
+use std::time::Instant;
 
 /// Where a host's max lease TTL comes from.
 #[async_trait::async_trait]
@@ -33,5 +36,13 @@ impl Host for HostState {
         let max_ttl = self.limits.max_ttl().await;
         self.max_ttl = Some(max_ttl);
         Ok(max_ttl)
+    }
+}
+
+impl call_limits::Host for HostState {
+    async fn time_left(&mut self) -> wasmtime::Result<Option<u64>> {
+        Ok(self.hub.call().map(|call| {
+            u64::try_from(call.time_left(Instant::now()).as_nanos()).unwrap_or(u64::MAX)
+        }))
     }
 }

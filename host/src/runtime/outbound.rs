@@ -69,6 +69,7 @@ pub struct HubRoute {
 pub(super) struct CallDeadline {
     last_quarter: Instant,
     answer_by: Instant,
+    end: Instant,
 }
 
 /// Most of a call's end that is kept for the engine to answer after its last request.
@@ -81,7 +82,13 @@ impl CallDeadline {
         CallDeadline {
             last_quarter: end - time_limit / 4,
             answer_by: end - (time_limit / 20).min(ANSWER_MARGIN),
+            end,
         }
+    }
+
+    /// How long the call may still run at `now` (the engine's `call-limits.time-left`).
+    pub(super) fn time_left(&self, now: Instant) -> Duration {
+        self.end.saturating_duration_since(now)
     }
 
     /// When a request that starts at `now` must have ended.
@@ -167,6 +174,11 @@ impl HubRoute {
             inner: self.inner.clone(),
             call: Some(call),
         }
+    }
+
+    /// The deadlines of the call this route serves; `None` outside a call.
+    pub(super) fn call(&self) -> Option<CallDeadline> {
+        self.call
     }
 
     /// The gate every request to this origin waits at.

@@ -562,7 +562,7 @@ async fn request_bodies_of_any_size_reach_the_hub_whole() {
     assert_eq!(server.arrivals().len(), before);
 }
 
-/// A call to a Hub that misbehaves as `reply` ends by the time limit with a clear error,
+/// A call to a Hub that misbehaves as `reply` ends within the time limit with a clear error,
 /// while a call that needs no Hub goes on meanwhile.
 async fn ends_by_the_time_limit(reply: fn() -> Reply, expected: &str) {
     let server = Server::start(move |_, _| reply()).await;
@@ -600,11 +600,49 @@ async fn ends_by_the_time_limit(reply: fn() -> Reply, expected: &str) {
         took < time_limit + Duration::from_secs(1),
         "ended after {took:?}"
     );
+    // The engine keeps the end of the call to answer: an error that says what happened, not
+    // the host's bare time-limit error.
     let message = error.to_string();
     assert!(
-        matches!(error, CallError::TimeLimit(_)) || message.contains(expected),
+        matches!(error, CallError::Engine(_)) && message.contains(expected),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_time_limit_still_gets_an_answer_that_says_what_happened() {
+    // The creation gets no answer and every listing a 503: the engine stops retrying where
+    // the call's time would run out, and answers with what it knows instead of being stopped.
+    let server = Server::start(|arrival, _| match arrival.method.as_str() {
+        "POST" if arrival.path == "/v2/access-tokens" => Reply::Silent,
+        "GET" => Reply::json(503, json!({"message": "unavailable"})),
+        _ => hub(arrival),
+    })
+    .await;
+    let engine = Engine::start(&server, Duration::from_secs(4));
+    engine.configure(ACCOUNT, "pw").await.unwrap();
+    let Err(error) = engine.issue().await else {
+        panic!("a token was issued")
+    };
+    let message = error.to_string();
+    assert!(
+        matches!(error, CallError::Engine(EngineError::Upstream(_))),
+        "{error:?}"
+    );
+    assert!(
+        message.contains("did not answer the token creation"),
         "{message}"
     );
+    assert!(
+        message.contains("looking for the token it may have created failed"),
+        "{message}"
+    );
+    let listings = server
+        .arrivals()
+        .iter()
+        .filter(|a| a.method == "GET")
+        .count();
+    assert!(listings >= 1, "it looked: {listings}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -614,11 +652,8 @@ async fn a_hub_that_never_answers_ends_at_the_time_limit() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_answer_that_never_ends_ends_at_the_time_limit() {
-    ends_by_the_time_limit(
-        || Reply::Unfinished,
-        "the server stopped sending its answer",
-    )
-    .await;
+    // The answer's body stalls: the host ends it at the request's deadline, a read timeout.
+    ends_by_the_time_limit(|| Reply::Unfinished, "did not answer in time").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
