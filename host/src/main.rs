@@ -90,7 +90,9 @@ struct ServeArgs {
     /// default) is this flag's default, so leave the flag out for it.
     #[arg(long, default_value = "768h", value_parser = humantime::parse_duration)]
     max_lease_ttl: Duration,
-    /// How often the engine cleans up interrupted work and lost leases; at least 1s.
+    /// How often the engine cleans up interrupted work and lost leases (OpenBao: every
+    /// minute); between 1s and 10m, the time Docker Hub may still take to make a token whose
+    /// creation's answer was lost, during which rollback keeps looking for it.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     rollback_interval: Duration,
     /// Create a new, empty store although its key exists. Without it, a store that is
@@ -105,6 +107,12 @@ struct ServeArgs {
 /// `--time-limit`'s range: at least a second, for a Docker Hub call to fit; at most an hour.
 const TIME_LIMITS: std::ops::RangeInclusive<Duration> =
     Duration::from_secs(1)..=Duration::from_secs(3600);
+
+/// `--rollback-interval`'s range: a pause between runs, and at most the engine's landing
+/// window (10 minutes), within which rollback looks for a token whose creation's answer was
+/// lost.
+const ROLLBACK_INTERVALS: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(600);
 
 /// `--memory-limit-mb`'s range: room for the engine and a request, up to the most the
 /// runtime's instance pool reserves per instance (1 GiB).
@@ -197,11 +205,18 @@ impl ServeArgs {
                 self.max_lease_ttl,
                 "for Vault's 0, the default of 768h, leave the flag out",
             )?,
-            rollback_interval: at_least_a_second(
-                "--rollback-interval",
-                self.rollback_interval,
-                "the cleanup would run without pause",
-            )?,
+            rollback_interval: {
+                anyhow::ensure!(
+                    ROLLBACK_INTERVALS.contains(&self.rollback_interval),
+                    "--rollback-interval {}: must be between {} and {} (rollback looks for the \
+                     token of a creation whose answer was lost while Docker Hub may still make \
+                     it, for 10 minutes)",
+                    humantime::format_duration(self.rollback_interval),
+                    humantime::format_duration(*ROLLBACK_INTERVALS.start()),
+                    humantime::format_duration(*ROLLBACK_INTERVALS.end()),
+                );
+                self.rollback_interval
+            },
             runtime,
         })
     }

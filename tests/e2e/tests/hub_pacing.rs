@@ -646,6 +646,32 @@ async fn a_short_time_limit_still_gets_an_answer_that_says_what_happened() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_creation_whose_connection_is_refused_was_never_sent_and_needs_no_lookup() {
+    let server = Server::start(|arrival, _| hub(arrival)).await;
+    let engine = Engine::start(&server, Duration::from_secs(10));
+    engine.configure(ACCOUNT, "pw").await.unwrap();
+    // The session is cached; then the Hub's port closes: every connection is refused.
+    drop(server);
+    tokio::time::sleep(50 * MS).await;
+    let Err(error) = engine.issue().await else {
+        panic!("a token was issued")
+    };
+    let message = error.to_string();
+    assert!(
+        message
+            .starts_with("could not create an access token at Docker Hub: it could not be reached"),
+        "{message}"
+    );
+    assert!(!message.contains("did not answer"), "{message}");
+    assert_eq!(
+        engine.storage.list("wal/").await.unwrap(),
+        Vec::<String>::new(),
+        "no write-ahead record stays for a creation that never left"
+    );
+    assert_eq!(engine.storage.list("config/").await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_hub_that_never_answers_ends_at_the_time_limit() {
     ends_by_the_time_limit(|| Reply::Silent, "did not answer in time").await;
 }

@@ -599,11 +599,15 @@ fn flags_out_of_range_stop_the_start_with_a_message() {
         ),
         (
             &["--rollback-interval", "0s"],
-            "--rollback-interval 0s: must be at least 1s",
+            "--rollback-interval 0s: must be between 1s and 10m",
         ),
         (
             &["--rollback-interval", "500ms"],
-            "--rollback-interval 500ms: must be at least 1s",
+            "--rollback-interval 500ms: must be between 1s and 10m",
+        ),
+        (
+            &["--rollback-interval", "11m"],
+            "--rollback-interval 11m: must be between 1s and 10m (rollback looks for",
         ),
         (
             &["--max-lease-ttl", "0"],
