@@ -277,6 +277,29 @@ impl AccessControl {
         path: &str,
         capability: Capability,
     ) -> Result<Principal, PermissionDenied> {
+        self.authorize_bits(token, path, capability, capability.bit())
+    }
+
+    /// As [`AccessControl::authorize`], on a path Vault marks as root-protected
+    /// (`PathsSpecial.Root`: `sys/leases/lookup/*`, `sys/leases/revoke-prefix/*`): the rule
+    /// that grants `capability` must grant `sudo` too.
+    pub fn authorize_sudo(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        capability: Capability,
+    ) -> Result<Principal, PermissionDenied> {
+        let bits = capability.bit() | Capability::Sudo.bit();
+        self.authorize_bits(token, path, capability, bits)
+    }
+
+    fn authorize_bits(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        capability: Capability,
+        bits: u8,
+    ) -> Result<Principal, PermissionDenied> {
         let principal = self.principal(token).ok_or(PermissionDenied)?;
         let granted = if capability == Capability::List {
             let directory = path.strip_suffix('/').unwrap_or(path);
@@ -284,9 +307,9 @@ impl AccessControl {
         } else {
             self.granted(principal, path, None)
         };
-        match granted & capability.bit() {
-            0 => Err(PermissionDenied),
-            _ => Ok(principal.clone()),
+        match granted & bits == bits {
+            false => Err(PermissionDenied),
+            true => Ok(principal.clone()),
         }
     }
 
@@ -663,6 +686,28 @@ mod tests {
                 "{rule}"
             );
         }
+    }
+
+    #[test]
+    fn sudo_comes_from_the_rule_that_grants() {
+        let acl = policy(
+            r#"path "sys/leases/lookup/a/*" { capabilities = ["list", "sudo"] }
+            path "sys/leases/lookup/*" { capabilities = ["list"] }
+            path "sys/leases/lookup/b" { capabilities = ["list", "sudo"] }"#,
+        );
+        let lister = |path: &str| acl.authorize_sudo(Some("t"), path, List).is_ok();
+        assert!(lister("sys/leases/lookup/a/"));
+        assert!(lister("sys/leases/lookup/a/x/"));
+        assert!(lister("sys/leases/lookup/b/"));
+        assert!(!lister("sys/leases/lookup/c/"));
+        assert!(
+            acl.authorize(Some("t"), "sys/leases/lookup/c/", List)
+                .is_ok()
+        );
+        assert!(
+            acl.authorize_sudo(Some("t"), "sys/leases/lookup/a/", Read)
+                .is_err()
+        );
     }
 
     #[test]

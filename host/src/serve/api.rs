@@ -1,6 +1,6 @@
 //! Vault's HTTP API, as much of it as the `bao`/`vault` CLI and client libraries need to
-//! use the engine: `/v1/<mount>/...` for the engine, `sys/leases/*` for leases,
-//! `sys/health` and `sys/seal-status` for probes.
+//! use the engine: `/v1/<mount>/...` for the engine, `sys/leases/*` for leases (and
+//! `sys/leases/lookup/<prefix>` to list them), `sys/health` and `sys/seal-status` for probes.
 //!
 //! Requests and responses have Vault's shapes: a JSON body (or query parameters for reads),
 //! `X-Vault-Token` or `Authorization: Bearer`, `LIST` or `?list=true`; answers carry
@@ -186,6 +186,11 @@ fn resolve(uri: &Uri) -> Result<Target, ApiError> {
     if !decoded.chars().all(is_printable) {
         return Err(ApiError::new(400, "the path has a non-printable character"));
     }
+    // OpenBao with its web UI on (the dev server's default) sends `/` there, whatever the
+    // method. This server has no UI; it answers `/` as OpenBao does all the same.
+    if decoded == "/" {
+        return Ok(Target::Redirect("/ui/".into()));
+    }
     let Some(path) = decoded.strip_prefix("/v1/") else {
         return Err(ApiError::not_found());
     };
@@ -257,11 +262,16 @@ enum Verb {
     List,
     Write,
     Delete,
+    /// A JSON merge patch, which nothing here supports once the policy allowed it.
+    Patch,
 }
 
 impl Verb {
-    fn of(method: &Method, uri: &Uri) -> Result<Verb, ApiError> {
-        Ok(match method.as_str() {
+    /// The verb of a request, refused as OpenBao refuses it before any token is looked at.
+    /// `OPTIONS` is no verb (`None`): OpenBao builds a request with no operation for it and
+    /// refuses that only after the request's headers were checked.
+    fn of(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Option<Verb>, ApiError> {
+        Ok(Some(match method.as_str() {
             "GET" => {
                 let flag = |name: &str| -> Result<bool, ApiError> {
                     let value = query_pairs(uri).find(|(key, _)| key == name);
@@ -284,8 +294,18 @@ impl Verb {
             "LIST" => Verb::List,
             "PUT" | "POST" => Verb::Write,
             "DELETE" => Verb::Delete,
+            "PATCH" => {
+                merge_patch(headers)?;
+                Verb::Patch
+            }
+            "OPTIONS" => return Ok(None),
             _ => return Err(unsupported(method)),
-        })
+        }))
+    }
+
+    /// Whether the request carries data in its body, and so writes.
+    fn writes(self) -> bool {
+        matches!(self, Verb::Write | Verb::Patch)
     }
 
     /// The capability that decides, before anything else is known; a write may turn out to
@@ -296,8 +316,70 @@ impl Verb {
             Verb::List => Capability::List,
             Verb::Write => Capability::Update,
             Verb::Delete => Capability::Delete,
+            Verb::Patch => Capability::Patch,
         }
     }
+}
+
+/// OpenBao takes a PATCH only as a JSON merge patch, and says why not before anything else.
+fn merge_patch(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let media_type = media_type(&content_type).map_err(|e| ApiError::new(400, e))?;
+    if media_type != "application/merge-patch+json" {
+        return Err(ApiError::new(
+            415,
+            format!(
+                "PATCH requires Content-Type of application/merge-patch+json, provided {media_type}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Go's `mime.ParseMediaType`: the media type, lowercased, or Go's error message.
+fn media_type(value: &str) -> Result<String, &'static str> {
+    let is_token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?=".contains(c);
+    let token = |s: &str| s.find(|c| !is_token(c)).unwrap_or(s.len());
+    let mut parts = value.split(';');
+    let media_type = parts.next().unwrap_or_default().trim().to_lowercase();
+    let (kind, rest) = media_type.split_at(token(&media_type));
+    if kind.is_empty() {
+        return Err("mime: no media type");
+    }
+    if !rest.is_empty() {
+        let rest = rest
+            .strip_prefix('/')
+            .ok_or("mime: expected slash after first token")?;
+        let (subtype, rest) = rest.split_at(token(rest));
+        if subtype.is_empty() {
+            return Err("mime: expected token after slash");
+        }
+        if !rest.is_empty() {
+            return Err("mime: unexpected content after media subtype");
+        }
+    }
+    let params: Vec<&str> = parts.collect();
+    let mut names = std::collections::HashSet::new();
+    for (i, param) in params.iter().enumerate() {
+        // One trailing `;` is allowed.
+        if param.trim().is_empty() && i + 1 == params.len() {
+            break;
+        }
+        let (name, value) = param.split_once('=').unwrap_or_default();
+        let (name, value) = (name.trim(), value.trim());
+        let quoted = value.len() >= 2 && value.starts_with('"') && value.ends_with('"');
+        let valid = |s: &str| !s.is_empty() && token(s) == s.len();
+        if !valid(name) || !(quoted || valid(value)) {
+            return Err("mime: invalid media parameter");
+        }
+        if !names.insert(name.to_ascii_lowercase()) {
+            return Err("mime: duplicate parameter name");
+        }
+    }
+    Ok(media_type)
 }
 
 fn unsupported(method: &Method) -> ApiError {
@@ -485,11 +567,17 @@ async fn route(
             _ => Err(ApiError(StatusCode::METHOD_NOT_ALLOWED, Vec::new())),
         };
     }
-    let verb = Verb::of(method, uri)?;
+    let verb = Verb::of(method, uri, headers)?;
     let token = client_token(headers);
     refuse_unsupported_headers(headers, token)?;
+    let Some(verb) = verb else {
+        return Err(ApiError::new(
+            400,
+            "cannot handle internal-only request operation",
+        ));
+    };
     // As Vault: a write to `foo/` is ambiguous (a key named `foo/`, or a directory?).
-    if verb == Verb::Write && path.ends_with('/') {
+    if verb.writes() && path.ends_with('/') {
         return Err(ApiError::new(400, "cannot write to a path ending in '/'"));
     }
     // As Vault: a list is of a directory.
@@ -499,13 +587,13 @@ async fn route(
     // An unknown token, or one that may do nothing here, never costs a body read nor any
     // work; its request is refused before its body is received.
     if api.acl.principal(token).is_none()
-        || (verb == Verb::Write && api.acl.capabilities(token, &path).is_empty())
+        || (verb.writes() && api.acl.capabilities(token, &path).is_empty())
     {
         return Err(ApiError::denied());
     }
-    let data = match verb {
-        Verb::Write => body_data(headers, &read_body(api, headers, body, deadline).await?)?,
-        _ => query_data(uri),
+    let data = match verb.writes() {
+        true => body_data(headers, &read_body(api, headers, body, deadline).await?)?,
+        false => query_data(uri),
     };
     let path = path.as_str();
 
@@ -525,14 +613,27 @@ async fn route(
             _ => revoke(api, &lease_id, flag(&data, "sync", true)?).await,
         };
     }
-    if let Some(prefix) = path.strip_prefix("sys/leases/revoke-prefix/") {
-        if verb != Verb::Write {
-            authorize(api, token, path, verb.capability())?;
+    // Vault requires sudo on these two: one call lists, or ends, every lease of a mount.
+    if let Some(prefix) = path.strip_prefix("sys/leases/lookup/") {
+        authorize_sudo(api, token, path, verb.capability())?;
+        if verb != Verb::List {
             return Err(unsupported(method));
         }
-        // Vault requires sudo here: one call can end every lease of a mount.
-        authorize(api, token, path, Capability::Sudo)?;
-        authorize(api, token, path, Capability::Update)?;
+        let keys = api.leases.list(prefix);
+        if keys.is_empty() {
+            return Err(ApiError::not_found());
+        }
+        return Ok(Answer {
+            data: Some(json!({ "keys": keys })),
+            ..Answer::default()
+        }
+        .into_response());
+    }
+    if let Some(prefix) = path.strip_prefix("sys/leases/revoke-prefix/") {
+        authorize_sudo(api, token, path, verb.capability())?;
+        if verb != Verb::Write {
+            return Err(unsupported(method));
+        }
         let sync = flag(&data, "sync", true)?;
         api.leases.revoke_prefix(prefix, sync).await?;
         return Ok(revoked(sync));
@@ -570,6 +671,17 @@ fn authorize(
 ) -> Result<Principal, ApiError> {
     api.acl
         .authorize(token, path, capability)
+        .map_err(|_| ApiError::denied())
+}
+
+fn authorize_sudo(
+    api: &Api,
+    token: Option<&str>,
+    path: &str,
+    capability: Capability,
+) -> Result<Principal, ApiError> {
+    api.acl
+        .authorize_sudo(token, path, capability)
         .map_err(|_| ApiError::denied())
 }
 
@@ -797,6 +909,12 @@ async fn engine(
         Verb::List => (Operation::List, Capability::List),
         Verb::Read => (Operation::Read, Capability::Read),
         Verb::Delete => (Operation::Delete, Capability::Delete),
+        Verb::Patch => {
+            // The engine declares no patch operation; OpenBao's plugin says so once the
+            // policy allowed the patch.
+            authorize(api, token, full_path, Capability::Patch)?;
+            return Err(ApiError::new(405, "unsupported operation"));
+        }
         Verb::Write => {
             request.operation = Operation::Update;
             match api
@@ -1027,6 +1145,10 @@ mod tests {
         assert_eq!(target("/v1/a/b%FF"), Err(400));
         assert_eq!(target("/v1/a/b%20c"), path("a/b c"));
         assert_eq!(target("//v1/a"), Err(404));
+        assert_eq!(target("/"), redirect("/ui/"));
+        assert_eq!(target("/?x=1"), redirect("/ui/"));
+        assert_eq!(target("//"), Err(404));
+        assert_eq!(target("/ui"), Err(404));
         assert_eq!(target("/v1"), Err(404));
         assert_eq!(target("/V1/a"), Err(404));
     }
@@ -1042,7 +1164,10 @@ mod tests {
         for bad in ["", "yes", "tRue", " true", "2"] {
             assert_eq!(parse_bool(bad), None, "{bad}");
         }
-        let list = |q: &str| Verb::of(&Method::GET, &format!("/v1/x?{q}").parse().unwrap());
+        let list = |q: &str| {
+            let uri = format!("/v1/x?{q}").parse().unwrap();
+            Verb::of(&Method::GET, &uri, &HeaderMap::new()).map(Option::unwrap)
+        };
         assert_eq!(list("list=True").unwrap(), Verb::List);
         assert_eq!(list("list=0").unwrap(), Verb::Read);
         assert_eq!(list("list=").unwrap(), Verb::Read);
@@ -1056,6 +1181,43 @@ mod tests {
             flag(&json!({"sync": "maybe"}), "sync", true).unwrap_err().0,
             400
         );
+    }
+
+    #[test]
+    fn a_patch_is_a_merge_patch_and_options_no_verb() {
+        let verb = |method: &str, content_type: Option<&'static str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = content_type {
+                headers.insert("content-type", value.parse().unwrap());
+            }
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            Verb::of(&method, &"/v1/x".parse().unwrap(), &headers)
+                .map_err(|e| (e.0.as_u16(), e.1.concat()))
+        };
+        assert_eq!(verb("OPTIONS", None), Ok(None));
+        let merge_patch = "application/merge-patch+json";
+        assert_eq!(verb("PATCH", Some(merge_patch)), Ok(Some(Verb::Patch)));
+        let upper = "Application/Merge-Patch+JSON; charset=utf-8;";
+        assert_eq!(verb("PATCH", Some(upper)), Ok(Some(Verb::Patch)));
+        for (content_type, message) in [
+            (None, "mime: no media type"),
+            (Some(" "), "mime: no media type"),
+            (Some("a b"), "mime: expected slash after first token"),
+            (Some("a/"), "mime: expected token after slash"),
+            (
+                Some("a/b c"),
+                "mime: unexpected content after media subtype",
+            ),
+            (Some("a/b; x"), "mime: invalid media parameter"),
+            (Some("a/b;; x=1"), "mime: invalid media parameter"),
+            (Some("a/b; x=1; X=2"), "mime: duplicate parameter name"),
+        ] {
+            let refused = Err((400, message.to_string()));
+            assert_eq!(verb("PATCH", content_type), refused, "{content_type:?}");
+        }
+        let text = "PATCH requires Content-Type of application/merge-patch+json, provided text";
+        let refused = Err((415, text.to_string()));
+        assert_eq!(verb("PATCH", Some("text; q=\"a b\"")), refused);
     }
 
     #[test]

@@ -342,6 +342,28 @@ impl Leases {
         Ok(self.schedule_now(key).await?)
     }
 
+    /// The lease ids one level below the directory `prefix`, as OpenBao's
+    /// `sys/leases/lookup/<prefix>` lists its lease store: a lease's last segment, or a
+    /// deeper directory with its trailing `/`; sorted, each once. `dockerhub/token` and
+    /// `dockerhub/token/` are the same directory, and `dockerhub/tok` holds nothing.
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        let mut directory = prefix.to_string();
+        if !directory.is_empty() && !directory.ends_with('/') {
+            directory.push('/');
+        }
+        let keys: BTreeSet<String> = self
+            .index()
+            .records
+            .values()
+            .filter_map(|r| r.lease_id.strip_prefix(&directory))
+            .map(|below| match below.split_once('/') {
+                Some((child, _)) => format!("{child}/"),
+                None => below.to_string(),
+            })
+            .collect();
+        keys.into_iter().collect()
+    }
+
     /// The keys of the leases that `prefix` names, as OpenBao's `revokePrefixCommon`: a
     /// prefix that is a whole lease id names that lease; any other prefix names whole path
     /// segments, so `dockerhub/tok` names nothing and `dockerhub/token/hoeg` every lease of

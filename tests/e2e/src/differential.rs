@@ -16,9 +16,10 @@ use std::time::Duration;
 
 /// The policies both hosts load, by name: the issue's attack policy (everything under the
 /// mount but the `hoeg` namespace and the configs, plus revoking its own leases by path, as
-/// `bao lease revoke <id>` sends it), and one that allows revoking only with the id in the
-/// body (what hvac's `revoke_lease` sends).
-pub const POLICIES: [(&str, &str); 2] = [
+/// `bao lease revoke <id>` sends it), one that allows revoking only with the id in the
+/// body (what hvac's `revoke_lease` sends), and one that may list the leases of account
+/// `hoeg` (list with sudo) but not those of every account (list alone).
+pub const POLICIES: [(&str, &str); 3] = [
     (
         "limited",
         r#"
@@ -41,6 +42,17 @@ path "sys/leases/revoke/dockerhub/token/hoeg/my-organization/*" {
         r#"
 path "sys/leases/revoke" {
   capabilities = ["update"]
+}
+"#,
+    ),
+    (
+        "lease-lister",
+        r#"
+path "sys/leases/lookup/dockerhub/token/hoeg/*" {
+  capabilities = ["list", "sudo"]
+}
+path "sys/leases/lookup/dockerhub/token/*" {
+  capabilities = ["list"]
 }
 "#,
     ),

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 const LIMITED: Who = Who::Policy("limited");
 const BODY_REVOKE: Who = Who::Policy("body-revoke");
+const LEASE_LISTER: Who = Who::Policy("lease-lister");
 
 /// One request and the status both hosts must give. `{lease}` ... `{lease4}` in
 /// the target or body stand for leases the `limited` token was issued before the table runs.
@@ -52,6 +53,8 @@ const fn minting(mut row: Row) -> Row {
 }
 
 const DENIED_TOKEN: &str = "/v1/dockerhub/token/hoeg/hoeg";
+const MERGE_PATCH: &[(&str, &str)] = &[("Content-Type", "application/merge-patch+json")];
+const HOEG_LEASES: &str = "/v1/sys/leases/lookup/dockerhub/token/hoeg/";
 
 /// Every row, in order (the lease rows depend on it).
 const ROWS: &[Row] = &[
@@ -169,6 +172,75 @@ const ROWS: &[Row] = &[
     ),
     row("GET", "/v1/dockerhub/config/hoeg?list=", Who::Root, 200),
     row("FOO", "/v1/dockerhub/config/hoeg", Who::Root, 405),
+    // `/` is OpenBao's web UI, whatever the method; any other path outside `/v1/` is not found.
+    row("GET", "/", Who::Nobody, 307),
+    row("HEAD", "/", Who::Nobody, 307),
+    row("POST", "/?x=1", Who::Root, 307),
+    row("GET", "/nothing", Who::Root, 404),
+    // OPTIONS is no operation: refused once the headers were read, token or not.
+    row("OPTIONS", "/v1/dockerhub/config/hoeg", Who::Root, 400),
+    row(
+        "OPTIONS",
+        "/v1/sys/leases/lookup/dockerhub/",
+        Who::Nobody,
+        400,
+    ),
+    with_headers(
+        row("OPTIONS", "/v1/dockerhub/config/hoeg", Who::Root, 404),
+        &[("X-Vault-Namespace", "elsewhere")],
+    ),
+    row("OPTIONS", "/v1/sys/health", Who::Root, 405),
+    // PATCH takes only a JSON merge patch, which is checked before the token; then the
+    // policy must grant `patch`, and neither the engine nor a lease endpoint patches.
+    with_body(
+        row("PATCH", "/v1/dockerhub/config/hoeg", Who::Root, 400),
+        "{}",
+    ),
+    row("PATCH", "/v1/dockerhub/config/hoeg", Who::Nobody, 400),
+    with_headers(
+        row("PATCH", "/v1/dockerhub/config/hoeg", Who::Root, 415),
+        &[("Content-Type", "application/json")],
+    ),
+    with_headers(
+        row("PATCH", "/v1/dockerhub/config/hoeg", Who::Root, 400),
+        &[("Content-Type", "application/merge-patch+json; x")],
+    ),
+    with_headers(
+        with_body(
+            row("PATCH", "/v1/dockerhub/config/hoeg", Who::Root, 405),
+            r#"{"ttl": "1h"}"#,
+        ),
+        MERGE_PATCH,
+    ),
+    with_headers(
+        with_body(
+            row("PATCH", "/v1/dockerhub/config/hoeg", Who::Root, 400),
+            "{x",
+        ),
+        MERGE_PATCH,
+    ),
+    with_headers(
+        row("PATCH", "/v1/dockerhub/config/", Who::Root, 400),
+        MERGE_PATCH,
+    ),
+    with_headers(
+        row(
+            "PATCH",
+            "/v1/dockerhub/token/hoeg/my-organization",
+            LIMITED,
+            403,
+        ),
+        MERGE_PATCH,
+    ),
+    with_headers(row("PATCH", DENIED_TOKEN, LIMITED, 403), MERGE_PATCH),
+    with_headers(
+        row("PATCH", "/v1/nothing/here", Who::Root, 404),
+        MERGE_PATCH,
+    ),
+    with_headers(
+        row("PATCH", "/v1/sys/leases/lookup", Who::Root, 405),
+        MERGE_PATCH,
+    ),
     // Headers that would change the meaning of a request.
     with_headers(
         row("GET", "/v1/dockerhub/config/hoeg", Who::Root, 404),
@@ -212,6 +284,68 @@ const ROWS: &[Row] = &[
         row("GET", "/v1/dockerhub/config/hoeg", Who::Nobody, 200),
         &[("X-Vault-Token", ""), ("Authorization", "Bearer ROOT")],
     ),
+    // Listing lease ids: list and sudo on `sys/leases/lookup/<prefix>`, whole segments.
+    row("LIST", HOEG_LEASES, Who::Root, 200),
+    row(
+        "LIST",
+        "/v1/sys/leases/lookup/dockerhub/token/hoeg/my-organization",
+        Who::Root,
+        200,
+    ),
+    row(
+        "GET",
+        "/v1/sys/leases/lookup/dockerhub/token/?list=true",
+        Who::Root,
+        200,
+    ),
+    row("LIST", "/v1/sys/leases/lookup", Who::Root, 200),
+    row("LIST", "/v1/sys/leases/lookup/", Who::Root, 200),
+    row(
+        "LIST",
+        "/v1/sys/leases/lookup/dockerhub/tok",
+        Who::Root,
+        404,
+    ),
+    row(
+        "LIST",
+        "/v1/sys/leases/lookup/dockerhub/token/nobody/",
+        Who::Root,
+        404,
+    ),
+    row("LIST", "/v1/sys/leases/lookup/{lease}", Who::Root, 404),
+    row("LIST", "/v1/sys/leases//lookup/dockerhub/", Who::Root, 307),
+    row("GET", HOEG_LEASES, Who::Root, 405),
+    with_body(
+        row(
+            "PUT",
+            "/v1/sys/leases/lookup/dockerhub/token/hoeg",
+            Who::Root,
+            405,
+        ),
+        "{}",
+    ),
+    row("LIST", HOEG_LEASES, LEASE_LISTER, 200),
+    row(
+        "LIST",
+        "/v1/sys/leases/lookup/dockerhub/token/hoeg",
+        LEASE_LISTER,
+        200,
+    ),
+    row(
+        "LIST",
+        "/v1/sys/leases/lookup/dockerhub/token/hoeg/my-organization/",
+        LEASE_LISTER,
+        200,
+    ),
+    row(
+        "LIST",
+        "/v1/sys/leases/lookup/dockerhub/token/",
+        LEASE_LISTER,
+        403,
+    ),
+    row("GET", HOEG_LEASES, LEASE_LISTER, 403),
+    row("LIST", HOEG_LEASES, LIMITED, 403),
+    row("LIST", HOEG_LEASES, Who::Nobody, 403),
     // Lease endpoints: the policy is checked on the path as sent.
     with_body(
         row("PUT", "/v1/sys/leases/lookup", LIMITED, 200),
@@ -398,6 +532,7 @@ fn the_cli_and_hvac_get_the_same_answers_from_both_hosts() {
         let limited = host.token(LIMITED).unwrap();
         let body_revoke = host.token(BODY_REVOKE).unwrap();
         let cli = host.cli();
+        let mut kept = Vec::new();
         // The CLI follows the redirect of an unclean path, to the denial.
         let denied = cli
             .bao_as(&limited, &["write", "-force", "dockerhub//token/hoeg/hoeg"])
@@ -419,6 +554,7 @@ fn the_cli_and_hvac_get_the_same_answers_from_both_hosts() {
             let stderr = String::from_utf8_lossy(&revoked.stderr);
             assert_eq!(revoked.status.success(), allowed, "{}: {stderr}", host.name);
             if !allowed {
+                kept.push(lease.clone());
                 assert!(
                     stderr.contains("permission denied"),
                     "{}: {stderr}",
@@ -466,5 +602,15 @@ print(json.dumps({"keys": keys, "revoke": status, "denied": denied}))
             "{}",
             host.name
         );
+        // `bao list sys/leases/lookup/<prefix>`: the ids of the leases still alive below it.
+        let below = "dockerhub/token/hoeg/my-organization/";
+        let listed = cli
+            .bao_json(&["list", &format!("sys/leases/lookup/{below}")])
+            .unwrap();
+        let alive: Vec<&str> = kept
+            .iter()
+            .filter_map(|id| id.strip_prefix(below))
+            .collect();
+        assert_eq!(listed, serde_json::json!(alive), "{}", host.name);
     }
 }
