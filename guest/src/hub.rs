@@ -78,14 +78,21 @@ pub struct CreatedToken {
     /// down); `None` when the answer carries no expiry (or one we cannot read): the token
     /// lives until it is deleted.
     pub expires_at: Option<u64>,
+    /// The creation was sent more than once with the same label (again after a 401, or
+    /// after a 429 was waited out): a refused attempt may have made a token too.
+    pub resent: bool,
 }
 
 /// Why a token creation failed, and whether the Hub may have created the token anyway.
 #[derive(Debug)]
 pub enum CreateFailure {
-    /// The Hub refused before any work (one of [`REFUSED_BEFORE_CREATION`]) or was never
-    /// asked (the request was not sent, or a login before it failed): no token exists.
+    /// The Hub was never asked (the request was not sent, or a login before it failed): no
+    /// token exists.
     NotCreated(EngineError),
+    /// The Hub answered with one of its refusals ([`REFUSED_BEFORE_CREATION`]). By its
+    /// contract no token exists, but a Hub (or a proxy before it) that did the work first
+    /// would have made one: worth one look by label, not a wait.
+    Refused(EngineError),
     /// The Hub's answer was lost or unusable (no answer, a 5xx, another 4xx, a 2xx without a
     /// token): the token may exist, and only a lookup by its label can tell.
     Unknown(EngineError),
@@ -126,6 +133,9 @@ pub struct Hub<'a> {
     credentials: Credentials<'a>,
     /// Seconds one request may spend waiting out 429s.
     rate_limit_patience: u64,
+    /// How many requests reached the Hub (or may have), for [`Hub::create_token`] to tell
+    /// whether its POST went out more than once.
+    sent: std::cell::Cell<u32>,
 }
 
 impl<'a> Hub<'a> {
@@ -135,6 +145,7 @@ impl<'a> Hub<'a> {
             account,
             credentials,
             rate_limit_patience: MAX_RATE_LIMIT_WAIT,
+            sent: std::cell::Cell::new(0),
         }
     }
 
@@ -269,26 +280,46 @@ impl<'a> Hub<'a> {
                 Repeat::Never,
             )
             .map_err(|failed| {
-                // A 429 was refused before any work, and a request that never left created
-                // nothing; any other failure is an answer that was lost.
-                let known = failed.unsent || failed.error.status == 429;
+                // A request that never left created nothing; a 429 is the Hub's refusal; any
+                // other failure is an answer that was lost.
+                let status = failed.error.status;
                 let error = EngineError::Upstream(failed.error);
-                if known {
+                if failed.unsent {
                     CreateFailure::NotCreated(error)
+                } else if status == 429 {
+                    CreateFailure::Refused(error)
                 } else {
                     CreateFailure::Unknown(error)
                 }
             })
         };
-        let mut response = post(&self.session().map_err(CreateFailure::NotCreated)?)?;
-        if response.status == 401 {
+        // How many times the POST reached the Hub (or may have): `exchange` sends it again
+        // after a 429 it waits out, and here it goes again after a 401.
+        let mut posts = 0;
+        let mut counted = |jwt: &str| {
+            let before = self.sent.get();
+            let outcome = post(jwt);
+            posts += self.sent.get() - before;
+            outcome
+        };
+        let mut response = counted(&self.session().map_err(CreateFailure::NotCreated)?);
+        if matches!(&response, Ok(r) if r.status == 401) {
             self.log_stale_session();
-            response = post(&self.login().map_err(CreateFailure::NotCreated)?)?;
+            // The first POST was refused as unauthenticated: a login that fails now leaves
+            // that refusal as the outcome.
+            let jwt = self.login().map_err(CreateFailure::Refused)?;
+            response = counted(&jwt);
         }
+        let resent = posts > 1;
+        let response = response.map_err(|failure| match failure {
+            // A later attempt failed without reaching the Hub, but an earlier one did.
+            CreateFailure::NotCreated(e) if resent => CreateFailure::Refused(e),
+            other => other,
+        })?;
         match response.status {
             200..=299 => {}
             status if REFUSED_BEFORE_CREATION.contains(&status) => {
-                return Err(CreateFailure::NotCreated(refused(&response, what)));
+                return Err(CreateFailure::Refused(refused(&response, what)));
             }
             _ => return Err(CreateFailure::Unknown(refused(&response, what))),
         }
@@ -306,6 +337,7 @@ impl<'a> Hub<'a> {
                 expires_at: t.expires_at.as_deref().and_then(parse_rfc3339),
                 uuid: t.uuid,
                 token: t.token,
+                resent,
             })
             .ok_or_else(|| {
                 CreateFailure::Unknown(malformed(what, "the answer has no uuid or token"))
@@ -476,6 +508,9 @@ impl<'a> Hub<'a> {
         let mut retries = RETRY_BACKOFF.iter();
         loop {
             let outcome = self.host.send(&request).map(|r| self.scrubbed(r, jwt));
+            if !matches!(&outcome, Err(e) if e.unsent) {
+                self.sent.set(self.sent.get() + 1);
+            }
             let transient = match &outcome {
                 Err(e) => e.transient,
                 Ok(response) => (500..=599).contains(&response.status),

@@ -381,8 +381,9 @@ fn delete(host: &dyn Host, account: &str) -> Result<Response, EngineError> {
     if pending > 0 {
         return Err(EngineError::invalid(format!(
             "account {account} has {pending} token creation(s) whose outcome is not settled yet \
-             (Docker Hub's answer was lost), and deleting a token it may have made needs this \
-             config: retry once rollback has settled them (within 10 minutes)"
+             (in flight, refused, or Docker Hub's answer was lost), and deleting a token it may \
+             have made needs this config: retry once rollback has settled them (within 10 \
+             minutes)"
         )));
     }
     storage::remove(host, Bucket::Config, account)?;

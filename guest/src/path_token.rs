@@ -181,6 +181,10 @@ fn issue(
             pending.abandon(host);
             return Err(e);
         }
+        Err(CreateFailure::Refused(e)) => {
+            pending.check_once(host);
+            return Err(e);
+        }
         Err(CreateFailure::Unknown(e)) => return Err(settle(host, &hub, &pending, e)),
     };
 
@@ -244,7 +248,13 @@ fn issue(
     if let Err(e) = record.save(host, &created.uuid) {
         return Err(discard(host, &hub, &pending, &created.uuid, e));
     }
-    pending.finish(host);
+    if created.resent {
+        // An attempt before this one was refused, and may have made a token with the same
+        // label; rollback deletes any that has no record (this one has).
+        pending.check_once(host);
+    } else {
+        pending.finish(host);
+    }
     host.log(
         Level::Info,
         "token",
@@ -595,7 +605,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(host.keys(Bucket::Wal).is_empty(), "a 429 created nothing");
+        // A 429 is the Hub's refusal: no lookup now, one look by the next rollback run.
+        assert_eq!(host.keys(Bucket::Wal).len(), 1);
+        let response = host.call(Operation::Rollback, "", json!({})).unwrap();
+        assert_eq!(response.data.unwrap()["awaiting_creations"], 0);
+        assert!(host.keys(Bucket::Wal).is_empty());
     }
 
     #[test]
@@ -617,7 +631,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(host.keys(Bucket::Wal).is_empty());
     }
 
     /// The error of an issue whose Hub answer was lost, checked for operator words.
@@ -761,13 +774,19 @@ mod tests {
             assert!(host.hub.tokens().is_empty(), "HTTP {status}");
             assert!(host.keys(Bucket::Wal).is_empty(), "HTTP {status}");
         }
-        // The Hub's own refusals come before any work: no lookup, no record.
-        for status in [400, 403] {
+        // The Hub's own refusals mean no token by its contract: no lookup in the call, but the
+        // record stays for one look by rollback, in case a Hub (or a proxy before it) did the
+        // work first. Nobody waits for such a record.
+        for (status, after_processing) in [(400, false), (403, false), (400, true), (403, true)] {
             let calls_before = host.hub.calls().len();
             host.hub.inject(Fault::on(
                 "POST",
                 "/v2/access-tokens",
-                FaultKind::Status(status),
+                if after_processing {
+                    FaultKind::StatusAfterProcessing(status)
+                } else {
+                    FaultKind::Status(status)
+                },
             ));
             match issue(&host, "token/hoeg/hoeg", json!({})) {
                 Err(EngineError::Upstream(u)) => {
@@ -777,7 +796,39 @@ mod tests {
                 other => panic!("{other:?}"),
             }
             assert_eq!(host.hub.calls().len(), calls_before + 1, "HTTP {status}");
+            assert_eq!(host.keys(Bucket::Wal).len(), 1, "HTTP {status}");
+            assert_eq!(host.hub.tokens().len(), usize::from(after_processing));
+            let response = host.call(Operation::Rollback, "", json!({})).unwrap();
+            assert_eq!(response.data.unwrap()["awaiting_creations"], 0);
             assert!(host.keys(Bucket::Wal).is_empty(), "HTTP {status}");
+            assert!(host.hub.tokens().is_empty(), "HTTP {status}");
+        }
+    }
+
+    #[test]
+    fn a_creation_sent_again_after_a_refusal_leaves_no_second_token() {
+        let host = TestHost::configured();
+        host.issue(json!({}));
+        // The Hub makes a token and answers 401 (or 429): the engine logs in again (or waits)
+        // and sends the creation again with the same label. The issued token is kept; the one
+        // the refused attempt made is deleted by the next rollback.
+        for fault in [
+            FaultKind::StatusAfterProcessing(401),
+            FaultKind::StatusAfterProcessing(429),
+        ] {
+            let before = host.hub.tokens().len();
+            host.hub
+                .inject(Fault::on("POST", "/v2/access-tokens", fault.clone()));
+            let issued = host.issue(json!({}));
+            let uuid = issued.data.unwrap()["uuid"].as_str().unwrap().to_string();
+            assert_eq!(host.hub.tokens().len(), before + 2, "{fault:?}");
+            assert_eq!(host.keys(Bucket::Wal).len(), 1, "{fault:?}");
+            let response = host.call(Operation::Rollback, "", json!({})).unwrap();
+            assert_eq!(response.data.unwrap()["awaiting_creations"], 0);
+            assert!(host.keys(Bucket::Wal).is_empty());
+            let left: Vec<String> = host.hub.tokens().into_iter().map(|t| t.uuid).collect();
+            assert_eq!(left.len(), before + 1, "{fault:?}");
+            assert!(left.contains(&uuid), "the issued token stays: {fault:?}");
         }
     }
 
@@ -946,7 +997,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_or_unsent_creation_leaves_nothing_behind() {
+    fn a_refused_creation_is_looked_for_by_rollback_not_in_the_call() {
         let host = TestHost::configured();
         host.hub.inject(Fault::on(
             "POST",
@@ -969,8 +1020,19 @@ mod tests {
             "no listing for a creation the Hub refused: {:?}",
             host.hub.calls()
         );
-        assert!(host.keys(Bucket::Wal).is_empty());
         assert!(host.hub.tokens().is_empty());
+        // Rollback looks once for each, when it can log in again.
+        assert_eq!(host.keys(Bucket::Wal).len(), 2);
+        assert!(host.call(Operation::Rollback, "", json!({})).is_err());
+        assert_eq!(
+            host.keys(Bucket::Wal).len(),
+            2,
+            "kept while the Hub cannot be asked"
+        );
+        host.hub.set_password(ACCOUNT, PASSWORD);
+        let response = host.call(Operation::Rollback, "", json!({})).unwrap();
+        assert_eq!(response.data.unwrap()["awaiting_creations"], 0);
+        assert!(host.keys(Bucket::Wal).is_empty());
     }
 
     /// Unix seconds now, with fractions, for checking the lease against the Hub's expiry.

@@ -57,6 +57,12 @@ struct WalEntry {
     /// call is creating it any more, so every rollback run looks for it, whatever its age.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     given_up_at: Option<u64>,
+    /// The Hub refused the creation (or an attempt of it), so no token is expected; a Hub
+    /// or a proxy that did the work before refusing would have made one all the same. The
+    /// next run looks once, deletes what carries the label and has no record, and drops the
+    /// record whatever it finds: nobody waits for such a record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    check_once: bool,
 }
 
 /// A token creation in progress, recorded before the Hub is called.
@@ -103,6 +109,7 @@ impl PendingCreation {
             token_label: token_label.clone(),
             created_at: host.now(),
             given_up_at: None,
+            check_once: false,
         };
         storage::save(host, Bucket::Wal, &id, &entry)?;
         Ok(PendingCreation { id, token_label })
@@ -122,6 +129,17 @@ impl PendingCreation {
     /// The call stops looking for its token, which the Hub may still create: the record
     /// stays for rollback, marked so that every run looks for the token from now on.
     fn give_up(&self, host: &dyn Host) {
+        self.mark(host, false);
+    }
+
+    /// The Hub refused the creation, or one of its attempts (see [`WalEntry::check_once`]):
+    /// the record stays for the next rollback run to look once for a token with its label
+    /// that has no record.
+    pub fn check_once(&self, host: &dyn Host) {
+        self.mark(host, true);
+    }
+
+    fn mark(&self, host: &dyn Host, check_once: bool) {
         let marked =
             storage::load::<WalEntry>(host, Bucket::Wal, &self.id).and_then(|entry| match entry {
                 Some(entry) => storage::save(
@@ -130,6 +148,7 @@ impl PendingCreation {
                     &self.id,
                     &WalEntry {
                         given_up_at: Some(host.now()),
+                        check_once,
                         ..entry
                     },
                 ),
@@ -279,7 +298,7 @@ fn undo_creations(
     let mut awaiting = 0;
     for (id, entry) in entries {
         match delete_labelled(host, &hub, &listing, &entry.token_label) {
-            Ok(0) if entry.created_at + LANDING_WINDOW > now => {
+            Ok(0) if !entry.check_once && entry.created_at + LANDING_WINDOW > now => {
                 awaiting += 1;
                 host.log(
                     Level::Info,

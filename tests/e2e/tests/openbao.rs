@@ -663,3 +663,40 @@ fn disabling_the_mount_keeps_trying_while_the_hub_fails_the_lookup() {
     let left = bao.hub.live_tokens();
     assert!(left.is_empty(), "the token outlived its mount: {left:?}");
 }
+
+/// A Hub (or a proxy in front of it) that makes the token and then answers with one of the
+/// Hub's own refusals: the engine answers without a lookup, and the look it leaves for
+/// rollback runs at unmount, so no token survives the mount. After a 401 or a 429 the
+/// engine sends the creation again: that second token has a lease and is revoked with it.
+#[test]
+fn unmount_after_creations_refused_after_the_work_leaves_no_token() {
+    let bao = OpenBao::start_with_hub(
+        FakeHub::start(Config::default().account("hoeg", PASSWORD, None)).unwrap(),
+    )
+    .unwrap();
+    bao.write_seed_config(PASSWORD).unwrap();
+    for status in [400, 401, 403, 429] {
+        bao.hub.inject(Fault::on(
+            "POST",
+            "/v2/access-tokens",
+            FaultKind::StatusAfterProcessing(status),
+        ));
+        bao.bao(&[
+            "write",
+            "dockerhub/token/hoeg/my-organization",
+            "label=refused",
+        ])
+        .unwrap();
+    }
+    assert_eq!(
+        bao.hub.live_tokens().len(),
+        6,
+        "4 refused, 2 issued on a second try"
+    );
+    bao.bao_ok(&["secrets", "disable", "dockerhub"]).unwrap();
+    let left: Vec<String> = bao.hub.live_tokens().into_iter().map(|t| t.label).collect();
+    assert!(
+        left.is_empty(),
+        "left at the Hub after the unmount: {left:?}"
+    );
+}

@@ -212,6 +212,40 @@ fn a_retry_after_of_a_day_holds_revocations_for_a_minute_not_a_day() {
     assert_eq!(deletes(&serve), 2, "{:?}", serve.hub.calls());
 }
 
+/// A Hub (or a proxy in front of it) that makes the token and then answers with one of the
+/// Hub's own refusals: the next rollback run finds and deletes what has no lease.
+#[test]
+fn creations_refused_after_the_work_leave_no_token() {
+    let serve = Serve::start(hub(), &["--rollback-interval", "1s"]).unwrap();
+    serve.write_seed_config(PASSWORD).unwrap();
+    for status in [400, 401, 403, 429] {
+        serve.hub.inject(Fault::on(
+            "POST",
+            "/v2/access-tokens",
+            FaultKind::StatusAfterProcessing(status),
+        ));
+        serve
+            .http(
+                "PUT",
+                "/v1/dockerhub/token/hoeg/my-organization",
+                Some(ROOT_TOKEN),
+                br#"{"label":"refused"}"#,
+            )
+            .unwrap();
+    }
+    serve
+        .bao_ok(&["lease", "revoke", "-sync", "-prefix", "dockerhub/"])
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || serve
+            .hub
+            .live_tokens()
+            .is_empty()),
+        "left at the Hub: {:?}",
+        serve.hub.live_tokens()
+    );
+}
+
 #[test]
 fn leases_survive_a_restart_and_are_revoked_on_time_afterwards() {
     let mut serve = configured(&[]);
