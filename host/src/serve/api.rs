@@ -638,6 +638,15 @@ async fn route(
         api.leases.revoke_prefix(prefix, sync).await?;
         return Ok(revoked(sync));
     }
+    // Vault's force revoke: the leases end even where the engine fails to revoke them.
+    if let Some(prefix) = path.strip_prefix("sys/leases/revoke-force/") {
+        authorize_sudo(api, token, path, verb.capability())?;
+        if verb != Verb::Write {
+            return Err(unsupported(method));
+        }
+        api.leases.revoke_force(prefix).await?;
+        return Ok(revoked(true));
+    }
     if path == "auth/token/lookup-self" {
         let principal = authorize(api, token, path, verb.capability())?;
         if verb != Verb::Read {

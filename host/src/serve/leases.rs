@@ -417,6 +417,35 @@ impl Leases {
         first_error.map_or(Ok(count), Err)
     }
 
+    /// `sys/leases/revoke-force/<prefix>` (`bao lease revoke -force -prefix`): revoke every
+    /// lease below `prefix` now, and forget those whose revocation fails all the same, as
+    /// OpenBao's `RevokeForce` ignores the engine's errors. The token of a lease forgotten so
+    /// stays recorded in the engine, whose rollback revokes it once the lease would have
+    /// ended. Returns how many leases it ended.
+    pub async fn revoke_force(self: &Arc<Self>, prefix: &str) -> Result<usize, LeaseError> {
+        let keys = self.prefix_keys(prefix);
+        for key in &keys {
+            let Err(error) = self.revoke_now(key).await else {
+                continue;
+            };
+            let _lock = self.lock(key).await;
+            let Some(record) = self.record(key) else {
+                continue;
+            };
+            self.storage
+                .delete(key)
+                .await
+                .map_err(LeaseError::Storage)?;
+            self.index().remove(key);
+            tracing::warn!(
+                lease_id = %record.lease_id,
+                error = %error,
+                "revoking a lease failed; forgotten as forced (the engine's rollback revokes its token once the lease would have ended)"
+            );
+        }
+        Ok(keys.len())
+    }
+
     /// Make a lease due now, durably, and wake the timer.
     async fn schedule_now(&self, key: &str) -> Result<(), StorageError> {
         let _lock = self.lock(key).await;

@@ -402,6 +402,25 @@ const ROWS: &[Row] = &[
         r#"{"lease_id": "{lease3}", "sync": "maybe"}"#,
     ),
     row("GET", "/v1/sys/leases/lookup", LIMITED, 403),
+    // A force revoke needs sudo, as revoke-prefix.
+    row(
+        "PUT",
+        "/v1/sys/leases/revoke-force/dockerhub/token",
+        LIMITED,
+        403,
+    ),
+    row(
+        "PUT",
+        "/v1/sys/leases/revoke-force/dockerhub/token/nobody",
+        Who::Root,
+        204,
+    ),
+    row(
+        "GET",
+        "/v1/sys/leases/revoke-force/dockerhub/token/nobody",
+        Who::Root,
+        405,
+    ),
     // Queued revocations answer 202; a prefix that is a whole lease id names that lease.
     with_body(
         row("PUT", "/v1/sys/leases/revoke/{lease3}", LIMITED, 202),

@@ -246,6 +246,45 @@ fn creations_refused_after_the_work_leave_no_token() {
     );
 }
 
+/// `bao lease revoke -force -prefix` ends a lease whose token the Hub refuses to delete, as
+/// OpenBao does; the engine's rollback deletes that token once its lease would have ended.
+#[test]
+fn a_forced_revoke_ends_the_lease_and_rollback_the_token_later() {
+    let serve = configured(&["--rollback-interval", "1s"]);
+    let secret = issue(&serve, json!({"ttl": "2s"}));
+    serve
+        .hub
+        .inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(400)).times(8));
+    assert!(
+        !serve
+            .bao(&["lease", "revoke", "-sync", lease_id(&secret)])
+            .unwrap()
+            .status
+            .success(),
+        "a plain revoke fails"
+    );
+    serve
+        .bao_ok(&["lease", "revoke", "-force", "-prefix", lease_id(&secret)])
+        .unwrap();
+    assert!(
+        !serve
+            .bao(&["lease", "lookup", lease_id(&secret)])
+            .unwrap()
+            .status
+            .success(),
+        "the lease is gone"
+    );
+    assert!(serve.hub.token(uuid(&secret)).is_some());
+    serve.hub.clear_faults();
+    assert!(
+        eventually(Duration::from_secs(120), || serve
+            .hub
+            .token(uuid(&secret))
+            .is_none()),
+        "rollback revoked the token"
+    );
+}
+
 #[test]
 fn leases_survive_a_restart_and_are_revoked_on_time_afterwards() {
     let mut serve = configured(&[]);
