@@ -57,8 +57,10 @@ pub const WAIT_RESERVE: Duration = Duration::from_millis(1500);
 /// The statuses with which Docker Hub refuses a token creation before doing any work: the
 /// contract of `POST /v2/access-tokens` (docs.docker.com, "Create a personal access token")
 /// names 400 (invalid fields), 401 (not authenticated) and 429 (rate limited); 403 is its
-/// general refusal. Any other answer (a gateway's 408, 409, 499, a 5xx) may come after the
-/// Hub made the token, so the engine looks it up by its label before saying no token exists.
+/// general refusal. The request answers these at once; should a proxy in front of the Hub
+/// have let it make the token first, rollback's one look by label finds it
+/// ([`CreateFailure::Refused`]). Any other answer (a gateway's 408, 409, 499, a 5xx) may come
+/// after the Hub made the token, so the request itself looks it up before answering.
 const REFUSED_BEFORE_CREATION: [u16; 4] = [400, 401, 403, 429];
 
 /// A cached Hub session. It is a credential: never logged, never returned.
@@ -591,12 +593,13 @@ impl<'a> Hub<'a> {
 }
 
 /// Seconds to wait after a 429: `Retry-After` (seconds), else `X-Retry-After` (Unix time,
-/// from an older spec), else the reset time of the rate-limit window; at least 1.
+/// from an older spec), else the reset time of the rate-limit window; at least 1. A number
+/// too large for `u64` is the longest wait, not a value to ignore.
 fn retry_after(response: &HttpResponse, now: u64) -> u64 {
     let header = |name| {
-        response
-            .header(name)
-            .and_then(|v| v.trim().parse::<u64>().ok())
+        let value = response.header(name)?.trim();
+        let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        digits.then(|| value.parse::<u64>().unwrap_or(u64::MAX))
     };
     header("retry-after")
         .or_else(|| header("x-retry-after").map(|at| at.saturating_sub(now)))
@@ -943,6 +946,12 @@ mod tests {
             1
         );
         assert_eq!(retry_after(&response(429, &[], ""), now), 1);
+        for huge in ["99999999999999999999999999", "18446744073709551616"] {
+            let asked = response(429, &[("Retry-After", huge)], "");
+            assert_eq!(retry_after(&asked, now), u64::MAX, "{huge}");
+        }
+        let garbage = response(429, &[("Retry-After", "-5")], "");
+        assert_eq!(retry_after(&garbage, now), 1);
     }
 
     #[test]

@@ -124,13 +124,7 @@ const RESERVED_MOUNTS: [&str; 5] = ["sys", "auth", "audit", "identity", "cubbyho
 
 impl Cli {
     fn runtime_config(&self) -> anyhow::Result<RuntimeConfig> {
-        anyhow::ensure!(
-            TIME_LIMITS.contains(&self.time_limit),
-            "--time-limit {}: must be between {} and {}",
-            humantime::format_duration(self.time_limit),
-            humantime::format_duration(*TIME_LIMITS.start()),
-            humantime::format_duration(*TIME_LIMITS.end()),
-        );
+        within("--time-limit", self.time_limit, &TIME_LIMITS, None)?;
         anyhow::ensure!(
             MEMORY_LIMITS_MB.contains(&self.memory_limit_mb),
             "--memory-limit-mb {}: must be between {} and {}",
@@ -169,6 +163,24 @@ fn mount_path(spelling: &str) -> anyhow::Result<String> {
     Ok(path.to_string())
 }
 
+/// A duration flag that must lie in `range`; the refusal names the range, and `why` if given.
+fn within(
+    flag: &str,
+    value: Duration,
+    range: &std::ops::RangeInclusive<Duration>,
+    why: Option<&str>,
+) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        range.contains(&value),
+        "{flag} {}: must be between {} and {}{}",
+        humantime::format_duration(value),
+        humantime::format_duration(*range.start()),
+        humantime::format_duration(*range.end()),
+        why.map(|why| format!(" ({why})")).unwrap_or_default(),
+    );
+    Ok(value)
+}
+
 /// A duration flag that must be at least a second.
 fn at_least_a_second(flag: &str, value: Duration, why: &str) -> anyhow::Result<Duration> {
     anyhow::ensure!(
@@ -205,18 +217,15 @@ impl ServeArgs {
                 self.max_lease_ttl,
                 "for Vault's 0, the default of 768h, leave the flag out",
             )?,
-            rollback_interval: {
-                anyhow::ensure!(
-                    ROLLBACK_INTERVALS.contains(&self.rollback_interval),
-                    "--rollback-interval {}: must be between {} and {} (rollback looks for the \
-                     token of a creation whose answer was lost while Docker Hub may still make \
-                     it, for 10 minutes)",
-                    humantime::format_duration(self.rollback_interval),
-                    humantime::format_duration(*ROLLBACK_INTERVALS.start()),
-                    humantime::format_duration(*ROLLBACK_INTERVALS.end()),
-                );
-                self.rollback_interval
-            },
+            rollback_interval: within(
+                "--rollback-interval",
+                self.rollback_interval,
+                &ROLLBACK_INTERVALS,
+                Some(
+                    "rollback looks for the token of a creation whose answer was lost while \
+                     Docker Hub may still make it, for 10 minutes",
+                ),
+            )?,
             runtime,
         })
     }

@@ -99,6 +99,8 @@ pub(super) fn refused_until(
     let wait = header("retry-after")
         .and_then(|v| match v.parse::<u64>() {
             Ok(seconds) => Some(Duration::from_secs(seconds)),
+            // Seconds too many for a u64: a wait past the cap like any other.
+            Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => Some(Duration::MAX),
             Err(_) => httpdate::parse_http_date(v).ok().map(until_wall),
         })
         .or_else(|| unix("x-retry-after").map(until_wall))
@@ -239,7 +241,7 @@ mod tests {
         let wall = SystemTime::now();
         assert_eq!(MAX_WAIT, 60 * SECOND);
         assert_eq!(wait(429, &[("retry-after", "60")], wall), Some(MAX_WAIT));
-        for asked in ["61", "86400", "99999999999"] {
+        for asked in ["61", "86400", "99999999999", "99999999999999999999999999"] {
             assert_eq!(wait(429, &[("retry-after", asked)], wall), Some(MAX_WAIT));
         }
         assert_eq!(

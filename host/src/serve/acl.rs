@@ -277,7 +277,7 @@ impl AccessControl {
         path: &str,
         capability: Capability,
     ) -> Result<Principal, PermissionDenied> {
-        self.authorize_bits(token, path, capability, capability.bit())
+        self.authorize_with(token, path, capability, false)
     }
 
     /// As [`AccessControl::authorize`], on a path Vault marks as root-protected
@@ -289,17 +289,17 @@ impl AccessControl {
         path: &str,
         capability: Capability,
     ) -> Result<Principal, PermissionDenied> {
-        let bits = capability.bit() | Capability::Sudo.bit();
-        self.authorize_bits(token, path, capability, bits)
+        self.authorize_with(token, path, capability, true)
     }
 
-    fn authorize_bits(
+    fn authorize_with(
         &self,
         token: Option<&str>,
         path: &str,
         capability: Capability,
-        bits: u8,
+        sudo: bool,
     ) -> Result<Principal, PermissionDenied> {
+        let bits = capability.bit() | if sudo { Capability::Sudo.bit() } else { 0 };
         let principal = self.principal(token).ok_or(PermissionDenied)?;
         let granted = if capability == Capability::List {
             let directory = path.strip_suffix('/').unwrap_or(path);

@@ -424,10 +424,9 @@ impl Leases {
     /// ended. Returns how many leases it ended.
     pub async fn revoke_force(self: &Arc<Self>, prefix: &str) -> Result<usize, LeaseError> {
         let keys = self.prefix_keys(prefix);
+        // Failures are what this forgets; each left its error on its record.
+        let _ = self.revoke_prefix(prefix, true).await;
         for key in &keys {
-            let Err(error) = self.revoke_now(key).await else {
-                continue;
-            };
             let _lock = self.lock(key).await;
             let Some(record) = self.record(key) else {
                 continue;
@@ -437,9 +436,10 @@ impl Leases {
                 .await
                 .map_err(LeaseError::Storage)?;
             self.index().remove(key);
+            let error = record.revocation.map(|r| r.last_error).unwrap_or_default();
             tracing::warn!(
                 lease_id = %record.lease_id,
-                error = %error,
+                error,
                 "revoking a lease failed; forgotten as forced (the engine's rollback revokes its token once the lease would have ended)"
             );
         }

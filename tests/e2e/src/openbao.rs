@@ -53,15 +53,28 @@ pub fn plugin_binary() -> anyhow::Result<PathBuf> {
 
 /// Two adjacent free loopback ports: the dev server uses the next port for its cluster
 /// listener.
+///
+/// The ports come from below the kernel's ephemeral range (`ip_local_port_range`, 32768 and
+/// up on Linux): a port there that is free now can be taken by any outgoing connection before
+/// a server binds it seconds later (a raft node binds its cluster port only after it joins),
+/// which made the raft suite fail now and then with "address already in use".
 pub(crate) fn free_port_pair() -> anyhow::Result<u16> {
-    for _ in 0..50 {
-        let first = TcpListener::bind("127.0.0.1:0")?;
-        let port = first.local_addr()?.port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+    use std::hash::{BuildHasher, RandomState};
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.saturating_sub(1).max(10_002));
+    let random = RandomState::new();
+    for attempt in 0u64..200 {
+        let port = low + (random.hash_one(attempt) % u64::from(high - low - 1)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
+        {
             return Ok(port);
         }
     }
-    bail!("found no two adjacent free ports on 127.0.0.1")
+    bail!("found no two adjacent free ports on 127.0.0.1 between {low} and {high}")
 }
 
 /// A running OpenBao dev server with the plugin mounted at `dockerhub/`.
@@ -250,5 +263,27 @@ pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
             return false;
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_port_pair;
+
+    #[test]
+    fn port_pairs_come_from_below_the_ephemeral_range_and_are_free() {
+        let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        for _ in 0..20 {
+            let port = free_port_pair().unwrap();
+            assert!((10_000..ephemeral_low - 1).contains(&port), "{port}");
+            std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+            std::net::TcpListener::bind(("127.0.0.1", port + 1)).unwrap();
+        }
     }
 }

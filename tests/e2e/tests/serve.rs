@@ -210,6 +210,13 @@ fn a_retry_after_of_a_day_holds_revocations_for_a_minute_not_a_day() {
         refused.elapsed()
     );
     assert_eq!(deletes(&serve), 2, "{:?}", serve.hub.calls());
+    let log = serve.log();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("asked_seconds=86400")
+            && l.contains("held_seconds=60")),
+        "the shortened wait is logged as a warning: {log}"
+    );
 }
 
 /// A Hub (or a proxy in front of it) that makes the token and then answers with one of the
