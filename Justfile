@@ -17,9 +17,7 @@ setup:
 build: setup
     cargo build --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe
     # build.rs compiles the component to machine code and embeds it: no compiler in the binary.
-    # The commit's date is what `serve` reports as its `commit_date`, as OpenBao reports its own.
-    DOCKERHUB_SECRETS_COMMIT_DATE="$(TZ=UTC0 git show -s --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ HEAD 2>/dev/null || true)" \
-        cargo build --release -p dockerhub-secrets
+    cargo build --release -p dockerhub-secrets
     @echo "built target/release/dockerhub-secrets (sha256 $(sha256sum target/release/dockerhub-secrets | cut -d' ' -f1))"
 
 # The seed session in a local OpenBao dev server with the plugin, against a Docker Hub fake.

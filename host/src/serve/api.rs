@@ -840,9 +840,8 @@ fn health() -> Response {
 
 /// OpenBao's fields for a server that is unsealed. The store's key is read at start and
 /// there are no unseal key shares: seal type `none` with no shares and no threshold, and
-/// no unseal under way (`progress`, `nonce`). `commit_date` is the date of the commit the
-/// binary was built from, which `just build` passes in; empty when it was not, as OpenBao's
-/// is when built without one.
+/// no unseal under way (`progress`, `nonce`). No `commit_date`: a binary built by plain
+/// `cargo build` knows no commit, and a made-up date would be a lie.
 fn seal_status() -> Response {
     axum::Json(json!({
         "type": "none",
@@ -854,7 +853,6 @@ fn seal_status() -> Response {
         "nonce": "",
         "recovery_seal": false,
         "version": VERSION,
-        "commit_date": option_env!("DOCKERHUB_SECRETS_COMMIT_DATE").unwrap_or_default(),
         "migration": false,
         "storage_type": "redb",
     }))
@@ -1040,6 +1038,7 @@ async fn issue(
     api: Arc<Api>,
     request: Request,
 ) -> Result<(EngineResponse, Option<LeaseRecord>), ApiError> {
+    let issued = Timestamp::now();
     let response = api
         .runtime
         .handle(api.engine_storage.clone(), api.limits.clone(), &request)
@@ -1047,7 +1046,7 @@ async fn issue(
     let Some(lease) = &response.lease else {
         return Ok((response, None));
     };
-    match api.leases.create(&request.path, lease).await {
+    match api.leases.create(&request.path, lease, issued).await {
         Ok(record) => Ok((response, Some(record))),
         Err(e) => {
             // The secret must not outlive a lease nobody can revoke: undo it at once.

@@ -242,9 +242,16 @@ impl Leases {
     }
 
     /// Store a lease the engine just created for `path`, before its response is sent.
-    pub async fn create(&self, path: &str, lease: &Lease) -> Result<LeaseRecord, StorageError> {
+    /// `issued` is when the request reached the engine, so that the lease ends no later than
+    /// the engine's own count: its TTL is capped at the Hub's expiry from the engine's clock,
+    /// and a lease counted from the end of the call could outlast the token.
+    pub async fn create(
+        &self,
+        path: &str,
+        lease: &Lease,
+        issued: Timestamp,
+    ) -> Result<LeaseRecord, StorageError> {
         let id = random_id();
-        let issued = now();
         let record = LeaseRecord {
             lease_id: format!("{}/{path}/{id}", self.mount),
             path: path.to_string(),
@@ -294,6 +301,8 @@ impl Leases {
         if !record.renewable {
             return Err(LeaseError::NotRenewable);
         }
+        // Counted from before the engine's call, as in `create`.
+        let renewed_at = now();
         let mut state = record.state();
         state.increment = increment;
         let request = Request {
@@ -313,7 +322,6 @@ impl Leases {
                 EngineError::Internal("the engine renewed no lease".into()),
             )));
         };
-        let renewed_at = now();
         let renewed = LeaseRecord {
             ttl: lease.ttl,
             expire_time: renewed_at.plus_secs(lease.ttl),
