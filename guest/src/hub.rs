@@ -346,13 +346,29 @@ impl<'a> Hub<'a> {
             })
     }
 
-    /// Delete a token. A 404 means it is gone already, which is what we wanted.
+    /// Delete a token. Any 2xx is done. A 404 means it is gone already (Docker's contract for
+    /// `DELETE /v2/access-tokens/{uuid}`), once the account's token listing agrees: a proxy
+    /// or gateway at the Hub URL that answers 404 without passing the request on would
+    /// otherwise leave the token live until its Hub expiry. A token still listed after a 404
+    /// is an error with status 404, so that the host tries the revocation again.
     pub fn delete_token(&self, uuid: &str) -> Result<(), EngineError> {
         let path = format!("/v2/access-tokens/{uuid}");
         let what = "delete an access token";
         let response = self.authorized("DELETE", &path, None, what, Repeat::Safe)?;
         match response.status {
-            200..=299 | 404 => Ok(()),
+            200..=299 => Ok(()),
+            404 if self.list_tokens()?.iter().any(|t| t.uuid == uuid) => {
+                Err(EngineError::Upstream(UpstreamError {
+                    status: 404,
+                    message: format!(
+                        "Docker Hub answered 404 (not found) to the request to {what} {uuid}, \
+                         but still lists that token: is something other than Docker Hub \
+                         answering at its URL?"
+                    ),
+                    retry_after: None,
+                }))
+            }
+            404 => Ok(()),
             _ => Err(refused(&response, what)),
         }
     }
