@@ -4,7 +4,7 @@
 
 use crate::api;
 use crate::capabilities::{
-    Bucket, Host, HttpRequest, HttpResponse, Level, StorageError, TransportError,
+    Bucket, Host, HttpRequest, HttpResponse, Level, NoAnswer, StorageError, TransportError,
 };
 use std::cell::OnceCell;
 use std::time::Duration;
@@ -106,6 +106,7 @@ impl Host for WasiHost {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         send(request).map_err(|e| {
             let message = e.to_string();
+            let kind = no_answer(&e);
             let error = match e {
                 // The host will not send it as it is, or the answer was unusable: the same
                 // request would fail the same way.
@@ -115,8 +116,8 @@ impl Host for WasiHost {
                     | ErrorCode::HttpResponseBodySize(_)
                     | ErrorCode::InternalError(_),
                 )
-                | SendError::TooLarge => TransportError::permanent(message),
-                _ => TransportError::transient(message),
+                | SendError::TooLarge => TransportError::permanent(kind, message),
+                _ => TransportError::transient(kind, message),
             };
             match e {
                 SendError::Http(code) if never_sent(&code) => error.unsent(),
@@ -210,6 +211,36 @@ fn describe(code: &ErrorCode) -> String {
         }
         ErrorCode::InternalError(Some(message)) => message.clone(),
         other => format!("the HTTP exchange failed ({other:?})"),
+    }
+}
+
+/// Why no answer arrived, sorted from the wasi:http error code (`wasi:http/types.error-code`).
+fn no_answer(error: &SendError) -> NoAnswer {
+    let code = match error {
+        SendError::Http(code) => code,
+        SendError::Stream(text) => return NoAnswer::of_stream_failure(text),
+        SendError::TooLarge => return NoAnswer::TooLarge,
+    };
+    match code {
+        ErrorCode::HttpRequestDenied
+        | ErrorCode::HttpRequestBodySize(_)
+        | ErrorCode::InternalError(_) => NoAnswer::Denied,
+        ErrorCode::DnsTimeout | ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => {
+            NoAnswer::Unresolved
+        }
+        ErrorCode::ConnectionRefused => NoAnswer::Refused,
+        ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpProhibited
+        | ErrorCode::DestinationIpUnroutable
+        | ErrorCode::ConnectionTimeout => NoAnswer::Unreachable,
+        ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => NoAnswer::TimedOut,
+        ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => NoAnswer::Tls,
+        ErrorCode::HttpResponseBodySize(_) => NoAnswer::TooLarge,
+        _ => NoAnswer::Closed,
     }
 }
 

@@ -66,8 +66,12 @@ impl HttpResponse {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct TransportError {
-    /// What happened, as the transport tells it.
+    /// What happened, as the transport tells it: for the log. A permanent failure's message is
+    /// the host's own word and is also what the caller is told.
     pub message: String,
+    /// Why no answer arrived, as the host classified it; the caller is told
+    /// [`NoAnswer::words`].
+    pub kind: NoAnswer,
     /// Whether sending the same request again may get an answer: true for a connection that
     /// dropped, timed out or was refused; false when the host will not send it as it is (its
     /// sandbox, a body over its limit, a `Retry-After` longer than the call may run) or the
@@ -82,11 +86,65 @@ pub struct TransportError {
     pub unsent: bool,
 }
 
+/// Why no answer arrived: the host's transport failure (a wasi:http `error-code`, a client
+/// library's error) sorted into what an operator can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// The host will not send the request (its sandbox, its limits).
+    Denied,
+    /// The server's name did not resolve.
+    Unresolved,
+    /// The server refused the connection.
+    Refused,
+    /// No connection was made for another reason (it timed out, no route).
+    Unreachable,
+    /// The server did not answer in time; the request may have arrived.
+    TimedOut,
+    /// The connection closed, or the answer broke HTTP, before the answer was complete.
+    Closed,
+    /// The TLS handshake or the server's certificate failed.
+    Tls,
+    /// The answer is larger than the host allows.
+    TooLarge,
+}
+
+impl NoAnswer {
+    /// A stream failure the host gave as text only. wasmtime-wasi-http 48 hands a failed
+    /// response body to the guest as an `io/error` built from its own `Error`, which
+    /// `http-error-code` cannot read back (it knows only `types::ErrorCode`), so the text
+    /// (wasmtime's `Display`: "connection read timeout", "connection terminated", ...) is
+    /// all there is: a timeout is [`NoAnswer::TimedOut`], anything else
+    /// [`NoAnswer::Closed`].
+    pub fn of_stream_failure(text: &str) -> NoAnswer {
+        let text = text.to_ascii_lowercase();
+        if text.contains("timeout") || text.contains("timed out") {
+            NoAnswer::TimedOut
+        } else {
+            NoAnswer::Closed
+        }
+    }
+
+    /// The failure in an operator's words, without the transport's names.
+    pub fn words(self) -> &'static str {
+        match self {
+            NoAnswer::Denied => "the host does not allow the request",
+            NoAnswer::Unresolved => "its address could not be resolved",
+            NoAnswer::Refused => "it could not be reached (the connection was refused)",
+            NoAnswer::Unreachable => "it could not be reached (no connection was made)",
+            NoAnswer::TimedOut => "it did not answer in time",
+            NoAnswer::Closed => "the connection closed without an answer",
+            NoAnswer::Tls => "the secure connection failed",
+            NoAnswer::TooLarge => "its answer was too large",
+        }
+    }
+}
+
 impl TransportError {
     /// A failure on the way, which sending again may cure.
-    pub fn transient(message: impl Into<String>) -> TransportError {
+    pub fn transient(kind: NoAnswer, message: impl Into<String>) -> TransportError {
         TransportError {
             message: message.into(),
+            kind,
             transient: true,
             unsent: false,
         }
@@ -94,9 +152,10 @@ impl TransportError {
 
     /// A failure that the same request would meet again; its message is already in an
     /// operator's words and is passed on as it is.
-    pub fn permanent(message: impl Into<String>) -> TransportError {
+    pub fn permanent(kind: NoAnswer, message: impl Into<String>) -> TransportError {
         TransportError {
             message: message.into(),
+            kind,
             transient: false,
             unsent: false,
         }
@@ -149,4 +208,30 @@ pub trait Host {
     /// How long the current call may still run before the host stops it; `None` when the
     /// host sets no limit. Cheap: ask before every wait.
     fn time_left(&self) -> Option<Duration>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NoAnswer;
+
+    #[test]
+    fn a_stream_failure_given_as_text_is_a_timeout_or_a_closed_connection() {
+        for (text, kind) in [
+            // wasmtime-wasi-http 48's words for its `Error`, as the adapter receives them.
+            ("connection read timeout", NoAnswer::TimedOut),
+            ("connection write timeout", NoAnswer::TimedOut),
+            ("DNS lookup timed out", NoAnswer::TimedOut),
+            ("connection terminated", NoAnswer::Closed),
+            (
+                "hyper error: connection closed before message completed",
+                NoAnswer::Closed,
+            ),
+            (
+                "the server stopped sending its answer: the connection closed",
+                NoAnswer::Closed,
+            ),
+        ] {
+            assert_eq!(NoAnswer::of_stream_failure(text), kind, "{text}");
+        }
+    }
 }

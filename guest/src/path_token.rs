@@ -683,15 +683,16 @@ mod tests {
 
     #[test]
     fn a_creation_the_host_never_sent_needs_no_lookup_and_keeps_no_record() {
-        use crate::capabilities::TransportError;
+        use crate::capabilities::{NoAnswer, TransportError};
         let host = TestHost::configured();
         host.issue(json!({}));
         let refusals = [
             TransportError::permanent(
+                NoAnswer::Denied,
                 "the server asked for no requests for another 30 s (Retry-After), longer than \
                  this call may still run",
             ),
-            TransportError::transient("the server could not be reached"),
+            TransportError::transient(NoAnswer::Refused, "ConnectionRefused"),
         ];
         for refusal in refusals {
             let calls_before = host.hub.calls().len();
@@ -729,7 +730,7 @@ mod tests {
         // The same failure without the knowledge that nothing left is settled by label.
         *host.refuse_next.borrow_mut() = Some((
             "POST",
-            TransportError::transient("the server could not be reached"),
+            TransportError::transient(NoAnswer::Refused, "ConnectionRefused"),
         ));
         let error = lost_answer(&host);
         assert!(

@@ -252,15 +252,49 @@ mod tests {
     }
 
     #[test]
-    fn a_404_on_delete_counts_as_revoked() {
+    fn a_404_on_delete_counts_as_revoked_once_the_listing_agrees() {
         let host = TestHost::configured();
-        let (_, lease) = issue(&host);
+        let (uuid, lease) = issue(&host);
+        // Deleted behind the engine's back: the DELETE finds nothing, the listing agrees.
+        assert!(host.hub.delete_token(&uuid));
+        host.hub.clear_calls();
+        lease_call(&host, Operation::Revoke, &lease).unwrap();
+        assert!(host.keys(Bucket::Token).is_empty());
+        let calls: Vec<(String, u16)> = host
+            .hub
+            .calls()
+            .iter()
+            .map(|c| (c.method.clone(), c.status))
+            .collect();
+        assert_eq!(
+            calls,
+            [("DELETE".to_string(), 404), ("GET".to_string(), 200)]
+        );
+    }
+
+    #[test]
+    fn a_404_on_delete_for_a_token_still_listed_is_an_error_and_keeps_the_record() {
+        let host = TestHost::configured();
+        let (uuid, lease) = issue(&host);
+        // Something at the Hub URL answers 404 without passing the DELETE on.
         host.hub.inject(Fault::on(
             "DELETE",
             "/v2/access-tokens/",
             FaultKind::Status(404),
         ));
+        match lease_call(&host, Operation::Revoke, &lease) {
+            Err(EngineError::Upstream(u)) => {
+                assert_eq!(u.status, 404);
+                assert!(u.message.contains("still lists"), "{}", u.message);
+                assert!(u.message.contains(&uuid), "{}", u.message);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(host.hub.token(&uuid).is_some());
+        assert_eq!(host.keys(Bucket::Token), [uuid.as_str()]);
+        // The host's next attempt gets through and deletes it.
         lease_call(&host, Operation::Revoke, &lease).unwrap();
+        assert!(host.hub.token(&uuid).is_none());
         assert!(host.keys(Bucket::Token).is_empty());
     }
 

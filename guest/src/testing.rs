@@ -4,7 +4,7 @@
 
 use crate::api::{EngineError, Operation, Request, Response};
 use crate::capabilities::{
-    Bucket, Host, HttpRequest, HttpResponse, Level, StorageError, TransportError,
+    Bucket, Host, HttpRequest, HttpResponse, Level, NoAnswer, StorageError, TransportError,
 };
 use fakehub::{Config, FakeHub};
 use serde_json::{Value, json};
@@ -171,20 +171,14 @@ impl Host for TestHost {
         }
         let http_request = builder
             .body(request.body.clone().unwrap_or_default())
-            .map_err(|e| TransportError::transient(e.to_string()))?;
-        let mut response = self
-            .agent
-            .run(http_request)
-            .map_err(|e| TransportError::transient(e.to_string()))?;
+            .map_err(|e| TransportError::permanent(NoAnswer::Denied, e.to_string()).unsent())?;
+        let mut response = self.agent.run(http_request).map_err(transport_error)?;
         let headers = response
             .headers()
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string()))
             .collect();
-        let body = response
-            .body_mut()
-            .read_to_vec()
-            .map_err(|e| TransportError::transient(e.to_string()))?;
+        let body = response.body_mut().read_to_vec().map_err(transport_error)?;
         Ok(HttpResponse {
             status: response.status().as_u16(),
             headers,
@@ -230,5 +224,24 @@ impl Host for TestHost {
         self.call_ends_at
             .get()
             .map(|end| end.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// A ureq failure as the engine's hosts report one: sorted, and unsent when no connection
+/// was made.
+fn transport_error(error: ureq::Error) -> TransportError {
+    let kind = match &error {
+        ureq::Error::Timeout(_) => NoAnswer::TimedOut,
+        ureq::Error::HostNotFound => NoAnswer::Unresolved,
+        ureq::Error::ConnectionFailed => NoAnswer::Unreachable,
+        ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            NoAnswer::Refused
+        }
+        _ => NoAnswer::Closed,
+    };
+    let error = TransportError::transient(kind, error.to_string());
+    match kind {
+        NoAnswer::Unresolved | NoAnswer::Refused | NoAnswer::Unreachable => error.unsent(),
+        _ => error,
     }
 }

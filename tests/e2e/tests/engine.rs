@@ -94,23 +94,35 @@ async fn storage_keeps_one_folder_per_bucket() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_404_on_delete_counts_as_revoked() {
+async fn a_404_on_delete_counts_as_revoked_only_when_the_listing_agrees() {
     let engine = Engine::start();
     engine.configure().await;
-    let issued = engine.issue(Value::Null).await;
+    let token_records = |engine: &Engine| {
+        engine
+            .storage
+            .keys()
+            .iter()
+            .filter(|k| k.starts_with("token/"))
+            .count()
+    };
+    // A 404 from something that did not pass the DELETE on: the token is still listed.
+    let kept = engine.issue(Value::Null).await;
     engine.hub.inject(Fault::on(
         "DELETE",
         "/v2/access-tokens/",
         FaultKind::Status(404),
     ));
-    engine.revoke(&issued.lease).await.unwrap();
-    assert!(
-        !engine
-            .storage
-            .keys()
-            .iter()
-            .any(|k| k.starts_with("token/"))
-    );
+    let error = engine.revoke(&kept.lease).await.unwrap_err().to_string();
+    assert!(error.contains("still lists"), "{error}");
+    assert!(engine.hub.token(kept.uuid()).is_some());
+    assert_eq!(token_records(&engine), 1);
+    engine.revoke(&kept.lease).await.unwrap();
+    assert!(engine.hub.token(kept.uuid()).is_none());
+    // Deleted at the Hub behind the engine's back: the 404 is the truth.
+    let gone = engine.issue(Value::Null).await;
+    assert!(engine.hub.delete_token(gone.uuid()));
+    engine.revoke(&gone.lease).await.unwrap();
+    assert_eq!(token_records(&engine), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

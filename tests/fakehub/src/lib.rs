@@ -112,6 +112,14 @@ impl FakeHub {
         self.hub.token(uuid)
     }
 
+    /// Deletes a PAT as its owner would in Docker Hub's web UI, behind the engine's back;
+    /// `false` when there is no such token.
+    pub fn delete_token(&self, uuid: &str) -> bool {
+        self.hub
+            .token(uuid)
+            .is_some_and(|t| self.hub.delete_token(&t.username, uuid))
+    }
+
     /// Successful logins (JWTs issued) on any login endpoint.
     pub fn login_count(&self) -> usize {
         self.hub.login_count()
