@@ -18,6 +18,7 @@
 
 use super::acl::{AccessControl, Capability, Principal};
 use super::leases::{LeaseError, LeaseRecord, Leases};
+use super::timestamp::Timestamp;
 use crate::CallError;
 use crate::runtime::{
     LeaseLimits, MAX_REQUEST_BYTES, Operation, Request, Response as EngineResponse, Runtime,
@@ -382,8 +383,23 @@ fn media_type(value: &str) -> Result<String, &'static str> {
     Ok(media_type)
 }
 
+/// OpenBao's 405 for an operation a path does not take, in go-multierror's words. A method
+/// that is no operation at all gets a 405 with no message, as OpenBao's HTTP layer gives.
 fn unsupported(method: &Method) -> ApiError {
-    ApiError::new(405, format!("unsupported operation {method}"))
+    match method.as_str() {
+        "GET" | "LIST" | "PUT" | "POST" | "DELETE" | "PATCH" => {
+            ApiError::new(405, "1 error occurred:\n\t* unsupported operation\n\n")
+        }
+        _ => ApiError(StatusCode::METHOD_NOT_ALLOWED, Vec::new()),
+    }
+}
+
+/// OpenBao's answer to a field its framework cannot convert to the field's type.
+fn field_invalid(name: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        400,
+        format!("Field validation failed: error converting input for field {name:?}: {why}"),
+    )
 }
 
 fn query_pairs(uri: &Uri) -> impl Iterator<Item = (String, String)> + '_ {
@@ -721,12 +737,7 @@ fn lease_id(data: &Value, url_id: Option<&str>) -> Result<String, ApiError> {
     let body_id = match data.get("lease_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) => Some(id.as_str()).filter(|id| !id.is_empty()),
-        Some(other) => {
-            return Err(ApiError::new(
-                400,
-                format!("lease_id: {other} is not a string"),
-            ));
-        }
+        Some(_) => return Err(ApiError::new(400, "invalid lease ID")),
     };
     match (body_id, url_id) {
         (Some(body), Some(url)) if body != url => Err(ApiError::new(
@@ -734,21 +745,28 @@ fn lease_id(data: &Value, url_id: Option<&str>) -> Result<String, ApiError> {
             "the lease_id in the body and the one in the path differ",
         )),
         (Some(id), _) | (None, Some(id)) => Ok(id.to_string()),
-        (None, None) => Err(ApiError::new(400, "missing lease_id")),
+        (None, None) => Err(ApiError::new(400, "lease_id must be specified")),
     }
 }
 
 /// A boolean field as Vault's `TypeBool` reads it: JSON `true`/`false` or a string that
-/// [`parse_bool`] accepts.
+/// [`parse_bool`] accepts; refused in OpenBao's words (mapstructure's and Go's `strconv`).
 fn flag(data: &Value, name: &str, default: bool) -> Result<bool, ApiError> {
+    let unparsable = "'' cannot parse value as 'bool': strconv.ParseBool: invalid syntax";
     match data.get(name) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) => parse_bool(s)
-            .ok_or_else(|| ApiError::new(400, format!("{name}: {s:?} is not a boolean"))),
-        Some(other) => Err(ApiError::new(
-            400,
-            format!("{name}: {other} is not a boolean"),
+        // mapstructure reads an empty string as false.
+        Some(Value::String(s)) if s.is_empty() => Ok(false),
+        Some(Value::String(s)) => parse_bool(s).ok_or_else(|| field_invalid(name, unparsable)),
+        Some(Value::Number(_)) => Err(field_invalid(name, unparsable)),
+        Some(Value::Array(_)) => Err(field_invalid(
+            name,
+            "'' expected type 'bool', got unconvertible type '[]interface {}'",
+        )),
+        Some(Value::Object(_)) => Err(field_invalid(
+            name,
+            "'' expected type 'bool', got unconvertible type 'map[string]interface {}'",
         )),
     }
 }
@@ -797,28 +815,33 @@ fn lookup_self(principal: Principal) -> Response {
     .into_response()
 }
 
+const VERSION: &str = concat!("dockerhub-secrets ", env!("CARGO_PKG_VERSION"));
+
+/// OpenBao's answer without HA: one server, always the active one.
 fn leader() -> Response {
-    axum::Json(json!({
-        "ha_enabled": false,
-        "is_self": true,
-        "leader_address": "",
-        "leader_cluster_address": "",
-    }))
-    .into_response()
+    axum::Json(json!({ "ha_enabled": false })).into_response()
 }
 
+/// OpenBao's fields, with what is true of one server that is never sealed and replicates
+/// nothing. `cluster_name` and `cluster_id` are left out, as OpenBao leaves them out when it
+/// has no cluster to name: this server is not one.
 fn health() -> Response {
     axum::Json(json!({
         "initialized": true,
         "sealed": false,
         "standby": false,
-        "performance_standby": false,
-        "server_time_utc": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs(),
-        "version": concat!("dockerhub-secrets ", env!("CARGO_PKG_VERSION")),
+        "replication_performance_mode": "disabled",
+        "replication_dr_mode": "disabled",
+        "server_time_utc": Timestamp::now().secs(),
+        "version": VERSION,
     }))
     .into_response()
 }
 
+/// OpenBao's fields for a server that is unsealed. The store's key is read at start and
+/// there are no unseal key shares: seal type `none` with no shares and no threshold, and
+/// no unseal under way (`progress`, `nonce`). No `commit_date`: a binary built by plain
+/// `cargo build` knows no commit, and a made-up date would be a lie.
 fn seal_status() -> Response {
     axum::Json(json!({
         "type": "none",
@@ -827,15 +850,13 @@ fn seal_status() -> Response {
         "t": 0,
         "n": 0,
         "progress": 0,
-        "version": concat!("dockerhub-secrets ", env!("CARGO_PKG_VERSION")),
+        "nonce": "",
+        "recovery_seal": false,
+        "version": VERSION,
+        "migration": false,
         "storage_type": "redb",
     }))
     .into_response()
-}
-
-fn rfc3339(unix: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
-        .to_string()
 }
 
 fn lookup(api: &Api, lease_id: &str) -> Result<Response, ApiError> {
@@ -843,22 +864,25 @@ fn lookup(api: &Api, lease_id: &str) -> Result<Response, ApiError> {
         .leases
         .lookup(lease_id)
         .ok_or_else(|| ApiError::new(400, "invalid lease"))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    // OpenBao's `path` is the request path that created the lease: its id without the
+    // random last segment.
+    let path = record
+        .lease_id
+        .rsplit_once('/')
+        .map_or("", |(path, _)| path);
     let mut data = json!({
         "id": record.lease_id,
-        "issue_time": rfc3339(record.issue_time),
-        "expire_time": rfc3339(record.expire_time),
-        "last_renewal": record.last_renewal.map(rfc3339),
+        "path": path,
+        "issue_time": record.issue_time.to_string(),
+        "expire_time": record.expire_time.to_string(),
+        "last_renewal": record.last_renewal.map(|t| t.to_string()),
         "renewable": record.renewable,
-        "ttl": record.expire_time.saturating_sub(now),
+        "ttl": record.expire_time.since(Timestamp::now()).as_secs(),
     });
     if let Some(revocation) = &record.revocation {
         data["revocation_attempts"] = json!(revocation.attempts);
         data["revocation_error"] = json!(revocation.last_error);
-        data["next_revocation_attempt"] = json!(rfc3339(revocation.next_attempt));
+        data["next_revocation_attempt"] = json!(revocation.next_attempt.to_string());
     }
     Ok(Answer {
         data: Some(data),
@@ -868,10 +892,29 @@ fn lookup(api: &Api, lease_id: &str) -> Result<Response, ApiError> {
 }
 
 async fn renew(api: &Api, lease_id: &str, data: &Value) -> Result<Response, ApiError> {
+    // Refused in OpenBao's words where they are its framework's own; a text Go's duration
+    // parser would word differently keeps this server's explanation after OpenBao's prefix.
     let increment = match data.get("increment") {
         None | Some(Value::Null) => 0,
-        Some(value) => crate::serve::parse_duration(value)
-            .map_err(|e| ApiError::new(400, format!("increment: {e}")))?,
+        Some(Value::String(s)) if s.is_empty() => 0,
+        Some(value @ (Value::Number(_) | Value::String(_))) => {
+            let text = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_string);
+            if text.starts_with('-') {
+                return Err(field_invalid(
+                    "increment",
+                    format!("cannot provide negative value '{text}'"),
+                ));
+            }
+            crate::serve::parse_duration(value).map_err(|e| field_invalid("increment", e))?
+        }
+        Some(_) => {
+            return Err(field_invalid(
+                "increment",
+                "could not parse duration from input",
+            ));
+        }
     };
     let (record, warnings) = api.leases.renew(lease_id, increment).await?;
     Ok(Answer {
@@ -995,6 +1038,7 @@ async fn issue(
     api: Arc<Api>,
     request: Request,
 ) -> Result<(EngineResponse, Option<LeaseRecord>), ApiError> {
+    let issued = Timestamp::now();
     let response = api
         .runtime
         .handle(api.engine_storage.clone(), api.limits.clone(), &request)
@@ -1002,7 +1046,7 @@ async fn issue(
     let Some(lease) = &response.lease else {
         return Ok((response, None));
     };
-    match api.leases.create(&request.path, lease).await {
+    match api.leases.create(&request.path, lease, issued).await {
         Ok(record) => Ok((response, Some(record))),
         Err(e) => {
             // The secret must not outlive a lease nobody can revoke: undo it at once.

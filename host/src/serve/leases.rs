@@ -12,6 +12,7 @@
 //! runs under that lease's lock, and every change that moves a lease's due time wakes the
 //! timer, so that it never sleeps past the new time.
 
+use super::timestamp::Timestamp;
 use crate::runtime::{
     CallError, Datetime, EngineError, Lease, LeaseLimits, LeaseState, MAX_UPSTREAM_WAIT, Operation,
     Request, Runtime,
@@ -20,7 +21,7 @@ use crate::storage::{Storage, StorageError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
 
 /// Revocations running at once; the Hub's rate limit is the real bound.
@@ -32,11 +33,8 @@ const LEASE_LOCKS: usize = 64;
 const FIRST_BACKOFF: u64 = 1;
 const MAX_BACKOFF: u64 = 300;
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
+fn now() -> Timestamp {
+    Timestamp::now()
 }
 
 /// A lease as stored under `sys/leases/<id>`. It holds no secret: the token itself is only
@@ -47,9 +45,9 @@ pub struct LeaseRecord {
     pub lease_id: String,
     /// The engine path that created it, relative to the mount.
     pub path: String,
-    pub issue_time: u64,
-    pub expire_time: u64,
-    pub last_renewal: Option<u64>,
+    pub issue_time: Timestamp,
+    pub expire_time: Timestamp,
+    pub last_renewal: Option<Timestamp>,
     /// The TTL granted by the last issue or renewal. (The engine enforces the max TTL.)
     pub ttl: u64,
     pub renewable: bool,
@@ -64,7 +62,7 @@ pub struct LeaseRecord {
 pub struct RevocationState {
     pub attempts: u32,
     pub last_error: String,
-    pub next_attempt: u64,
+    pub next_attempt: Timestamp,
 }
 
 impl LeaseRecord {
@@ -77,7 +75,7 @@ impl LeaseRecord {
     }
 
     /// When the timer must act: the next retry of a failed revocation, else the expiry.
-    fn due(&self) -> u64 {
+    fn due(&self) -> Timestamp {
         self.revocation
             .as_ref()
             .map_or(self.expire_time, |r| r.next_attempt)
@@ -87,8 +85,8 @@ impl LeaseRecord {
         LeaseState {
             internal_data: self.internal_data.clone(),
             issue_time: Datetime {
-                seconds: self.issue_time,
-                nanoseconds: 0,
+                seconds: self.issue_time.secs(),
+                nanoseconds: self.issue_time.subsec_nanos(),
             },
             ttl: self.ttl,
             increment: 0,
@@ -127,7 +125,7 @@ impl LeaseError {
 struct Index {
     records: HashMap<String, LeaseRecord>,
     /// (due, key), earliest first.
-    due: BTreeSet<(u64, String)>,
+    due: BTreeSet<(Timestamp, String)>,
     /// Keys the timer has handed to a revocation task that has not finished.
     revoking: HashSet<String>,
 }
@@ -244,14 +242,21 @@ impl Leases {
     }
 
     /// Store a lease the engine just created for `path`, before its response is sent.
-    pub async fn create(&self, path: &str, lease: &Lease) -> Result<LeaseRecord, StorageError> {
+    /// `issued` is when the request reached the engine, so that the lease ends no later than
+    /// the engine's own count: its TTL is capped at the Hub's expiry from the engine's clock,
+    /// and a lease counted from the end of the call could outlast the token.
+    pub async fn create(
+        &self,
+        path: &str,
+        lease: &Lease,
+        issued: Timestamp,
+    ) -> Result<LeaseRecord, StorageError> {
         let id = random_id();
-        let issued = now();
         let record = LeaseRecord {
             lease_id: format!("{}/{path}/{id}", self.mount),
             path: path.to_string(),
             issue_time: issued,
-            expire_time: issued + lease.ttl,
+            expire_time: issued.plus_secs(lease.ttl),
             last_renewal: None,
             ttl: lease.ttl,
             renewable: lease.renewable,
@@ -296,6 +301,8 @@ impl Leases {
         if !record.renewable {
             return Err(LeaseError::NotRenewable);
         }
+        // Counted from before the engine's call, as in `create`.
+        let renewed_at = now();
         let mut state = record.state();
         state.increment = increment;
         let request = Request {
@@ -315,10 +322,9 @@ impl Leases {
                 EngineError::Internal("the engine renewed no lease".into()),
             )));
         };
-        let renewed_at = now();
         let renewed = LeaseRecord {
             ttl: lease.ttl,
-            expire_time: renewed_at + lease.ttl,
+            expire_time: renewed_at.plus_secs(lease.ttl),
             last_renewal: Some(renewed_at),
             renewable: lease.renewable,
             ..record
@@ -520,7 +526,7 @@ impl Leases {
         record.revocation = Some(RevocationState {
             attempts,
             last_error: error.to_string(),
-            next_attempt: now() + wait,
+            next_attempt: now().plus_secs(wait),
         });
         tracing::warn!(
             lease_id = %record.lease_id,
@@ -583,9 +589,7 @@ impl Leases {
             }
             while running.try_join_next().is_some() {}
             let sleep = match next {
-                Some(due) => {
-                    Duration::from_secs(due.saturating_sub(now())).max(Duration::from_millis(50))
-                }
+                Some(due) => due.since(now()).max(Duration::from_millis(50)),
                 None => Duration::from_secs(3600),
             };
             tokio::select! {
@@ -612,4 +616,25 @@ fn random_id() -> String {
         .iter()
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written before lease times were kept to the nanosecond is read as it was.
+    #[test]
+    fn records_of_whole_seconds_are_still_read() {
+        let old = r#"{"lease_id":"dockerhub/token/a/b/x","path":"token/a/b","issue_time":100,
+            "expire_time":400,"last_renewal":200,"ttl":200,"renewable":true,"internal_data":"{}",
+            "revocation":{"attempts":1,"last_error":"e","next_attempt":300}}"#;
+        let record: LeaseRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.issue_time, Timestamp::from_secs(100));
+        assert_eq!(record.expire_time, Timestamp::from_secs(400));
+        assert_eq!(record.last_renewal, Some(Timestamp::from_secs(200)));
+        assert_eq!(record.due(), Timestamp::from_secs(300));
+        let again: LeaseRecord =
+            serde_json::from_slice(&serde_json::to_vec(&record).unwrap()).unwrap();
+        assert_eq!(again, record);
+    }
 }

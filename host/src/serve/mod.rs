@@ -10,6 +10,7 @@ pub mod acl;
 mod api;
 mod leases;
 pub mod store;
+mod timestamp;
 
 use crate::runtime::{FixedLimit, LeaseLimits, Operation, Request, Runtime, RuntimeConfig};
 use crate::storage::{CachedStorage, PrefixedStorage, Storage};

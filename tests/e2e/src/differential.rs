@@ -92,16 +92,44 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The answer's shape: its top-level keys, or what kind of value it is.
-    pub fn shape(&self) -> String {
+    /// The answer's shape: for a JSON object its keys, each with the shape of its value, but
+    /// those in `left_out`; else what kind of body it is. Values differ between hosts, shapes
+    /// must not: see [`shape_of`].
+    pub fn shape(&self, left_out: &[&str]) -> String {
         match &self.body {
             Value::Object(map) => {
-                let keys: Vec<&str> = map.keys().map(String::as_str).collect();
-                format!("{{{}}}", keys.join(","))
+                let mut map = map.clone();
+                map.retain(|key, _| !left_out.contains(&key.as_str()));
+                shape_of(&Value::Object(map))
             }
             Value::Null => "empty".into(),
             _ => "text".into(),
         }
+    }
+}
+
+/// A JSON value's shape: an object's keys with their values' shapes, nested objects
+/// included; for anything else its JSON type, and for a string that is a timestamp which
+/// form of RFC 3339 it has (Go writes a `time.Time` with the fraction of its second, and
+/// cuts only the fraction's trailing zeros).
+pub fn shape_of(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let fields: Vec<String> = map
+                .iter()
+                .map(|(key, value)| format!("{key}:{}", shape_of(value)))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Null => "null".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Number(_) => "number".into(),
+        Value::Array(_) => "array".into(),
+        Value::String(text) => match humantime::parse_rfc3339(text) {
+            Ok(_) if text.contains('.') => "time(fraction)".into(),
+            Ok(_) => "time(seconds)".into(),
+            Err(_) => "string".into(),
+        },
     }
 }
 

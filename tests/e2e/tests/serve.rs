@@ -466,7 +466,7 @@ fn bad_requests_get_a_4xx_that_says_why() {
             "/v1/sys/leases/revoke",
             b"{}".to_vec(),
             400,
-            "missing lease_id",
+            "lease_id must be specified",
         ),
     ];
     for (method, path, body, status, message) in cases {

@@ -478,3 +478,39 @@ fn connections_are_accepted_while_the_start_up_rollback_runs() {
         "the interrupted creation's token is deleted"
     );
 }
+
+/// A lease ends no later than its token at the Hub, at issue and at every renewal: the
+/// engine caps the TTL at the Hub's expiry by its clock, and `serve` counts the lease from
+/// the start of the call, never from its end.
+#[test]
+fn leases_end_no_later_than_their_tokens_at_the_hub() {
+    let serve = configured();
+    serve
+        .hub
+        .grant_expiry(fakehub::ExpiryGrant::AtMost(Duration::from_secs(30)));
+    let seconds = |rfc3339: &str| {
+        humantime::parse_rfc3339_weak(rfc3339)
+            .unwrap_or_else(|e| panic!("{rfc3339}: {e}"))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    for _ in 0..10 {
+        let secret = issue(&serve, "my-organization", json!({}));
+        let hub_expiry = serve.hub.token(uuid(&secret)).unwrap().expires_at.unwrap();
+        let id = lease_id(&secret).to_string();
+        for renew in [false, true] {
+            if renew {
+                serve
+                    .bao_ok(&["lease", "renew", "-increment=1h", &id])
+                    .unwrap();
+            }
+            let lookup = serve.bao_json(&["lease", "lookup", &id]).unwrap();
+            let lease_end = lookup["data"]["expire_time"].as_str().unwrap();
+            assert!(
+                seconds(lease_end) <= seconds(&hub_expiry),
+                "renewed: {renew}: the lease ends at {lease_end}, the token at {hub_expiry}"
+            );
+        }
+    }
+}
