@@ -21,7 +21,8 @@ use super::leases::{LeaseError, LeaseRecord, Leases};
 use super::timestamp::Timestamp;
 use crate::CallError;
 use crate::runtime::{
-    LeaseLimits, MAX_REQUEST_BYTES, Operation, Request, Response as EngineResponse, Runtime,
+    EngineError, LeaseLimits, MAX_REQUEST_BYTES, Operation, Request, Response as EngineResponse,
+    Runtime,
 };
 use crate::storage::Storage;
 use axum::body::{Body, Bytes};
@@ -85,9 +86,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The engine's error as OpenBao answers it for a plugin: an unknown path or operation in
+/// OpenBao's own words (the plugin protocol carries only the kind), anything else with the
+/// engine's message.
 impl From<CallError> for ApiError {
     fn from(e: CallError) -> ApiError {
-        ApiError::new(e.http_status(), e.to_string())
+        match e {
+            CallError::Engine(EngineError::UnsupportedPath(_)) => unsupported_path(),
+            CallError::Engine(EngineError::UnsupportedOperation(_)) => {
+                ApiError::new(405, UNSUPPORTED_OPERATION)
+            }
+            e => ApiError::new(e.http_status(), e.to_string()),
+        }
     }
 }
 
@@ -383,15 +393,23 @@ fn media_type(value: &str) -> Result<String, &'static str> {
     Ok(media_type)
 }
 
+/// OpenBao's text for `logical.ErrUnsupportedOperation`, as go-multierror wraps it.
+const UNSUPPORTED_OPERATION: &str = "1 error occurred:\n\t* unsupported operation\n\n";
+
 /// OpenBao's 405 for an operation a path does not take, in go-multierror's words. A method
 /// that is no operation at all gets a 405 with no message, as OpenBao's HTTP layer gives.
 fn unsupported(method: &Method) -> ApiError {
     match method.as_str() {
         "GET" | "LIST" | "PUT" | "POST" | "DELETE" | "PATCH" => {
-            ApiError::new(405, "1 error occurred:\n\t* unsupported operation\n\n")
+            ApiError::new(405, UNSUPPORTED_OPERATION)
         }
         _ => ApiError(StatusCode::METHOD_NOT_ALLOWED, Vec::new()),
     }
+}
+
+/// OpenBao's 404 for a path under a backend that none of its routes takes.
+fn unsupported_path() -> ApiError {
+    ApiError::new(404, "1 error occurred:\n\t* unsupported path\n\n")
 }
 
 /// OpenBao's answer to a field its framework cannot convert to the field's type.
@@ -619,6 +637,11 @@ async fn route(
     if let Some((endpoint, url_id)) = lease_endpoint(path) {
         if verb != Verb::Write {
             authorize(api, token, path, verb.capability())?;
+            // OpenBao's routes take `renew/` and `revoke/` only with an id after the slash
+            // (a LIST adds one).
+            if url_id.is_none() && path.ends_with('/') {
+                return Err(unsupported_path());
+            }
             return Err(unsupported(method));
         }
         authorize(api, token, path, Capability::Update)?;
@@ -647,6 +670,9 @@ async fn route(
     }
     if let Some(prefix) = path.strip_prefix("sys/leases/revoke-prefix/") {
         authorize_sudo(api, token, path, verb.capability())?;
+        if prefix.is_empty() {
+            return Err(unsupported_path());
+        }
         if verb != Verb::Write {
             return Err(unsupported(method));
         }
@@ -657,6 +683,9 @@ async fn route(
     // Vault's force revoke: the leases end even where the engine fails to revoke them.
     if let Some(prefix) = path.strip_prefix("sys/leases/revoke-force/") {
         authorize_sudo(api, token, path, verb.capability())?;
+        if prefix.is_empty() {
+            return Err(unsupported_path());
+        }
         if verb != Verb::Write {
             return Err(unsupported(method));
         }
@@ -665,10 +694,11 @@ async fn route(
     }
     if path == "auth/token/lookup-self" {
         let principal = authorize(api, token, path, verb.capability())?;
-        if verb != Verb::Read {
+        // OpenBao takes it as a read and as an update (PUT or POST).
+        if !matches!(verb, Verb::Read | Verb::Write) {
             return Err(unsupported(method));
         }
-        return Ok(lookup_self(principal));
+        return Ok(lookup_self(principal, token.unwrap_or_default()));
     }
     match path.strip_prefix(api.mount.as_str()) {
         // Exactly one slash after the mount goes: what follows, even another slash, is the
@@ -798,15 +828,24 @@ fn redirect(method: &Method, location: &str) -> Response {
 }
 
 /// What clients call to check their token (hvac's `is_authenticated`, `bao login`).
-fn lookup_self(principal: Principal) -> Response {
+/// OpenBao's fields for a token of the tokens file: no expiry, no TTL, unlimited uses, no
+/// parent, no entity. Left out: `accessor` (there are no accessor endpoints to use one with),
+/// `creation_time` and `issue_time` (the file does not say when a token was made).
+fn lookup_self(principal: Principal, token: &str) -> Response {
     Answer {
         data: Some(json!({
+            "id": token,
             "display_name": principal.display_name,
             "policies": principal.policies,
             "path": "auth/token/create",
             "renewable": false,
             "ttl": 0,
+            "creation_ttl": 0,
+            "explicit_max_ttl": 0,
             "expire_time": null,
+            "num_uses": 0,
+            "orphan": true,
+            "entity_id": "",
             "meta": null,
             "type": "service",
         })),

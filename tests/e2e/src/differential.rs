@@ -93,15 +93,11 @@ pub struct Answer {
 
 impl Answer {
     /// The answer's shape: for a JSON object its keys, each with the shape of its value, but
-    /// those in `left_out`; else what kind of body it is. Values differ between hosts, shapes
-    /// must not: see [`shape_of`].
+    /// those in `left_out` (at any depth); else what kind of body it is. Values differ between
+    /// hosts, shapes must not: see [`shape_of`].
     pub fn shape(&self, left_out: &[&str]) -> String {
         match &self.body {
-            Value::Object(map) => {
-                let mut map = map.clone();
-                map.retain(|key, _| !left_out.contains(&key.as_str()));
-                shape_of(&Value::Object(map))
-            }
+            Value::Object(_) => shape_leaving_out(&self.body, left_out),
             Value::Null => "empty".into(),
             _ => "text".into(),
         }
@@ -113,11 +109,17 @@ impl Answer {
 /// form of RFC 3339 it has (Go writes a `time.Time` with the fraction of its second, and
 /// cuts only the fraction's trailing zeros).
 pub fn shape_of(value: &Value) -> String {
+    shape_leaving_out(value, &[])
+}
+
+/// [`shape_of`], without the keys in `left_out` wherever they are.
+fn shape_leaving_out(value: &Value, left_out: &[&str]) -> String {
     match value {
         Value::Object(map) => {
             let fields: Vec<String> = map
                 .iter()
-                .map(|(key, value)| format!("{key}:{}", shape_of(value)))
+                .filter(|(key, _)| !left_out.contains(&key.as_str()))
+                .map(|(key, value)| format!("{key}:{}", shape_leaving_out(value, left_out)))
                 .collect();
             format!("{{{}}}", fields.join(","))
         }

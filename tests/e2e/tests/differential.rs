@@ -74,6 +74,10 @@ const fn leaving_out(mut row: Row, keys: &'static [&'static str]) -> Row {
 /// OpenBao does when it has no cluster.
 const NO_CLUSTER: &[&str] = &["cluster_name", "cluster_id"];
 
+/// What OpenBao's token store knows of a token and `serve`'s tokens file does not: when it
+/// was made, and an accessor (`serve` has no accessor endpoints to use one with).
+const TOKEN_UNKNOWNS: &[&str] = &["accessor", "creation_time", "issue_time"];
+
 const DENIED_TOKEN: &str = "/v1/dockerhub/token/hoeg/hoeg";
 const MERGE_PATCH: &[(&str, &str)] = &[("Content-Type", "application/merge-patch+json")];
 const HOEG_LEASES: &str = "/v1/sys/leases/lookup/dockerhub/token/hoeg/";
@@ -219,6 +223,23 @@ const ROWS: &[Row] = &[
         &["cluster_name", "cluster_id", "commit_date"],
     ),
     row("GET", "/v1/sys/leader", Who::Nobody, 200),
+    // The token's own lookup: a read, or an update as OpenBao also takes it.
+    leaving_out(
+        row("GET", "/v1/auth/token/lookup-self", Who::Root, 200),
+        TOKEN_UNKNOWNS,
+    ),
+    leaving_out(
+        row("PUT", "/v1/auth/token/lookup-self", Who::Root, 200),
+        TOKEN_UNKNOWNS,
+    ),
+    // LIST adds a slash, which the lease endpoints' routes do not take without an id after it.
+    same_texts(row("LIST", "/v1/sys/leases/renew", Who::Root, 404)),
+    same_texts(row("LIST", "/v1/sys/leases/revoke", Who::Root, 404)),
+    same_texts(row("LIST", "/v1/sys/leases/revoke-prefix", Who::Root, 404)),
+    same_texts(row("LIST", "/v1/sys/leases/revoke-force", Who::Root, 404)),
+    row("LIST", "/v1/sys/leases/lookup", Who::Root, 200),
+    same_texts(row("LIST", "/v1/sys/leases/renew/{lease}", Who::Root, 405)),
+    same_texts(row("LIST", "/v1/sys/leases/revoke/{lease}", Who::Root, 405)),
     same_texts(row("PUT", "/v1/sys/health", Who::Root, 405)),
     // PATCH takes only a JSON merge patch, which is checked before the token; then the
     // policy must grant `patch`, and neither the engine nor a lease endpoint patches.
@@ -460,6 +481,16 @@ const ROWS: &[Row] = &[
     same_texts(row("DELETE", "/v1/sys/leases/revoke", Who::Root, 405)),
     same_texts(row("FOO", "/v1/sys/leases/lookup", Who::Root, 405)),
     same_texts(row("FOO", "/v1/dockerhub/config/hoeg", Who::Root, 405)),
+    // The engine's unknown paths and operations, in OpenBao's words for a plugin's.
+    same_texts(row("GET", "/v1/dockerhub/nothing-here", Who::Root, 404)),
+    same_texts(row("GET", "/v1/dockerhub/", Who::Root, 404)),
+    same_texts(row(
+        "DELETE",
+        "/v1/dockerhub/token/hoeg/my-organization",
+        Who::Root,
+        405,
+    )),
+    same_texts(row("LIST", "/v1/dockerhub/token/hoeg/", Who::Root, 404)),
     same_texts(row(
         "GET",
         "/v1/sys/leases/lookup/dockerhub/?scan=true",

@@ -452,7 +452,7 @@ fn bad_requests_get_a_4xx_that_says_why() {
             "/v1/dockerhub/token/hoeg/hoeg",
             Vec::new(),
             405,
-            "does not support",
+            "unsupported operation",
         ),
         (
             "PUT",
