@@ -329,12 +329,16 @@ impl<'a> Hub<'a> {
         struct Created {
             uuid: String,
             token: String,
+            token_label: String,
             #[serde(default)]
             expires_at: Option<String>,
         }
+        // The token object names the label it was made with: an answer about another token
+        // (a replaying or caching proxy) is no answer, and the token is looked up by label.
         serde_json::from_slice::<Created>(&response.body)
             .ok()
             .filter(|t| !t.uuid.is_empty() && !t.token.is_empty())
+            .filter(|t| t.token_label == token_label)
             .map(|t| CreatedToken {
                 expires_at: t.expires_at.as_deref().and_then(parse_rfc3339),
                 uuid: t.uuid,
@@ -342,44 +346,52 @@ impl<'a> Hub<'a> {
                 resent,
             })
             .ok_or_else(|| {
-                CreateFailure::Unknown(malformed(what, "the answer has no uuid or token"))
+                CreateFailure::Unknown(malformed(
+                    what,
+                    "the answer has no uuid or token, or names another token label",
+                ))
             })
     }
 
-    /// Delete a token. Any 2xx is done. A 404 means it is gone already (Docker's contract for
-    /// `DELETE /v2/access-tokens/{uuid}`), once the account's token listing agrees: a proxy
-    /// or gateway at the Hub URL that answers 404 without passing the request on would
-    /// otherwise leave the token live until its Hub expiry. A token still listed after a 404
-    /// is an error with status 404, so that the host tries the revocation again.
+    /// Delete a token. Docker's contract for `DELETE /v2/access-tokens/{uuid}` answers 204
+    /// (202 on the legacy alias): done. A 404 means it is gone already, and any other 2xx is
+    /// not the Hub's answer but may be a success: both count once the account's token listing
+    /// agrees that the token is gone, since a proxy or gateway at the Hub URL that answers
+    /// without passing the request on would otherwise leave the token live until its Hub
+    /// expiry. A token still listed then is an error with that status, so that the host tries
+    /// the revocation again.
     pub fn delete_token(&self, uuid: &str) -> Result<(), EngineError> {
         let path = format!("/v2/access-tokens/{uuid}");
         let what = "delete an access token";
         let response = self.authorized("DELETE", &path, None, what, Repeat::Safe)?;
         match response.status {
-            200..=299 => Ok(()),
-            404 if self.list_tokens()?.iter().any(|t| t.uuid == uuid) => {
+            202 | 204 => Ok(()),
+            status @ (200..=299 | 404) if self.list_tokens()?.iter().any(|t| t.uuid == uuid) => {
                 Err(EngineError::Upstream(UpstreamError {
-                    status: 404,
+                    status,
                     message: format!(
-                        "Docker Hub answered 404 (not found) to the request to {what} {uuid}, \
-                         but still lists that token: is something other than Docker Hub \
+                        "Docker Hub answered {status} to the request to {what} {uuid}, but \
+                         still lists that token: is something other than Docker Hub \
                          answering at its URL?"
                     ),
                     retry_after: None,
                 }))
             }
-            404 => Ok(()),
+            200..=299 | 404 => Ok(()),
             _ => Err(refused(&response, what)),
         }
     }
 
     /// Every token of the account, newest first, all pages.
     pub fn list_tokens(&self) -> Result<Vec<ListedToken>, EngineError> {
+        // `count` and `results` are required: an answer without them (`{}`, a proxy's own
+        // JSON) is not a listing, and reading it as an empty one would call live tokens gone.
         #[derive(Deserialize)]
         struct Page {
+            #[serde(rename = "count")]
+            _count: u64,
             #[serde(default)]
             next: Option<String>,
-            #[serde(default)]
             results: Vec<Listed>,
         }
         #[derive(Deserialize)]

@@ -655,6 +655,13 @@ mod tests {
             FaultKind::DropAfterProcessing,
             FaultKind::StatusAfterProcessing(502),
             FaultKind::StatusAfterProcessing(500),
+            // A replaying or caching proxy: a token object, but of another token.
+            FaultKind::AnswerAfterProcessing(
+                201,
+                r#"{"uuid": "11111111-1111-4111-8111-111111111111", "token": "dckr_pat_x",
+                    "token_label": "dockerhub-secrets:old:0000000000000000", "scopes": []}"#
+                    .into(),
+            ),
         ] {
             host.hub.inject(Fault::on(
                 "POST",
@@ -678,7 +685,7 @@ mod tests {
             .iter()
             .filter(|c| c.method == "POST" && c.path == "/v2/access-tokens")
             .count();
-        assert_eq!(posts, 4, "a creation is never sent twice");
+        assert_eq!(posts, 5, "a creation is never sent twice");
     }
 
     #[test]

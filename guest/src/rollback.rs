@@ -34,19 +34,33 @@ pub const TIDY_GRACE: u64 = 60;
 /// Bound on Hub work per rollback run; the rest waits for the next run.
 const MAX_TIDY_PER_RUN: usize = 50;
 
-static FIELDS: &[Field] = &[Field {
-    name: "immediate",
-    kind: FieldKind::Boolean,
-    description: "Clean write-ahead records of any age, skipping the minimum age that protects \
+static FIELDS: &[Field] = &[
+    Field {
+        name: "leases_ended",
+        kind: FieldKind::Boolean,
+        description: "Every lease of the mount has ended: OpenBao revokes all of a mount's \
+                      leases before it calls the plugin's Cleanup at unmount. Every token the \
+                      engine still tracks then has no lease (its revoke failed and the lease \
+                      was forced out, or never reached the engine) and is revoked in this run, \
+                      not a minute after its lease would have ended.",
+        default: Some("false"),
+        required: false,
+        sensitive: false,
+    },
+    Field {
+        name: "immediate",
+        kind: FieldKind::Boolean,
+        description: "Clean write-ahead records of any age, skipping the minimum age that protects \
                   creations still in flight. Hosts set it when no creation can be in flight: \
                   at the start of a fresh process, and when the mount is being removed. The \
                   answer's awaiting_creations counts creations whose token Docker Hub does not \
                   list yet but may still make; their records stay, and every later run looks \
                   again.",
-    default: Some("false"),
-    required: false,
-    sensitive: false,
-}];
+        default: Some("false"),
+        required: false,
+        sensitive: false,
+    },
+];
 
 #[derive(Debug, Serialize, Deserialize)]
 struct WalEntry {
@@ -191,6 +205,7 @@ impl PendingCreation {
 pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> {
     let data = FieldData::parse(&request.data, FIELDS)?;
     let immediate = data.boolean("immediate")?.unwrap_or(false);
+    let leases_ended = data.boolean("leases_ended")?.unwrap_or(false);
     let now = host.now();
     let mut failures = Vec::new();
 
@@ -215,13 +230,20 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
 
     let overdue = TokenRecord::all(host)?
         .into_iter()
-        .filter(|(_, r)| r.lease_expires_at + TIDY_GRACE <= now)
-        .take(MAX_TIDY_PER_RUN);
+        .filter(|(_, r)| leases_ended || r.lease_expires_at + TIDY_GRACE <= now)
+        .take(if leases_ended {
+            usize::MAX
+        } else {
+            MAX_TIDY_PER_RUN
+        });
     for (uuid, record) in overdue {
         host.log(
             Level::Warn,
             "rollback",
-            &format!("the lease of token {uuid} ended without a revoke; revoking it now"),
+            &format!(
+                "the lease of token {uuid} ({}) ended without a revoke; revoking it now",
+                record.token_label
+            ),
         );
         if let Err(e) = destroy(host, &uuid, &record, Patience::WaitOutRateLimits) {
             failures.push(format!("revoking token {uuid}: {e}"));
@@ -237,9 +259,9 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
             host.log(Level::Warn, "rollback", failure);
         }
         Err(EngineError::Internal(format!(
-            "rollback left {} item(s) for the next run; first: {}",
+            "rollback left {} item(s) for the next run: {}",
             failures.len(),
-            failures[0]
+            failures.join("; ")
         )))
     }
 }
@@ -288,9 +310,17 @@ fn undo_creations(
     let listing = match hub.list_tokens() {
         Ok(listing) => listing,
         Err(e) => {
+            // Their labels, so that an operator can find the tokens should the records go
+            // (a mount removed while the Hub cannot be asked).
+            let labels: Vec<&str> = entries
+                .iter()
+                .map(|(_, e)| e.token_label.as_str())
+                .collect();
             failures.push(format!(
-                "looking for {} interrupted creation(s) of account {account}: {e}",
-                entries.len()
+                "looking for {} interrupted creation(s) of account {account} (token labels \
+                 {}): {e}",
+                entries.len(),
+                labels.join(", ")
             ));
             return Ok(0);
         }
@@ -421,7 +451,11 @@ mod tests {
 
     #[test]
     fn the_immediate_field_says_when_hosts_set_it() {
-        let text = FIELDS[0].description;
+        let text = FIELDS
+            .iter()
+            .find(|f| f.name == "immediate")
+            .unwrap()
+            .description;
         assert!(text.contains("start of a fresh process"), "{text}");
         assert!(text.contains("mount is being removed"), "{text}");
         assert!(!text.contains("at unmount"), "{text}");
@@ -448,9 +482,10 @@ mod tests {
             Fault::on("GET", "/v2/access-tokens", FaultKind::Status(500))
                 .times(crate::hub::RETRY_BACKOFF.len() + 1),
         );
+        let label = host.hub.live_tokens()[0].label.clone();
         assert!(matches!(
             rollback(&host, json!({"immediate": true})),
-            Err(EngineError::Internal(m)) if m.contains("next run")
+            Err(EngineError::Internal(m)) if m.contains("next run") && m.contains(&label)
         ));
         assert_eq!(host.keys(Bucket::Wal).len(), 1);
         rollback(&host, json!({"immediate": true})).unwrap();
@@ -480,5 +515,21 @@ mod tests {
         let live: Vec<String> = host.hub.live_tokens().into_iter().map(|t| t.uuid).collect();
         assert_eq!(live, [long.as_str().unwrap()]);
         assert_eq!(host.keys(Bucket::Token), [long.as_str().unwrap()]);
+    }
+
+    #[test]
+    fn when_every_lease_ended_every_tracked_token_is_revoked_at_once() {
+        let host = TestHost::configured();
+        host.issue(json!({"ttl": "30m"}));
+        host.issue(json!({"ttl": "2m"}));
+        rollback(&host, json!({"immediate": true})).unwrap();
+        assert_eq!(
+            host.hub.live_tokens().len(),
+            2,
+            "immediate alone keeps leases"
+        );
+        rollback(&host, json!({"immediate": true, "leases_ended": true})).unwrap();
+        assert!(host.hub.live_tokens().is_empty());
+        assert!(host.keys(Bucket::Token).is_empty());
     }
 }

@@ -298,6 +298,68 @@ mod tests {
         assert!(host.keys(Bucket::Token).is_empty());
     }
 
+    #[test]
+    fn a_delete_answered_with_a_status_docker_never_gives_counts_once_the_listing_agrees() {
+        let host = TestHost::configured();
+        // A proxy's login page instead of the Hub's 204: the token is still listed.
+        let (uuid, lease) = issue(&host);
+        host.hub.inject(Fault::on(
+            "DELETE",
+            "/v2/access-tokens/",
+            FaultKind::Answer(200, "<html>proxy login</html>".into()),
+        ));
+        match lease_call(&host, Operation::Revoke, &lease) {
+            Err(EngineError::Upstream(u)) => {
+                assert_eq!(u.status, 200);
+                assert!(u.message.contains("still lists"), "{}", u.message);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(host.keys(Bucket::Token), [uuid.as_str()]);
+        lease_call(&host, Operation::Revoke, &lease).unwrap();
+        assert!(host.hub.token(&uuid).is_none());
+        // A 200 from something that did pass the DELETE on: the listing agrees it is gone.
+        let (uuid, lease) = issue(&host);
+        host.hub.inject(Fault::on(
+            "DELETE",
+            "/v2/access-tokens/",
+            FaultKind::StatusAfterProcessing(200),
+        ));
+        lease_call(&host, Operation::Revoke, &lease).unwrap();
+        assert!(host.hub.token(&uuid).is_none());
+        assert!(host.keys(Bucket::Token).is_empty());
+    }
+
+    #[test]
+    fn a_listing_without_count_and_results_is_no_listing() {
+        let host = TestHost::configured();
+        let (uuid, lease) = issue(&host);
+        for listing in [r#"{}"#, r#"{"results": []}"#, r#"{"count": 0}"#] {
+            host.hub.inject(Fault::on(
+                "DELETE",
+                "/v2/access-tokens/",
+                FaultKind::Status(404),
+            ));
+            host.hub.inject(Fault::on(
+                "GET",
+                "/v2/access-tokens",
+                FaultKind::Answer(200, listing.into()),
+            ));
+            match lease_call(&host, Operation::Revoke, &lease) {
+                Err(EngineError::Upstream(u)) => {
+                    assert!(
+                        u.message.contains("not a token list"),
+                        "{listing}: {}",
+                        u.message
+                    );
+                }
+                other => panic!("{listing}: {other:?}"),
+            }
+            assert_eq!(host.keys(Bucket::Token), [uuid.as_str()], "{listing}");
+            assert!(host.hub.token(&uuid).is_some());
+        }
+    }
+
     fn delete_statuses(host: &TestHost) -> Vec<u16> {
         host.hub
             .calls()

@@ -188,12 +188,67 @@ impl BackendService {
         }
     }
 
+    /// The answer to a request whose caller went away while the engine worked: a secret in
+    /// it has no lease in OpenBao, so its token is deleted again at once.
+    async fn abandoned(&self, path: &str, reply: HandleRequestReply) {
+        let Some(secret) = reply.response.and_then(|r| r.secret) else {
+            tracing::debug!(path, "a request ended after its caller went away");
+            return;
+        };
+        let Ok(mount) = self.mount() else {
+            return;
+        };
+        let lease = Lease {
+            internal_data: secret.internal_data,
+            ttl: secret
+                .lease_options
+                .map_or(0, |o| u64::try_from(o.ttl / 1_000_000_000).unwrap_or(0)),
+            max_ttl: 0,
+            renewable: false,
+        };
+        match self.delete_again(mount, path, lease).await {
+            Ok(_) => tracing::warn!(
+                path,
+                "the caller went away before its token was issued: the token was deleted again"
+            ),
+            Err(e) => {
+                tracing::error!(path, error = %e, "the caller went away before its token was issued, and the token could not be deleted: rollback deletes it once its lease would have ended")
+            }
+        }
+    }
+
     /// A token issued while the mount is being disabled or moved. OpenBao taints the mount
     /// first and then revokes its leases (vault/mount.go `unmountInternal`): a lease
     /// registered for this token could come after that revocation, and could never be
     /// revoked once the mount is gone. The token is deleted again, and the caller gets an
     /// error instead.
     async fn withdraw(&self, mount: &Mount, path: &str, lease: Lease) -> HandleRequestReply {
+        match self.delete_again(mount, path, lease).await {
+            Ok(_) => tracing::info!(
+                path,
+                "a token issued while the mount was being disabled or moved was deleted again"
+            ),
+            Err(e) => {
+                tracing::error!(path, error = %e, "a token issued while the mount was being disabled or moved could not be deleted: it stays at Docker Hub until the Hub expires it")
+            }
+        }
+        HandleRequestReply {
+            response: None,
+            err: Some(ProtoError {
+                err_type: err_type::CODED,
+                err_msg: "the mount is being disabled or moved: no token is issued".into(),
+                err_code: 503,
+            }),
+        }
+    }
+
+    /// Revoke, through the engine, a lease that OpenBao never got.
+    async fn delete_again(
+        &self,
+        mount: &Mount,
+        path: &str,
+        lease: Lease,
+    ) -> Result<Response, CallError> {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
@@ -213,39 +268,24 @@ impl BackendService {
                 increment: 0,
             }),
         };
-        match self
-            .runtime
+        self.runtime
             .handle(mount.storage.clone(), mount.limits.clone(), &revoke)
             .await
-        {
-            Ok(_) => tracing::info!(
-                path,
-                "a token issued while the mount was being disabled or moved was deleted again"
-            ),
-            Err(e) => {
-                tracing::error!(path, error = %e, "a token issued while the mount was being disabled or moved could not be deleted: it stays at Docker Hub until the Hub expires it")
-            }
-        }
-        HandleRequestReply {
-            response: None,
-            err: Some(ProtoError {
-                err_type: err_type::CODED,
-                err_msg: "the mount is being disabled or moved: no token is issued".into(),
-                err_code: 503,
-            }),
-        }
     }
 
-    /// Delete at the Hub every token whose creation is pending (`rollback` with `immediate`):
-    /// after this the mount's storage, and with it the write-ahead records that name those
-    /// tokens, is deleted. While rollback fails, or the engine waits for tokens a slow Hub may
+    /// Delete at the Hub every token whose creation is pending (`rollback` with `immediate`),
+    /// and every token the engine still tracks, whose lease OpenBao has already ended
+    /// (`leases_ended`): after this the mount's storage, and with it the records that name
+    /// those tokens, is deleted. While rollback fails, or the engine waits for tokens a slow Hub may
     /// still make (`awaiting_creations`), it runs again every [`LANDING_POLL`], for up to
     /// [`LANDING_PATIENCE`].
     async fn settle_pending_creations(&self, mount: &Mount) {
         let request = Request {
             operation: Operation::Rollback,
             path: String::new(),
-            data: serde_json::json!({ "immediate": true }).to_string(),
+            // OpenBao has revoked every lease of the mount before `Cleanup`: a token the
+            // engine still tracks is one whose lease was forced out (`lease revoke -force`).
+            data: serde_json::json!({ "immediate": true, "leases_ended": true }).to_string(),
             display_name: None,
             entity_id: None,
             lease: None,
@@ -284,7 +324,8 @@ impl BackendService {
                     tracing::warn!(attempt = failures, error = %e, "settling pending token creations before the mount's storage is deleted failed");
                     if started.elapsed() >= LANDING_PATIENCE {
                         tracing::error!(
-                            "the mount is being disabled with token creations still pending: their tokens stay at Docker Hub until the Hub expires them"
+                            error = %e,
+                            "the mount is being disabled with token creations still pending (the error names their token labels): OpenBao removes the mount all the same, and their tokens stay at Docker Hub until the Hub expires them"
                         );
                         return;
                     }
@@ -433,7 +474,12 @@ fn failure(error: &CallError) -> HandleRequestReply {
 }
 
 #[tonic::async_trait]
-impl Backend for BackendService {
+// Shared, so that a request's engine call runs on its own task: OpenBao cancels the gRPC
+// call when its client goes away (a CI job cancelled, a client timeout shorter than the
+// Hub's latency), and a call dropped mid-way would leave a token the Hub made with neither
+// a lease nor a settled write-ahead record until rollback's minimum age.
+#[tonic::async_trait]
+impl Backend for Arc<BackendService> {
     async fn handle_request(
         &self,
         request: tonic::Request<HandleRequestArgs>,
@@ -442,7 +488,19 @@ impl Backend for BackendService {
             .into_inner()
             .request
             .ok_or_else(|| Status::invalid_argument("no request"))?;
-        Ok(tonic::Response::new(self.handle(request).await))
+        let service = Arc::clone(self);
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let path = request.path.clone();
+            let reply = service.handle(request).await;
+            if let Err(reply) = answer.send(reply) {
+                service.abandoned(&path, reply).await;
+            }
+        });
+        let reply = answered
+            .await
+            .map_err(|_| Status::internal("the request's task ended without an answer"))?;
+        Ok(tonic::Response::new(reply))
     }
 
     async fn special_paths(
@@ -640,7 +698,7 @@ mod tests {
 
     /// The plugin with a mount on `storage`, on a standby or not. Nothing answers the
     /// system view: these calls must not need it.
-    fn mounted(storage: Arc<dyn Storage>, standby: bool) -> BackendService {
+    fn mounted(storage: Arc<dyn Storage>, standby: bool) -> Arc<BackendService> {
         let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).unwrap());
         let identity = super::super::tls::Identity::generate().unwrap();
         let broker =
@@ -654,7 +712,7 @@ mod tests {
             state: MountState::new(channel),
             standby,
         });
-        service
+        Arc::new(service)
     }
 
     fn request(operation: &str, path: &str, data: serde_json::Value) -> pb::Request {
@@ -695,7 +753,12 @@ mod tests {
         let storage = Arc::new(MemoryStorage::new());
         let cache = Arc::new(CachedStorage::new(storage.clone()));
         let mut service = mounted(cache.clone(), false);
-        service.mount.get_mut().unwrap().cache = Some(cache.clone());
+        Arc::get_mut(&mut service)
+            .unwrap()
+            .mount
+            .get_mut()
+            .unwrap()
+            .cache = Some(cache.clone());
         cache.put("config/a", b"1".to_vec()).await.unwrap();
         storage.put("config/a", b"2".to_vec()).await.unwrap();
         assert_eq!(cache.get("config/a").await.unwrap(), Some(b"1".to_vec()));

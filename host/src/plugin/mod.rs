@@ -226,12 +226,14 @@ pub async fn serve(config: RuntimeConfig) -> anyhow::Result<()> {
         .add_service(GrpcStdioServer::new(go_plugin::Stdio))
         .add_service(PluginVersionServer::new(go_plugin::Version))
         .add_service(
-            BackendServer::new(backend::BackendService::new(runtime, broker, time_limit))
-                // OpenBao sends a request of any size its listener took (`max_request_size`,
-                // 32 MiB by default) with gRPC's limit lifted to MaxInt32. Under tonic's
-                // default 4 MiB, a larger one would fail as a 500 before the engine's own
-                // limit could answer 413.
-                .max_decoding_message_size(i32::MAX as usize),
+            BackendServer::new(Arc::new(backend::BackendService::new(
+                runtime, broker, time_limit,
+            )))
+            // OpenBao sends a request of any size its listener took (`max_request_size`,
+            // 32 MiB by default) with gRPC's limit lifted to MaxInt32. Under tonic's
+            // default 4 MiB, a larger one would fail as a 500 before the engine's own
+            // limit could answer 413.
+            .max_decoding_message_size(i32::MAX as usize),
         )
         .serve_with_incoming_shutdown(ReceiverStream::new(incoming), stop)
         .await?;

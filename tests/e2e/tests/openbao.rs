@@ -3,7 +3,7 @@
 //! by revoke, by expiry and at unmount, renewals, a killed plugin, a failing Hub, creations
 //! whose answer was lost when the mount is disabled or reloaded, a killed server.
 
-use dockerhub_secrets_e2e::openbao::{OpenBao, eventually};
+use dockerhub_secrets_e2e::openbao::{OpenBao, ROOT_TOKEN, eventually};
 use dockerhub_secrets_e2e::{PASSWORD, lease_id, row, uuid};
 use fakehub::{Config, FakeHub, Fault, FaultKind};
 use serde_json::Value;
@@ -698,5 +698,76 @@ fn unmount_after_creations_refused_after_the_work_leaves_no_token() {
     assert!(
         left.is_empty(),
         "left at the Hub after the unmount: {left:?}"
+    );
+}
+
+/// `bao lease revoke -force` after a failed DELETE ends the lease in OpenBao and leaves the
+/// token to rollback's tidy; an unmount before that tidy runs deletes the token with the
+/// mount's other pending work, since OpenBao has ended every lease of the mount by then.
+#[test]
+fn unmount_after_a_forced_revoke_leaves_no_token() {
+    let bao = OpenBao::start_with_hub(
+        FakeHub::start(Config::default().account("hoeg", PASSWORD, None)).unwrap(),
+    )
+    .unwrap();
+    bao.write_seed_config(PASSWORD).unwrap();
+    let secret = bao
+        .bao_json(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
+        .unwrap();
+    let lease = secret["lease_id"].as_str().unwrap().to_string();
+    bao.hub
+        .inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(500)).times(100));
+    bao.bao_ok(&["lease", "revoke", "-force", "-prefix", &lease])
+        .unwrap();
+    assert_eq!(bao.hub.live_tokens().len(), 1, "the Hub refused the DELETE");
+    bao.hub.clear_faults();
+    bao.bao_ok(&["secrets", "disable", "dockerhub"]).unwrap();
+    let left: Vec<String> = bao.hub.live_tokens().into_iter().map(|t| t.label).collect();
+    assert!(
+        left.is_empty(),
+        "left at the Hub after the unmount: {left:?}"
+    );
+}
+
+/// A client that gives up on a token request while the Hub is still answering (a CI job
+/// cancelled, a client timeout shorter than the Hub's latency): OpenBao cancels the plugin's
+/// call, no lease is made, and the token the Hub made is deleted as soon as its answer
+/// arrives, not ten minutes later by rollback.
+#[test]
+fn a_token_whose_caller_went_away_is_deleted_at_once() {
+    let bao = OpenBao::start_with_hub(
+        FakeHub::start(Config::default().account("hoeg", PASSWORD, None)).unwrap(),
+    )
+    .unwrap();
+    bao.write_seed_config(PASSWORD).unwrap();
+    bao.hub.inject(Fault::on(
+        "POST",
+        "/v2/access-tokens",
+        FaultKind::LatencyAfterProcessing(Duration::from_secs(4)),
+    ));
+    let impatient: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_millis(1500)))
+        .build()
+        .into();
+    let gave_up = impatient
+        .put(format!(
+            "{}/v1/dockerhub/token/hoeg/my-organization",
+            bao.addr
+        ))
+        .header("X-Vault-Token", ROOT_TOKEN)
+        .send("{}");
+    assert!(gave_up.is_err(), "the client timed out: {gave_up:?}");
+    assert_eq!(bao.hub.tokens().len(), 1, "the Hub made the token");
+    assert!(
+        eventually(Duration::from_secs(15), || bao.hub.live_tokens().is_empty()),
+        "the token of a request nobody waits for is still live"
+    );
+    let leases = bao.bao(&[
+        "list",
+        "sys/leases/lookup/dockerhub/token/hoeg/my-organization/",
+    ]);
+    assert!(
+        !leases.unwrap().status.success(),
+        "OpenBao made no lease for it"
     );
 }

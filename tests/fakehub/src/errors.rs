@@ -55,6 +55,23 @@ pub fn not_found() -> Response {
 }
 
 /// Any status, for injected faults: the reason phrase as the message.
+/// A made-up answer: this status and body, `Content-Type: application/json` when the body
+/// parses as JSON and `text/html` otherwise.
+pub fn raw(code: u16, body: &str) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = if serde_json::from_str::<Value>(body).is_ok() {
+        "application/json"
+    } else {
+        "text/html"
+    };
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        body.to_owned(),
+    )
+        .into_response()
+}
+
 pub fn status(code: u16) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     detail(status, status.canonical_reason().unwrap_or("Error"))

@@ -38,6 +38,12 @@ pub enum FaultKind {
     /// Process the request, then answer with this status and a Docker-shaped error body
     /// instead of the real answer: a gateway that failed after the Hub did the work.
     StatusAfterProcessing(u16),
+    /// Answer with this status and this body (JSON or not, as given), without processing: a
+    /// proxy's own answer.
+    Answer(u16, String),
+    /// Process the request, then answer with this status and body instead of the real
+    /// answer: a proxy that rewrote, cached or replayed the Hub's answer.
+    AnswerAfterProcessing(u16, String),
 }
 
 impl Fault {

@@ -124,7 +124,7 @@ async fn handle(
         request.headers().contains_key(AUTHORIZATION),
     );
     let mut drop_after_processing = false;
-    let mut status_after_processing = None;
+    let mut answer_after_processing = None;
     let mut latency = None;
     let mut latency_after = None;
     match hub.take_fault(&method, &path) {
@@ -139,7 +139,15 @@ async fn handle(
         Some(FaultKind::Latency(delay)) => latency = Some(delay),
         Some(FaultKind::DropAfterProcessing) => drop_after_processing = true,
         Some(FaultKind::LatencyAfterProcessing(delay)) => latency_after = Some(delay),
-        Some(FaultKind::StatusAfterProcessing(code)) => status_after_processing = Some(code),
+        Some(FaultKind::StatusAfterProcessing(code)) => {
+            answer_after_processing = Some(errors::status(code));
+        }
+        Some(FaultKind::Answer(code, body)) => {
+            return Ok(finish(&hub, call, errors::raw(code, &body)));
+        }
+        Some(FaultKind::AnswerAfterProcessing(code, body)) => {
+            answer_after_processing = Some(errors::raw(code, &body));
+        }
         None => {}
     }
     // The work runs on its own task, as a real server finishes a request whose client went
@@ -160,8 +168,8 @@ async fn handle(
     if drop_after_processing {
         return Err(Dropped);
     }
-    if let Some(code) = status_after_processing {
-        return Ok(finish(&hub, call, errors::status(code)));
+    if let Some(answer) = answer_after_processing {
+        return Ok(finish(&hub, call, answer));
     }
     Ok(finish(&hub, call, response))
 }
