@@ -677,7 +677,10 @@ async fn route(
             return Err(unsupported(method));
         }
         let sync = flag(&data, "sync", true)?;
-        api.leases.revoke_prefix(prefix, sync).await?;
+        api.leases
+            .revoke_prefix(prefix, sync)
+            .await
+            .map_err(revocation_failed)?;
         return Ok(revoked(sync));
     }
     // Vault's force revoke: the leases end even where the engine fails to revoke them.
@@ -967,8 +970,21 @@ async fn renew(api: &Api, lease_id: &str, data: &Value) -> Result<Response, ApiE
 }
 
 async fn revoke(api: &Api, lease_id: &str, sync: bool) -> Result<Response, ApiError> {
-    api.leases.revoke(lease_id, sync).await?;
+    api.leases
+        .revoke(lease_id, sync)
+        .await
+        .map_err(revocation_failed)?;
     Ok(revoked(sync))
+}
+
+/// A revocation the engine could not carry out, as OpenBao's lease endpoints answer it: 400
+/// with the expiration manager's "failed to revoke entry: …" (`handleError` in
+/// `logical_system.go`), whatever the engine's own status was.
+fn revocation_failed(e: LeaseError) -> ApiError {
+    match e {
+        LeaseError::Engine(e) => ApiError::new(400, format!("failed to revoke entry: {e}")),
+        e => e.into(),
+    }
 }
 
 /// Vault's answer to a revocation: done (204), or queued (202) when not `sync`.

@@ -798,3 +798,45 @@ print(json.dumps({"keys": keys, "revoke": status, "denied": denied}))
     }
     assert_eq!(lease_shapes[0], lease_shapes[1], "openbao, then serve");
 }
+
+/// A revocation the Hub refuses: OpenBao answers 400 "failed to revoke entry: …" for the
+/// lease endpoints (its `handleError` of the expiration manager's error), and so must `serve`;
+/// hvac raises `InvalidRequest` for both.
+#[test]
+fn a_failed_revocation_is_answered_alike() {
+    let hosts = [Host::openbao().unwrap(), Host::serve().unwrap()];
+    for host in &hosts {
+        for (method, target, body) in [
+            ("PUT", "/v1/sys/leases/revoke/{lease}", "{}"),
+            ("PUT", "/v1/sys/leases/revoke", r#"{"lease_id": "{lease}"}"#),
+            ("PUT", "/v1/sys/leases/revoke-prefix/{lease}", "{}"),
+        ] {
+            let lease = issue_lease(host, Who::Root).unwrap();
+            host.hub().inject(
+                fakehub::Fault::on(
+                    "DELETE",
+                    "/v2/access-tokens/",
+                    fakehub::FaultKind::Status(500),
+                )
+                .times(1000),
+            );
+            let answer = host
+                .raw(
+                    method,
+                    &target.replace("{lease}", &lease),
+                    Who::Root,
+                    &[],
+                    body.replace("{lease}", &lease).as_bytes(),
+                )
+                .unwrap();
+            let error = answer.body["errors"][0].as_str().unwrap_or_default();
+            assert_eq!(answer.status, 400, "{}: {target}: {answer:?}", host.name);
+            assert!(
+                error.contains("failed to revoke entry: "),
+                "{}: {target}: {error}",
+                host.name
+            );
+            host.hub().clear_faults();
+        }
+    }
+}
