@@ -218,6 +218,8 @@ pub fn list(host: &dyn Host) -> Result<Response, EngineError> {
 
 fn write(host: &dyn Host, account: &str, request: &Request) -> Result<Response, EngineError> {
     let data = FieldData::parse(&request.data, FIELDS)?;
+    // Checked whether or not it is needed: bad input is refused, never ignored.
+    let verify = data.boolean("verify")?.unwrap_or(true);
     let existing = AccountConfig::load(host, account)?;
 
     let password = match (data.string("password")?, &existing) {
@@ -336,7 +338,7 @@ fn write(host: &dyn Host, account: &str, request: &Request) -> Result<Response, 
     if credentials_changed {
         // A session opened with the old credentials must not outlive them.
         storage::remove(host, Bucket::Session, account)?;
-        if data.boolean("verify")?.unwrap_or(true) {
+        if verify {
             config.hub(host, account).login().map_err(|e| match e {
                 EngineError::Upstream(u) if u.status == 401 => {
                     EngineError::InvalidRequest(u.message)
@@ -472,6 +474,16 @@ mod tests {
         );
         assert!(!message.contains("wrong"), "{message}");
         assert!(host.keys(Bucket::Config).is_empty(), "nothing stored");
+    }
+
+    #[test]
+    fn a_bad_verify_is_refused_also_when_no_credentials_change() {
+        let host = TestHost::configured();
+        let refused = write(&host, json!({"ttl": "10m", "verify": "maybe"}));
+        assert!(
+            matches!(&refused, Err(EngineError::InvalidRequest(m)) if m.contains("verify")),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -128,11 +128,20 @@ pub fn renew(host: &dyn Host, request: &Request) -> Result<Response, EngineError
     };
     let ttl = wanted.min(remaining);
     let mut warnings = Vec::new();
-    if ttl < wanted {
+    // As Vault's framework (`CalculateTTL`) words it: the effective max_ttl is what is left
+    // of it now, not the max_ttl counted from the issue.
+    if ttl < wanted && within_hub_expiry < within_max_ttl {
+        warnings.push(format!(
+            "TTL of {} exceeded the token's expiry at Docker Hub, {} from now; TTL value is \
+             capped accordingly",
+            duration::format(wanted),
+            duration::format(ttl)
+        ));
+    } else if ttl < wanted {
         warnings.push(format!(
             "TTL of {} exceeded the effective max_ttl of {}; TTL value is capped accordingly",
             duration::format(wanted),
-            duration::format(max_ttl)
+            duration::format(ttl)
         ));
     }
     record.lease_expires_at = now + ttl;
@@ -527,7 +536,10 @@ mod tests {
         let capped_ttl = capped.lease.unwrap().ttl;
         assert!((399..=400).contains(&capped_ttl), "{capped_ttl}");
         assert!(
-            capped.warnings[0].contains("capped"),
+            capped.warnings[0].starts_with(&format!(
+                "TTL of 30m0s exceeded the effective max_ttl of {}; ",
+                crate::duration::format(capped_ttl)
+            )),
             "{:?}",
             capped.warnings
         );
