@@ -588,16 +588,23 @@ async fn route(
     };
     // The probes answer before any request parsing, as OpenBao's own handlers do: GET (and
     // HEAD for health), anything else 405 with no message; no token, no query flags.
+    if path == "sys/health" {
+        let code = health_code(uri)?;
+        return match method.as_str() {
+            "GET" => Ok((code, health()).into_response()),
+            "HEAD" => Ok(code.into_response()),
+            _ => Err(ApiError(StatusCode::METHOD_NOT_ALLOWED, Vec::new())),
+        };
+    }
     let probe = match path.as_str() {
-        "sys/health" => Some(health as fn() -> Response),
         "sys/seal-status" => Some(seal_status as fn() -> Response),
         "sys/leader" => Some(leader as fn() -> Response),
+        "sys/init" => Some(init_status as fn() -> Response),
         _ => None,
     };
     if let Some(answer) = probe {
         return match method.as_str() {
             "GET" => Ok(answer()),
-            "HEAD" if path == "sys/health" => Ok(StatusCode::OK.into_response()),
             _ => Err(ApiError(StatusCode::METHOD_NOT_ALLOWED, Vec::new())),
         };
     }
@@ -862,6 +869,46 @@ const VERSION: &str = concat!("dockerhub-secrets ", env!("CARGO_PKG_VERSION"));
 /// OpenBao's answer without HA: one server, always the active one.
 fn leader() -> Response {
     axum::Json(json!({ "ha_enabled": false })).into_response()
+}
+
+/// The status `sys/health` answers with, as OpenBao's `getSysHealth` picks it from the query:
+/// `activecode` (default 200), since this server is initialized, unsealed and active; the
+/// other codes (`uninitcode`, `sealedcode`, `standbycode`) and `standbyok` are still checked,
+/// and one that is not a number (or a Go boolean) is a 400 with no message, as is an
+/// `activecode` outside 100-999.
+fn health_code(uri: &Uri) -> Result<StatusCode, ApiError> {
+    let bad = || ApiError(StatusCode::BAD_REQUEST, Vec::new());
+    let query: Vec<(String, String)> = query_pairs(uri).collect();
+    // Go's `Query()[name][0]`: the first value given.
+    let first = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(value) = first("standbyok") {
+        parse_bool(value).ok_or_else(bad)?;
+    }
+    let mut code = StatusCode::OK;
+    for name in ["uninitcode", "sealedcode", "standbycode", "activecode"] {
+        if let Some(value) = first(name) {
+            // Go's `strconv.Atoi`: a sign is allowed, and a code is checked only when used
+            // (OpenBao's server fails the connection for a code outside 100-999).
+            let number: i64 = value.parse().map_err(|_| bad())?;
+            if name == "activecode" {
+                code = u16::try_from(number)
+                    .ok()
+                    .and_then(|n| StatusCode::from_u16(n).ok())
+                    .ok_or_else(bad)?;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// OpenBao's `sys/init` read: this server's store exists once it runs.
+fn init_status() -> Response {
+    axum::Json(json!({ "initialized": true })).into_response()
 }
 
 /// OpenBao's fields, with what is true of one server that is never sealed and replicates

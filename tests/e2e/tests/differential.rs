@@ -223,6 +223,39 @@ const ROWS: &[Row] = &[
         &["cluster_name", "cluster_id", "commit_date"],
     ),
     row("GET", "/v1/sys/leader", Who::Nobody, 200),
+    row("GET", "/v1/sys/init", Who::Nobody, 200),
+    // sys/health's status codes come from the query, as load balancers ask for them.
+    leaving_out(
+        row("GET", "/v1/sys/health?activecode=297", Who::Nobody, 297),
+        NO_CLUSTER,
+    ),
+    leaving_out(
+        row(
+            "GET",
+            "/v1/sys/health?standbycode=200&sealedcode=200",
+            Who::Nobody,
+            200,
+        ),
+        NO_CLUSTER,
+    ),
+    row("HEAD", "/v1/sys/health?activecode=203", Who::Nobody, 203),
+    same_texts(row(
+        "GET",
+        "/v1/sys/health?activecode=notacode",
+        Who::Nobody,
+        400,
+    )),
+    leaving_out(
+        row("GET", "/v1/sys/health?sealedcode=-1", Who::Nobody, 200),
+        NO_CLUSTER,
+    ),
+    same_texts(row("GET", "/v1/sys/health?sealedcode=x", Who::Nobody, 400)),
+    same_texts(row(
+        "GET",
+        "/v1/sys/health?standbyok=maybe",
+        Who::Nobody,
+        400,
+    )),
     // The token's own lookup: a read, or an update as OpenBao also takes it.
     leaving_out(
         row("GET", "/v1/auth/token/lookup-self", Who::Root, 200),
