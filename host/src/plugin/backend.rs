@@ -492,8 +492,12 @@ impl Backend for Arc<BackendService> {
         let (answer, answered) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let path = request.path.clone();
+            // Only a write issues a secret; a renewal's answer names a lease OpenBao keeps.
+            let issues = matches!(request.operation.as_str(), "create" | "update");
             let reply = service.handle(request).await;
-            if let Err(reply) = answer.send(reply) {
+            if let Err(reply) = answer.send(reply)
+                && issues
+            {
                 service.abandoned(&path, reply).await;
             }
         });

@@ -17,6 +17,16 @@ fn configure(bao: &OpenBao) {
     bao.write_seed_config(PASSWORD).unwrap();
 }
 
+/// `secrets disable dockerhub`, after which no token of the mount may be live at the Hub.
+fn disable_and_expect_no_token(bao: &OpenBao) {
+    bao.bao_ok(&["secrets", "disable", "dockerhub"]).unwrap();
+    let left: Vec<String> = bao.hub.live_tokens().into_iter().map(|t| t.label).collect();
+    assert!(
+        left.is_empty(),
+        "left at the Hub after the unmount: {left:?}"
+    );
+}
+
 fn issue(bao: &OpenBao, args: &[&str]) -> Value {
     let mut command = vec!["write", "-force", "dockerhub/token/hoeg/my-organization"];
     command.extend(args);
@@ -670,11 +680,8 @@ fn disabling_the_mount_keeps_trying_while_the_hub_fails_the_lookup() {
 /// engine sends the creation again: that second token has a lease and is revoked with it.
 #[test]
 fn unmount_after_creations_refused_after_the_work_leaves_no_token() {
-    let bao = OpenBao::start_with_hub(
-        FakeHub::start(Config::default().account("hoeg", PASSWORD, None)).unwrap(),
-    )
-    .unwrap();
-    bao.write_seed_config(PASSWORD).unwrap();
+    let bao = start();
+    configure(&bao);
     for status in [400, 401, 403, 429] {
         bao.hub.inject(Fault::on(
             "POST",
@@ -693,12 +700,7 @@ fn unmount_after_creations_refused_after_the_work_leaves_no_token() {
         6,
         "4 refused, 2 issued on a second try"
     );
-    bao.bao_ok(&["secrets", "disable", "dockerhub"]).unwrap();
-    let left: Vec<String> = bao.hub.live_tokens().into_iter().map(|t| t.label).collect();
-    assert!(
-        left.is_empty(),
-        "left at the Hub after the unmount: {left:?}"
-    );
+    disable_and_expect_no_token(&bao);
 }
 
 /// `bao lease revoke -force` after a failed DELETE ends the lease in OpenBao and leaves the
@@ -706,27 +708,16 @@ fn unmount_after_creations_refused_after_the_work_leaves_no_token() {
 /// mount's other pending work, since OpenBao has ended every lease of the mount by then.
 #[test]
 fn unmount_after_a_forced_revoke_leaves_no_token() {
-    let bao = OpenBao::start_with_hub(
-        FakeHub::start(Config::default().account("hoeg", PASSWORD, None)).unwrap(),
-    )
-    .unwrap();
-    bao.write_seed_config(PASSWORD).unwrap();
-    let secret = bao
-        .bao_json(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
-        .unwrap();
-    let lease = secret["lease_id"].as_str().unwrap().to_string();
+    let bao = start();
+    configure(&bao);
+    let lease = lease_id(&issue(&bao, &[])).to_string();
     bao.hub
         .inject(Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(500)).times(100));
     bao.bao_ok(&["lease", "revoke", "-force", "-prefix", &lease])
         .unwrap();
     assert_eq!(bao.hub.live_tokens().len(), 1, "the Hub refused the DELETE");
     bao.hub.clear_faults();
-    bao.bao_ok(&["secrets", "disable", "dockerhub"]).unwrap();
-    let left: Vec<String> = bao.hub.live_tokens().into_iter().map(|t| t.label).collect();
-    assert!(
-        left.is_empty(),
-        "left at the Hub after the unmount: {left:?}"
-    );
+    disable_and_expect_no_token(&bao);
 }
 
 /// A client that gives up on a token request while the Hub is still answering (a CI job
@@ -735,11 +726,8 @@ fn unmount_after_a_forced_revoke_leaves_no_token() {
 /// arrives, not ten minutes later by rollback.
 #[test]
 fn a_token_whose_caller_went_away_is_deleted_at_once() {
-    let bao = OpenBao::start_with_hub(
-        FakeHub::start(Config::default().account("hoeg", PASSWORD, None)).unwrap(),
-    )
-    .unwrap();
-    bao.write_seed_config(PASSWORD).unwrap();
+    let bao = start();
+    configure(&bao);
     bao.hub.inject(Fault::on(
         "POST",
         "/v2/access-tokens",
