@@ -367,6 +367,13 @@ fn non_empty(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
+/// Whether an answer to this operation can carry a new secret, whose token must be deleted
+/// again when its caller went away: only a write. A renewal's answer names a lease that
+/// OpenBao keeps.
+fn issues_secrets(operation: &str) -> bool {
+    matches!(operation, "create" | "update")
+}
+
 fn operation(name: &str) -> Option<Operation> {
     Some(match name {
         "read" => Operation::Read,
@@ -492,8 +499,7 @@ impl Backend for Arc<BackendService> {
         let (answer, answered) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let path = request.path.clone();
-            // Only a write issues a secret; a renewal's answer names a lease OpenBao keeps.
-            let issues = matches!(request.operation.as_str(), "create" | "update");
+            let issues = issues_secrets(&request.operation);
             let reply = service.handle(request).await;
             if let Err(reply) = answer.send(reply)
                 && issues
@@ -750,6 +756,20 @@ mod tests {
             .handle(request("read", "config/hoeg", serde_json::Value::Null))
             .await;
         assert!(reply.err.is_none(), "reads are answered on the standby");
+    }
+
+    #[test]
+    fn only_a_writes_abandoned_answer_is_withdrawn() {
+        for (operation, withdrawn) in [
+            ("create", true),
+            ("update", true),
+            ("renew", false),
+            ("read", false),
+            ("revoke", false),
+            ("rollback", false),
+        ] {
+            assert_eq!(issues_secrets(operation), withdrawn, "{operation}");
+        }
     }
 
     #[tokio::test]
