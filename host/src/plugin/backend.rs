@@ -480,11 +480,12 @@ fn failure(error: &CallError) -> HandleRequestReply {
     }
 }
 
-#[tonic::async_trait]
-// Shared, so that a request's engine call runs on its own task: OpenBao cancels the gRPC
+// Shared, so that a write's engine call can run on its own task: OpenBao cancels the gRPC
 // call when its client goes away (a CI job cancelled, a client timeout shorter than the
-// Hub's latency), and a call dropped mid-way would leave a token the Hub made with neither
-// a lease nor a settled write-ahead record until rollback's minimum age.
+// Hub's latency), and a write dropped mid-way would leave a token the Hub made with neither
+// a lease nor a settled write-ahead record until rollback's minimum age. Other operations
+// run on the request's task: dropping them leaves nothing behind (a revocation OpenBao did
+// not see succeed is retried; its Hub DELETE is idempotent).
 #[tonic::async_trait]
 impl Backend for Arc<BackendService> {
     async fn handle_request(
@@ -495,15 +496,15 @@ impl Backend for Arc<BackendService> {
             .into_inner()
             .request
             .ok_or_else(|| Status::invalid_argument("no request"))?;
+        if !issues_secrets(&request.operation) {
+            return Ok(tonic::Response::new(self.handle(request).await));
+        }
         let service = Arc::clone(self);
         let (answer, answered) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let path = request.path.clone();
-            let issues = issues_secrets(&request.operation);
             let reply = service.handle(request).await;
-            if let Err(reply) = answer.send(reply)
-                && issues
-            {
+            if let Err(reply) = answer.send(reply) {
                 service.abandoned(&path, reply).await;
             }
         });
