@@ -605,6 +605,10 @@ async fn route(
     if let Some(answer) = probe {
         return match method.as_str() {
             "GET" => Ok(answer()),
+            // OpenBao's `sys/init` write initializes a server once; this one always is.
+            "PUT" | "POST" if path == "sys/init" => {
+                Err(ApiError::new(400, "Vault is already initialized"))
+            }
             _ => Err(ApiError(StatusCode::METHOD_NOT_ALLOWED, Vec::new())),
         };
     }

@@ -224,6 +224,15 @@ const ROWS: &[Row] = &[
     ),
     row("GET", "/v1/sys/leader", Who::Nobody, 200),
     row("GET", "/v1/sys/init", Who::Nobody, 200),
+    // `sys/init`'s write initializes once (`bao operator init`); both servers already are.
+    same_texts(row("PUT", "/v1/sys/init", Who::Nobody, 400)),
+    same_texts(with_body(
+        row("POST", "/v1/sys/init", Who::Root, 400),
+        r#"{"secret_shares": 1, "secret_threshold": 1}"#,
+    )),
+    same_texts(row("DELETE", "/v1/sys/init", Who::Root, 405)),
+    same_texts(row("LIST", "/v1/sys/init", Who::Root, 405)),
+    row("HEAD", "/v1/sys/init", Who::Root, 405),
     // sys/health's status codes come from the query, as load balancers ask for them.
     leaving_out(
         row("GET", "/v1/sys/health?activecode=297", Who::Nobody, 297),
@@ -245,6 +254,13 @@ const ROWS: &[Row] = &[
         Who::Nobody,
         400,
     )),
+    row(
+        "HEAD",
+        "/v1/sys/health?activecode=notacode",
+        Who::Nobody,
+        400,
+    ),
+    row("HEAD", "/v1/sys/health?standbyok=maybe", Who::Nobody, 400),
     leaving_out(
         row("GET", "/v1/sys/health?sealedcode=-1", Who::Nobody, 200),
         NO_CLUSTER,
@@ -707,6 +723,19 @@ fn both_hosts_answer_every_request_alike() {
         ROWS.len(),
         differences.join("\n")
     );
+    // One difference on purpose: a status outside 100-999 makes OpenBao's health handler
+    // panic, and the client sees the connection close with no answer; `serve` answers 400,
+    // as for any code it cannot use.
+    for target in [
+        "/v1/sys/health?activecode=1000",
+        "/v1/sys/health?activecode=99",
+        "/v1/sys/health?activecode=-200",
+    ] {
+        let bao = hosts[0].raw("GET", target, Who::Nobody, &[], b"");
+        assert!(bao.is_err(), "openbao answered {target}: {bao:?}");
+        let serve = hosts[1].raw("GET", target, Who::Nobody, &[], b"").unwrap();
+        assert_eq!(serve.status, 400, "serve: {target}: {serve:?}");
+    }
     // Every lease the table revoked is gone from the Hub in both: the two tokens the
     // table minted are all that is left.
     for host in &hosts {
@@ -833,26 +862,39 @@ print(json.dumps({"keys": keys, "revoke": status, "denied": denied}))
 }
 
 /// A revocation the Hub refuses: OpenBao answers 400 "failed to revoke entry: …" for the
-/// lease endpoints (its `handleError` of the expiration manager's error), and so must `serve`;
-/// hvac raises `InvalidRequest` for both.
+/// lease endpoints (its `handleError` of the expiration manager's error), and so must `serve`,
+/// a 429 too (its Retry-After is the lease's next attempt, not the client's); hvac raises
+/// `InvalidRequest` for both.
 #[test]
 fn a_failed_revocation_is_answered_alike() {
+    use fakehub::FaultKind::{RateLimited, Status};
     let hosts = [Host::openbao().unwrap(), Host::serve().unwrap()];
     for host in &hosts {
-        for (method, target, body) in [
-            ("PUT", "/v1/sys/leases/revoke/{lease}", "{}"),
-            ("PUT", "/v1/sys/leases/revoke", r#"{"lease_id": "{lease}"}"#),
-            ("PUT", "/v1/sys/leases/revoke-prefix/{lease}", "{}"),
+        // The 429 last: the host then waits out its Retry-After before any Hub call.
+        for (method, target, body, fault) in [
+            ("PUT", "/v1/sys/leases/revoke/{lease}", "{}", Status(500)),
+            (
+                "PUT",
+                "/v1/sys/leases/revoke",
+                r#"{"lease_id": "{lease}"}"#,
+                Status(500),
+            ),
+            (
+                "PUT",
+                "/v1/sys/leases/revoke-prefix/{lease}",
+                "{}",
+                Status(500),
+            ),
+            (
+                "PUT",
+                "/v1/sys/leases/revoke/{lease}",
+                "{}",
+                RateLimited { retry_after: 3600 },
+            ),
         ] {
             let lease = issue_lease(host, Who::Root).unwrap();
-            host.hub().inject(
-                fakehub::Fault::on(
-                    "DELETE",
-                    "/v2/access-tokens/",
-                    fakehub::FaultKind::Status(500),
-                )
-                .times(1000),
-            );
+            host.hub()
+                .inject(fakehub::Fault::on("DELETE", "/v2/access-tokens/", fault).times(1000));
             let answer = host
                 .raw(
                     method,
