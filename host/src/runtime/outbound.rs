@@ -311,7 +311,7 @@ impl WasiHttpHooks for HubRoute {
 /// complete is told apart from other protocol errors: the request may have taken effect.
 fn transport_error(e: &hyper_util::client::legacy::Error) -> Error {
     if e.is_connect() {
-        return Error::ConnectionRefused;
+        return connect_error(e);
     }
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
@@ -323,6 +323,58 @@ fn transport_error(e: &hyper_util::client::legacy::Error) -> Error {
         source = cause.source();
     }
     Error::HttpProtocolError
+}
+
+/// Why no connection to the Hub was made, in wasi-http's terms, so that the engine names the
+/// cause to the operator: the name did not resolve, the TLS handshake failed (a certificate the
+/// webpki roots do not vouch for, a proxy that speaks plain HTTP), the connection timed out
+/// or had no route, or it was refused (what any other failure to connect is taken for: in all
+/// of them the request never left).
+fn connect_error(e: &(dyn std::error::Error + 'static)) -> Error {
+    let mut cause = Some(e);
+    while let Some(error) = cause {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return tls_error(tls);
+        }
+        let io = error.downcast_ref::<std::io::Error>();
+        if let Some(io) = io {
+            // What Rust's resolver says when getaddrinfo fails, as wasmtime's own client tells it.
+            if io
+                .to_string()
+                .starts_with("failed to lookup address information")
+            {
+                return Error::DnsError {
+                    rcode: None,
+                    info_code: None,
+                };
+            }
+            match io.kind() {
+                std::io::ErrorKind::TimedOut => return Error::ConnectionTimeout,
+                std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => {
+                    return Error::DestinationUnavailable;
+                }
+                std::io::ErrorKind::ConnectionRefused => return Error::ConnectionRefused,
+                _ => {}
+            }
+        }
+        // An I/O error wrapping another (the TLS stream's) hides it from `source`.
+        cause = match io.and_then(std::io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    Error::ConnectionRefused
+}
+
+fn tls_error(error: &rustls::Error) -> Error {
+    match error {
+        rustls::Error::InvalidCertificate(_) => Error::TlsCertificateError,
+        rustls::Error::AlertReceived(alert) => Error::TlsAlertReceived {
+            alert_id: Some(u8::from(*alert)),
+            alert_message: Some(format!("{alert:?}")),
+        },
+        _ => Error::TlsProtocolError,
+    }
 }
 
 /// A response body that fails with [`Error::ConnectionReadTimeout`] when the next bytes do not
@@ -395,6 +447,46 @@ mod tests {
             .unwrap()
             .route(&uri.parse().unwrap())
             .map(|u| u.to_string())
+    }
+
+    #[test]
+    fn a_failed_connection_is_named_by_its_cause() {
+        use std::io::{Error as Io, ErrorKind};
+        let kind = |e: Io| format!("{:?}", connect_error(&e));
+        assert_eq!(
+            kind(Io::new(ErrorKind::TimedOut, "slow")),
+            "ConnectionTimeout"
+        );
+        assert_eq!(
+            kind(Io::from(ErrorKind::HostUnreachable)),
+            "DestinationUnavailable"
+        );
+        assert_eq!(
+            kind(Io::from(ErrorKind::NetworkUnreachable)),
+            "DestinationUnavailable"
+        );
+        assert_eq!(
+            kind(Io::from(ErrorKind::ConnectionRefused)),
+            "ConnectionRefused"
+        );
+        assert_eq!(kind(Io::other("anything else")), "ConnectionRefused");
+        // The TLS stream's error, wrapped twice as hyper-rustls hands it on.
+        let tls = |error: rustls::Error| Io::other(Io::new(ErrorKind::InvalidData, error));
+        let unknown_issuer =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        assert_eq!(kind(tls(unknown_issuer)), "TlsCertificateError");
+        assert_eq!(
+            kind(tls(rustls::Error::AlertReceived(
+                rustls::AlertDescription::HandshakeFailure
+            ))),
+            "TlsAlertReceived { alert_id: Some(40), alert_message: Some(\"HandshakeFailure\") }"
+        );
+        assert_eq!(
+            kind(tls(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType
+            ))),
+            "TlsProtocolError"
+        );
     }
 
     #[test]

@@ -235,8 +235,13 @@ struct Engine {
 
 impl Engine {
     fn start(server: &Server, time_limit: Duration) -> Engine {
+        Engine::at(&server.url, time_limit)
+    }
+
+    /// An engine whose Hub is at `hub_url`.
+    fn at(hub_url: &str, time_limit: Duration) -> Engine {
         let runtime = Runtime::new(RuntimeConfig {
-            hub_url: server.url.clone(),
+            hub_url: hub_url.to_string(),
             time_limit,
             ..RuntimeConfig::default()
         })
@@ -669,6 +674,46 @@ async fn a_creation_whose_connection_is_refused_was_never_sent_and_needs_no_look
         "no write-ahead record stays for a creation that never left"
     );
     assert_eq!(engine.storage.list("config/").await.unwrap().len(), 1);
+}
+
+/// Why no connection was made is named to the operator, and none of them is taken for a
+/// refused connection: a Hub URL whose name does not resolve, and an `https` Hub URL at a
+/// server that answers in plain HTTP (a proxy set up without TLS).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_that_was_never_made_says_why() {
+    // A label longer than DNS allows (63 bytes): the resolver fails it without asking anyone.
+    let unresolvable = format!("http://{}.invalid:1", "a".repeat(64));
+    let engine = Engine::at(&unresolvable, Duration::from_secs(10));
+    let error = engine
+        .configure(ACCOUNT, "pw")
+        .await
+        .expect_err("no such host");
+    let message = error.to_string();
+    assert!(
+        message.contains("its address could not be resolved"),
+        "{message}"
+    );
+
+    let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", plain.local_addr().unwrap());
+    let proxy = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = plain.accept().await {
+            let mut hello = [0u8; 512];
+            let _ = socket.read(&mut hello).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let engine = Engine::at(&url, Duration::from_secs(10));
+    let error = engine.configure(ACCOUNT, "pw").await.expect_err("no TLS");
+    let message = error.to_string();
+    assert!(
+        message.contains("the secure connection failed"),
+        "{message}"
+    );
+    assert!(!message.contains("refused"), "{message}");
+    proxy.abort();
 }
 
 #[tokio::test(flavor = "multi_thread")]
