@@ -225,7 +225,9 @@ const ROWS: &[Row] = &[
     row("GET", "/v1/sys/leader", Who::Nobody, 200),
     row("GET", "/v1/sys/init", Who::Nobody, 200),
     // `sys/init`'s write initializes once (`bao operator init`); both servers already are.
-    same_texts(row("PUT", "/v1/sys/init", Who::Nobody, 400)),
+    // OpenBao checks the key shares asked for first (none here: "shares must be at least
+    // one"); `serve` has no key shares to check.
+    row("PUT", "/v1/sys/init", Who::Nobody, 400),
     same_texts(with_body(
         row("POST", "/v1/sys/init", Who::Root, 400),
         r#"{"secret_shares": 1, "secret_threshold": 1}"#,
