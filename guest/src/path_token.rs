@@ -936,14 +936,22 @@ mod tests {
         assert_eq!(host.keys(Bucket::Wal).len(), 1, "rollback looks again");
         // The Hub may still carry the creation out: every run looks for the token until the
         // record is LANDING_WINDOW old, and says how many it still waits for.
+        let record: serde_json::Value =
+            serde_json::from_str(&host.stored_text(Bucket::Wal)).unwrap();
+        let label = record["token_label"].clone();
+        assert!(label.as_str().is_some_and(|l| !l.is_empty()), "{record}");
         for data in [json!({"immediate": true}), json!({})] {
             let response = host.call(Operation::Rollback, "", data).unwrap();
-            assert_eq!(response.data.unwrap()["awaiting_creations"], 1);
+            let data = response.data.unwrap();
+            assert_eq!(data["awaiting_creations"], 1);
+            assert_eq!(data["awaiting_token_labels"], json!([label]));
             assert_eq!(host.keys(Bucket::Wal).len(), 1);
         }
         host.advance(crate::rollback::LANDING_WINDOW);
         let response = host.call(Operation::Rollback, "", json!({})).unwrap();
-        assert_eq!(response.data.unwrap()["awaiting_creations"], 0);
+        let data = response.data.unwrap();
+        assert_eq!(data["awaiting_creations"], 0);
+        assert_eq!(data["awaiting_token_labels"], json!([]));
         assert!(host.keys(Bucket::Wal).is_empty());
     }
 

@@ -54,8 +54,8 @@ static FIELDS: &[Field] = &[
                   creations still in flight. Hosts set it when no creation can be in flight: \
                   at the start of a fresh process, and when the mount is being removed. The \
                   answer's awaiting_creations counts creations whose token Docker Hub does not \
-                  list yet but may still make; their records stay, and every later run looks \
-                  again.",
+                  list yet but may still make (awaiting_token_labels names their tokens); their \
+                  records stay, and every later run looks again.",
         default: Some("false"),
         required: false,
         sensitive: false,
@@ -223,9 +223,9 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
             .or_default()
             .push((id, entry));
     }
-    let mut awaiting = 0;
+    let mut awaiting = Vec::new();
     for (account, entries) in pending {
-        awaiting += undo_creations(host, &account, entries, now, &mut failures)?;
+        awaiting.extend(undo_creations(host, &account, entries, now, &mut failures)?);
     }
 
     let overdue = TokenRecord::all(host)?
@@ -252,7 +252,8 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
 
     if failures.is_empty() {
         let mut data = serde_json::Map::new();
-        data.insert("awaiting_creations".into(), awaiting.into());
+        data.insert("awaiting_creations".into(), awaiting.len().into());
+        data.insert("awaiting_token_labels".into(), awaiting.into());
         Ok(Response::data(data))
     } else {
         for failure in &failures {
@@ -283,14 +284,14 @@ pub fn pending_for(host: &dyn Host, account: &str) -> Result<usize, EngineError>
 /// creations that the engine did not record, then drop their write-ahead records. One
 /// listing serves them all. A failure keeps the record for the next run; so does a token
 /// not (yet) listed whose creation is younger than [`LANDING_WINDOW`], marked given up so
-/// that every later run looks again. Returns how many records wait so.
+/// that every later run looks again. Returns the token labels of the records that wait so.
 fn undo_creations(
     host: &dyn Host,
     account: &str,
     entries: Vec<(String, WalEntry)>,
     now: u64,
     failures: &mut Vec<String>,
-) -> Result<usize, EngineError> {
+) -> Result<Vec<String>, EngineError> {
     let Some(config) = AccountConfig::load(host, account)? else {
         for (id, entry) in entries {
             host.log(
@@ -304,7 +305,7 @@ fn undo_creations(
             );
             storage::remove(host, Bucket::Wal, &id)?;
         }
-        return Ok(0);
+        return Ok(Vec::new());
     };
     let hub = config.hub(host, account);
     let listing = match hub.list_tokens() {
@@ -322,14 +323,14 @@ fn undo_creations(
                 entries.len(),
                 labels.join(", ")
             ));
-            return Ok(0);
+            return Ok(Vec::new());
         }
     };
-    let mut awaiting = 0;
+    let mut awaiting = Vec::new();
     for (id, entry) in entries {
         match delete_labelled(host, &hub, &listing, &entry.token_label) {
             Ok(0) if !entry.check_once && entry.created_at + LANDING_WINDOW > now => {
-                awaiting += 1;
+                awaiting.push(entry.token_label.clone());
                 host.log(
                     Level::Info,
                     "rollback",

@@ -46,6 +46,11 @@ struct Cli {
     /// Longest one request may take, waiting on Docker Hub included: 1s to 1h (e.g. 60s, 2m).
     #[arg(long, env = "DOCKERHUB_SECRETS_TIME_LIMIT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
     time_limit: Duration,
+    /// As a plugin: how long disabling a mount waits for Docker Hub to settle token creations
+    /// whose outcome is unknown (the Hub could not be asked, or may still carry one out)
+    /// before OpenBao removes the mount: 0s to 1h (e.g. 2m, 10m).
+    #[arg(long, env = "DOCKERHUB_SECRETS_UNMOUNT_WAIT", default_value = "2m", value_parser = humantime::parse_duration)]
+    unmount_wait: Duration,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -107,6 +112,10 @@ struct ServeArgs {
 /// `--time-limit`'s range: at least a second, for a Docker Hub call to fit; at most an hour.
 const TIME_LIMITS: std::ops::RangeInclusive<Duration> =
     Duration::from_secs(1)..=Duration::from_secs(3600);
+
+/// `--unmount-wait`'s range: none (one attempt) to an hour.
+const UNMOUNT_WAITS: std::ops::RangeInclusive<Duration> =
+    Duration::ZERO..=Duration::from_secs(3600);
 
 /// `--rollback-interval`'s range: a pause between runs, and at most the engine's landing
 /// window (10 minutes), within which rollback looks for a token whose creation's answer was
@@ -235,7 +244,9 @@ fn serve_plugin(cli: &Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(plugin::serve(cli.runtime_config()?))
+    let config = cli.runtime_config()?;
+    let unmount_wait = within("--unmount-wait", cli.unmount_wait, &UNMOUNT_WAITS, None)?;
+    runtime.block_on(plugin::serve(config, unmount_wait))
 }
 
 fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {

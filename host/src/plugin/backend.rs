@@ -35,11 +35,7 @@ use tonic::Status;
 /// runs the plugin with no storage at all, and `Setup` must succeed then too.
 const STORAGE_ANNOUNCE_WAIT: Duration = Duration::from_secs(5);
 
-/// How long an unmount keeps settling pending creations (a Hub that fails the lookup, or
-/// may still carry out a creation whose answer was lost) before the mount's storage goes.
-/// OpenBao does not bound `Cleanup`.
-const LANDING_PATIENCE: Duration = Duration::from_secs(120);
-/// How often it looks while it waits.
+/// How often an unmount looks again while it waits for pending creations to settle.
 const LANDING_POLL: Duration = Duration::from_secs(3);
 
 /// OpenBao's `ErrType` values (sdk/plugin/pb/translation.go).
@@ -82,16 +78,28 @@ pub struct BackendService {
     /// How long `Cleanup` waits for calls in flight: a call ends within the engine's time
     /// limit, so this is that limit and a margin.
     drain_wait: Duration,
+    /// How long an unmount keeps settling pending creations (a Hub that fails the lookup, or
+    /// may still carry out a creation whose answer was lost) before the mount's storage goes
+    /// (`--unmount-wait`). OpenBao does not bound `Cleanup`.
+    unmount_wait: Duration,
 }
 
 impl BackendService {
-    pub fn new(runtime: Arc<Runtime>, broker: Broker, time_limit: Duration) -> BackendService {
+    /// `time_limit` is the engine's per-call limit; `unmount_wait` how long an unmount waits
+    /// for Docker Hub to settle pending creations.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        broker: Broker,
+        time_limit: Duration,
+        unmount_wait: Duration,
+    ) -> BackendService {
         BackendService {
             runtime,
             broker,
             mount: OnceLock::new(),
             calls: RwLock::new(()),
             drain_wait: time_limit + Duration::from_secs(5),
+            unmount_wait,
         }
     }
 
@@ -278,7 +286,7 @@ impl BackendService {
     /// (`leases_ended`): after this the mount's storage, and with it the records that name
     /// those tokens, is deleted. While rollback fails, or the engine waits for tokens a slow Hub may
     /// still make (`awaiting_creations`), it runs again every [`LANDING_POLL`], for up to
-    /// [`LANDING_PATIENCE`].
+    /// `unmount_wait`; then it logs an ERROR naming the labels of the tokens left.
     async fn settle_pending_creations(&self, mount: &Mount) {
         let request = Request {
             operation: Operation::Rollback,
@@ -299,16 +307,17 @@ impl BackendService {
                 .await
             {
                 Ok(response) => {
-                    let awaiting = awaiting_creations(&response);
+                    let (awaiting, labels) = awaiting_creations(&response);
                     if awaiting == 0 {
                         tracing::info!(
                             "the mount is being disabled: every pending token creation is settled"
                         );
                         return;
                     }
-                    if started.elapsed() >= LANDING_PATIENCE {
+                    if started.elapsed() >= self.unmount_wait {
                         tracing::error!(
                             awaiting,
+                            token_labels = labels.join(", "),
                             "the mount is being disabled while Docker Hub may still carry out token creations whose answer was lost: such tokens stay at Docker Hub until the Hub expires them"
                         );
                         return;
@@ -322,7 +331,7 @@ impl BackendService {
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(attempt = failures, error = %e, "settling pending token creations before the mount's storage is deleted failed");
-                    if started.elapsed() >= LANDING_PATIENCE {
+                    if started.elapsed() >= self.unmount_wait {
                         tracing::error!(
                             error = %e,
                             "the mount is being disabled with token creations still pending (the error names their token labels): OpenBao removes the mount all the same, and their tokens stay at Docker Hub until the Hub expires them"
@@ -337,14 +346,24 @@ impl BackendService {
 }
 
 /// The engine's count of creations whose token Docker Hub does not list yet but may still
-/// make (`awaiting_creations` in a rollback's answer); 0 when the answer has none.
-fn awaiting_creations(response: &Response) -> u64 {
-    response
+/// make, and their token labels (`awaiting_creations` and `awaiting_token_labels` in a
+/// rollback's answer); 0 and none when the answer has none.
+fn awaiting_creations(response: &Response) -> (u64, Vec<String>) {
+    let data = response
         .data
         .as_deref()
         .and_then(|data| serde_json::from_str::<serde_json::Value>(data).ok())
-        .and_then(|data| data["awaiting_creations"].as_u64())
-        .unwrap_or(0)
+        .unwrap_or_default();
+    let labels = data["awaiting_token_labels"]
+        .as_array()
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|l| l.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    (data["awaiting_creations"].as_u64().unwrap_or(0), labels)
 }
 
 /// OpenBao's `logical.ErrReadOnly` text (sdk/logical/storage.go).
@@ -714,7 +733,12 @@ mod tests {
         let identity = super::super::tls::Identity::generate().unwrap();
         let broker =
             Broker::new(super::super::tls::client_config(&identity, &identity.cert).unwrap());
-        let service = BackendService::new(runtime, broker, Duration::from_secs(60));
+        let service = BackendService::new(
+            runtime,
+            broker,
+            Duration::from_secs(60),
+            Duration::from_secs(120),
+        );
         let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
         let _ = service.mount.set(Mount {
             storage,

@@ -138,7 +138,10 @@ fn socket_path() -> PathBuf {
 }
 
 /// Serve as a plugin until the server shuts the plugin down.
-pub async fn serve(config: RuntimeConfig) -> anyhow::Result<()> {
+///
+/// `unmount_wait`: how long an unmount waits for Docker Hub to settle token creations whose
+/// outcome is unknown before OpenBao removes the mount's storage.
+pub async fn serve(config: RuntimeConfig, unmount_wait: Duration) -> anyhow::Result<()> {
     let host_cert = std::env::var("PLUGIN_CLIENT_CERT")
         .context("PLUGIN_CLIENT_CERT is not set: the server must run plugins with AutoMTLS")?;
     let host_cert = tls::parse_host_cert(&host_cert)?;
@@ -227,7 +230,10 @@ pub async fn serve(config: RuntimeConfig) -> anyhow::Result<()> {
         .add_service(PluginVersionServer::new(go_plugin::Version))
         .add_service(
             BackendServer::new(Arc::new(backend::BackendService::new(
-                runtime, broker, time_limit,
+                runtime,
+                broker,
+                time_limit,
+                unmount_wait,
             )))
             // OpenBao sends a request of any size its listener took (`max_request_size`,
             // 32 MiB by default) with gRPC's limit lifted to MaxInt32. Under tonic's

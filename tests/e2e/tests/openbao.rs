@@ -1,7 +1,8 @@
 //! The plugin in a real OpenBao (`bao server -dev` from PyPI), driven with the real `bao`
 //! CLI, against the Docker Hub fake: the seed's session verbatim, policies, leases that end
 //! by revoke, by expiry and at unmount, renewals, a killed plugin, a failing Hub, creations
-//! whose answer was lost when the mount is disabled or reloaded, a killed server.
+//! whose answer was lost when the mount is disabled or reloaded (and an unmount that cannot
+//! settle them in time), a killed server.
 
 use dockerhub_secrets_e2e::openbao::{OpenBao, ROOT_TOKEN, eventually};
 use dockerhub_secrets_e2e::{PASSWORD, lease_id, row, uuid};
@@ -192,25 +193,35 @@ fn a_body_over_the_engines_limit_is_a_413_and_the_plugin_carries_on() {
 }
 
 #[test]
-fn a_time_limit_out_of_range_stops_the_plugin_with_a_message() {
-    let plugin = dockerhub_secrets_e2e::openbao::plugin_binary().unwrap();
-    let output = std::process::Command::new(plugin)
-        .env(
-            "VAULT_BACKEND_PLUGIN",
-            "6669da05-b1c8-4f49-97d9-c8e5bed98e20",
-        )
-        .env("PLUGIN_PROTOCOL_VERSIONS", "5")
-        .env("DOCKERHUB_SECRETS_TIME_LIMIT", "0s")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("--time-limit 0s: must be between 1s and 1h"),
-        "{stderr}"
-    );
-    assert!(output.stdout.is_empty(), "no handshake");
+fn a_setting_out_of_range_stops_the_plugin_with_a_message() {
+    for (variable, value, message) in [
+        (
+            "DOCKERHUB_SECRETS_TIME_LIMIT",
+            "0s",
+            "--time-limit 0s: must be between 1s and 1h",
+        ),
+        (
+            "DOCKERHUB_SECRETS_UNMOUNT_WAIT",
+            "2h",
+            "--unmount-wait 2h: must be between 0s and 1h",
+        ),
+    ] {
+        let plugin = dockerhub_secrets_e2e::openbao::plugin_binary().unwrap();
+        let output = std::process::Command::new(plugin)
+            .env(
+                "VAULT_BACKEND_PLUGIN",
+                "6669da05-b1c8-4f49-97d9-c8e5bed98e20",
+            )
+            .env("PLUGIN_PROTOCOL_VERSIONS", "5")
+            .env(variable, value)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(message), "{stderr}");
+        assert!(output.stdout.is_empty(), "no handshake");
+    }
 }
 
 #[test]
@@ -757,5 +768,88 @@ fn a_token_whose_caller_went_away_is_deleted_at_once() {
     assert!(
         !leases.unwrap().status.success(),
         "OpenBao made no lease for it"
+    );
+}
+
+/// Lines of OpenBao's log that the plugin logged at ERROR and that name `text`.
+fn plugin_errors_naming(bao: &OpenBao, text: &str) -> Vec<String> {
+    bao.server_log()
+        .lines()
+        .filter(|line| line.contains("[ERROR]") && line.contains(text))
+        .map(str::to_string)
+        .collect()
+}
+
+/// An unmount that cannot settle a pending creation within `--unmount-wait`: OpenBao removes
+/// the mount all the same (a plugin cannot refuse), and the plugin's ERROR names the label
+/// of the token that may be left, whether Docker Hub could not be asked or does not list it
+/// yet.
+#[test]
+fn an_unmount_that_cannot_settle_in_time_names_the_tokens_left() {
+    let bao = start();
+    register(&bao, "dockerhub-impatient", "--unmount-wait=3s");
+    let enable = || {
+        bao.bao_ok(&[
+            "secrets",
+            "enable",
+            "-path=impatient",
+            "dockerhub-impatient",
+        ])
+        .unwrap();
+        bao.bao_ok(&[
+            "write",
+            "impatient/config/hoeg",
+            "namespace=hoeg,my-organization",
+            &format!("password={PASSWORD}"),
+        ])
+        .unwrap();
+    };
+    let issue_lost = || {
+        let lost = bao
+            .bao(&["write", "-force", "impatient/token/hoeg/my-organization"])
+            .unwrap();
+        assert!(!lost.status.success());
+    };
+
+    // The Hub made the token, lost the answer, and cannot be asked for its tokens.
+    enable();
+    lose_creation_answers(&bao.hub, 1, 1);
+    issue_lost();
+    let left = bao.hub.live_tokens();
+    assert_eq!(left.len(), 1, "{left:?}");
+    bao.bao_ok(&["secrets", "disable", "impatient"]).unwrap();
+    let errors = plugin_errors_naming(&bao, &left[0].label);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("token creations still pending")),
+        "{}",
+        bao.server_log()
+    );
+    assert_eq!(bao.hub.live_tokens().len(), 1, "its Hub expiry ends it");
+    assert!(left[0].expires_at.is_some(), "{left:?}");
+    bao.hub.clear_faults();
+
+    // The creation's answer was lost before the Hub made anything: the Hub lists no such
+    // token, and may still make it.
+    enable();
+    bao.hub
+        .inject(Fault::on("POST", "/v2/access-tokens", FaultKind::Drop));
+    issue_lost();
+    bao.bao_ok(&["secrets", "disable", "impatient"]).unwrap();
+    let log = bao.server_log();
+    let label = log
+        .split("lists no token ")
+        .nth(1)
+        .and_then(|rest| rest.split([' ', ';']).next())
+        .unwrap_or_else(|| panic!("no waiting for a token:\n{log}"))
+        .to_string();
+    let errors = plugin_errors_naming(&bao, &label);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("may still carry out token creations")),
+        "{label}: {}",
+        bao.server_log()
     );
 }
