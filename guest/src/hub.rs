@@ -33,6 +33,8 @@ const MAX_RATE_LIMIT_WAIT: u64 = 15;
 /// The Hub's largest page size for listing tokens, and how many pages rollback searches.
 const PAGE_SIZE: usize = 100;
 const MAX_PAGES: usize = 100;
+/// Reads of the token list before a list that keeps changing is an error.
+const LISTING_ATTEMPTS: usize = 3;
 /// The waits before the 2nd, 3rd and 4th attempt of a repeatable request that failed with a
 /// 5xx or no answer: at most 4 attempts and 1.75 s of waiting. Short, because the whole call
 /// runs under the host's time limit (60 s by default) and a revocation that still fails is
@@ -382,14 +384,52 @@ impl<'a> Hub<'a> {
         }
     }
 
-    /// Every token of the account, newest first, all pages.
+    /// Every token of the account, newest first, all pages, read as one list.
+    ///
+    /// The pages are read one request at a time, and a token made or deleted by another
+    /// client between two reads shifts them: a token at a page's edge can slip past unseen,
+    /// and a lookup would call a live token gone. A read counts only when every page gives
+    /// the same `count`, no token appears twice, and the tokens read are `count` in all
+    /// (Docker's list is newest first, so a token slips past only when more tokens before
+    /// the edge were deleted than were made, which changes `count`). Otherwise the list is
+    /// read again, up to [`LISTING_ATTEMPTS`] times; then it is an error, so that nothing is
+    /// concluded from it.
     pub fn list_tokens(&self) -> Result<Vec<ListedToken>, EngineError> {
+        let mut shifted = String::new();
+        for attempt in 1..=LISTING_ATTEMPTS {
+            match self.read_token_list()? {
+                Ok(tokens) => return Ok(tokens),
+                Err(why) => {
+                    self.host.log(
+                        Level::Info,
+                        "hub",
+                        &format!(
+                            "Docker Hub's token list changed while it was read ({why}); \
+                             attempt {attempt} of {LISTING_ATTEMPTS}"
+                        ),
+                    );
+                    shifted = why;
+                }
+            }
+        }
+        Err(EngineError::Upstream(UpstreamError {
+            status: 200,
+            message: format!(
+                "Docker Hub's token list kept changing while it was read page by page \
+                 ({LISTING_ATTEMPTS} attempts; last: {shifted}), so it cannot tell which \
+                 tokens exist; try again"
+            ),
+            retry_after: None,
+        }))
+    }
+
+    /// One pass over the pages: the tokens, or why the pages do not add up to one list.
+    fn read_token_list(&self) -> Result<Result<Vec<ListedToken>, String>, EngineError> {
         // `count` and `results` are required: an answer without them (`{}`, a proxy's own
         // JSON) is not a listing, and reading it as an empty one would call live tokens gone.
         #[derive(Deserialize)]
         struct Page {
-            #[serde(rename = "count")]
-            _count: u64,
+            count: u64,
             #[serde(default)]
             next: Option<String>,
             results: Vec<Listed>,
@@ -401,7 +441,9 @@ impl<'a> Hub<'a> {
             token_label: String,
         }
         let what = "list access tokens";
-        let mut found = Vec::new();
+        let mut found: Vec<ListedToken> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut count = None;
         for page in 1..=MAX_PAGES {
             let path = format!("/v2/access-tokens?page={page}&page_size={PAGE_SIZE}");
             let response = self.authorized("GET", &path, None, what, Repeat::Safe)?;
@@ -410,16 +452,39 @@ impl<'a> Hub<'a> {
             }
             let page: Page = serde_json::from_slice(&response.body)
                 .map_err(|_| malformed(what, "the answer is not a token list"))?;
+            if let Some(before) = count.replace(page.count)
+                && before != page.count
+            {
+                return Ok(Err(format!(
+                    "its count went from {before} to {}",
+                    page.count
+                )));
+            }
             let last = page.next.is_none() || page.results.len() < PAGE_SIZE;
-            found.extend(page.results.into_iter().map(|t| ListedToken {
-                uuid: t.uuid,
-                token_label: t.token_label,
-            }));
+            for token in page.results {
+                if !seen.insert(token.uuid.clone()) {
+                    return Ok(Err(format!("token {} is on two pages", token.uuid)));
+                }
+                found.push(ListedToken {
+                    uuid: token.uuid,
+                    token_label: token.token_label,
+                });
+            }
             if last {
-                break;
+                if found.len() as u64 != page.count {
+                    return Ok(Err(format!(
+                        "{} tokens on its pages, {} by its count",
+                        found.len(),
+                        page.count
+                    )));
+                }
+                return Ok(Ok(found));
             }
         }
-        Ok(found)
+        Err(malformed(
+            what,
+            &format!("it has more than {MAX_PAGES} pages of {PAGE_SIZE} tokens"),
+        ))
     }
 
     /// A call with the session JWT: re-login once on 401.

@@ -919,6 +919,71 @@ mod tests {
         }
     }
 
+    /// A creation whose answer was lost and whose token the call could not look up, left for
+    /// rollback's one last look (the record is as old as the landing window): the token sits
+    /// on the list's second page, behind 102 newer tokens of another client (and before 5
+    /// older ones).
+    fn lost_behind_a_page_edge(host: &TestHost) {
+        host.hub.churn(ACCOUNT, 0, 5);
+        host.hub.inject(Fault::on(
+            "POST",
+            "/v2/access-tokens",
+            FaultKind::DropAfterProcessing,
+        ));
+        host.hub
+            .inject(Fault::on("GET", "/v2/access-tokens", FaultKind::Status(500)).times(100));
+        lost_answer(host);
+        host.hub.clear_faults();
+        host.hub.churn(ACCOUNT, 0, 102);
+        host.advance(crate::rollback::LANDING_WINDOW);
+    }
+
+    fn ours(host: &TestHost) -> usize {
+        let engines = |t: &&fakehub::TokenInfo| t.label.starts_with("dockerhub-secrets:");
+        host.hub.live_tokens().iter().filter(engines).count()
+    }
+
+    fn shift_before_page_2(delete_newest: usize, create: usize) -> Fault {
+        let churn = FaultKind::Churn {
+            account: ACCOUNT.into(),
+            delete_newest,
+            create,
+        };
+        Fault::on("GET", "/v2/access-tokens", churn).with_query("page=2")
+    }
+
+    #[test]
+    fn rollback_reads_a_token_list_that_held_still() {
+        let host = TestHost::configured();
+        lost_behind_a_page_edge(&host);
+        assert_eq!(ours(&host), 1);
+        // Another client deletes 5 tokens between rollback's reads of page 1 and page 2: the
+        // pages shift, and the lost token slips from page 2 into page 1's range unseen.
+        host.hub.inject(shift_before_page_2(5, 0));
+        host.call(Operation::Rollback, "", json!({})).unwrap();
+        assert_eq!(ours(&host), 0, "{}", host.logs.borrow().join("\n"));
+        assert!(host.keys(Bucket::Wal).is_empty());
+        let logged = host.logs.borrow().join("\n");
+        assert!(
+            logged.contains("its count went from 108 to 103"),
+            "{logged}"
+        );
+
+        // A list that never holds still is an error: the record stays for the next run.
+        lost_behind_a_page_edge(&host);
+        host.hub.inject(shift_before_page_2(0, 1).times(10));
+        let error = host
+            .call(Operation::Rollback, "", json!({}))
+            .expect_err("the list kept changing");
+        assert!(error.to_string().contains("kept changing"), "{error}");
+        assert_eq!(host.keys(Bucket::Wal).len(), 1);
+        assert_eq!(ours(&host), 1);
+        host.hub.clear_faults();
+        host.call(Operation::Rollback, "", json!({})).unwrap();
+        assert_eq!(ours(&host), 0);
+        assert!(host.keys(Bucket::Wal).is_empty());
+    }
+
     #[test]
     fn a_creation_the_hub_never_made_keeps_its_record_in_case_it_lands_late() {
         let host = TestHost::configured();
@@ -953,6 +1018,13 @@ mod tests {
         assert_eq!(data["awaiting_creations"], 0);
         assert_eq!(data["awaiting_token_labels"], json!([]));
         assert!(host.keys(Bucket::Wal).is_empty());
+        let logged = host.logs.borrow().join("\n");
+        let dropped = format!(
+            "Docker Hub lists no token {}: its interrupted creation was not carried out; its \
+             record is dropped",
+            label.as_str().unwrap()
+        );
+        assert!(logged.contains(&dropped), "{logged}");
     }
 
     #[test]

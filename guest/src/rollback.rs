@@ -348,6 +348,18 @@ fn undo_creations(
                     storage::save(host, Bucket::Wal, &id, &entry)?;
                 }
             }
+            Ok(0) => {
+                host.log(
+                    Level::Info,
+                    "rollback",
+                    &format!(
+                        "Docker Hub lists no token {}: its interrupted creation was not carried \
+                         out; its record is dropped",
+                        entry.token_label
+                    ),
+                );
+                storage::remove(host, Bucket::Wal, &id)?;
+            }
             Ok(_) => storage::remove(host, Bucket::Wal, &id)?,
             Err(e) => failures.push(format!("cleaning up {}: {e}", entry.token_label)),
         }

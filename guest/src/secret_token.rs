@@ -219,7 +219,7 @@ pub fn destroy(
 mod tests {
     use super::*;
     use crate::api::Operation;
-    use crate::testing::TestHost;
+    use crate::testing::{ACCOUNT, TestHost};
     use fakehub::{Fault, FaultKind};
     use serde_json::json;
 
@@ -279,6 +279,49 @@ mod tests {
             calls,
             [("DELETE".to_string(), 404), ("GET".to_string(), 200)]
         );
+    }
+
+    #[test]
+    fn a_404_on_delete_is_checked_against_a_token_list_that_held_still() {
+        let host = TestHost::configured();
+        // 5 older and 102 newer tokens of another client: ours is on the list's second page.
+        host.hub.churn(ACCOUNT, 0, 5);
+        let (uuid, lease) = issue(&host);
+        host.hub.churn(ACCOUNT, 0, 102);
+        let shift_before_page_2 = |delete_newest, create| {
+            let churn = FaultKind::Churn {
+                account: ACCOUNT.into(),
+                delete_newest,
+                create,
+            };
+            Fault::on("GET", "/v2/access-tokens", churn).with_query("page=2")
+        };
+        let answered_404 = || Fault::on("DELETE", "/v2/access-tokens/", FaultKind::Status(404));
+        // Something answers the DELETE with 404 without passing it on, and another client
+        // deletes 5 tokens between the reads of page 1 and page 2: ours slips past the edge.
+        host.hub.inject(answered_404());
+        host.hub.inject(shift_before_page_2(5, 0));
+        match lease_call(&host, Operation::Revoke, &lease) {
+            Err(EngineError::Upstream(u)) => {
+                assert!(u.message.contains("still lists"), "{}", u.message)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(host.hub.token(&uuid).is_some());
+        assert_eq!(host.keys(Bucket::Token), [uuid.as_str()]);
+        // A list that never holds still proves nothing gone.
+        host.hub.inject(answered_404());
+        host.hub.inject(shift_before_page_2(0, 1).times(10));
+        match lease_call(&host, Operation::Revoke, &lease) {
+            Err(EngineError::Upstream(u)) => {
+                assert!(u.message.contains("kept changing"), "{}", u.message)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(host.keys(Bucket::Token), [uuid.as_str()]);
+        host.hub.clear_faults();
+        lease_call(&host, Operation::Revoke, &lease).unwrap();
+        assert!(host.hub.token(&uuid).is_none());
     }
 
     #[test]

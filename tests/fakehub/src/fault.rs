@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
-/// A misbehaviour applied to the next `times` requests that match `method` (when set) and
-/// `path_prefix` (when set; compared with the path, not the query string).
+/// A misbehaviour applied to the next `times` requests that match `method` (when set),
+/// `path_prefix` (when set; compared with the path, not the query string) and
+/// `query_contains` (when set; a part of the query string, such as `page=2`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
     pub method: Option<String>,
     pub path_prefix: Option<String>,
+    pub query_contains: Option<String>,
     pub kind: FaultKind,
     pub times: usize,
     /// `Some((k, n))`: of every `n` matching requests, the first `k` get the fault (the 1st..k-th,
@@ -38,6 +40,14 @@ pub enum FaultKind {
     /// Process the request, then answer with this status and a Docker-shaped error body
     /// instead of the real answer: a gateway that failed after the Hub did the work.
     StatusAfterProcessing(u16),
+    /// Another client changes the account's tokens first (deletes its `delete_newest` newest,
+    /// then creates `create` labelled `other-client-<n>`), then the request is processed
+    /// normally: a token list read page by page sees its pages shift between two reads.
+    Churn {
+        account: String,
+        delete_newest: usize,
+        create: usize,
+    },
     /// Answer with this status and this body (JSON or not, as given), without processing: a
     /// proxy's own answer.
     Answer(u16, String),
@@ -52,6 +62,7 @@ impl Fault {
         Fault {
             method: Some(method.to_owned()),
             path_prefix: Some(path_prefix.to_owned()),
+            query_contains: None,
             kind,
             times: 1,
             ratio: None,
@@ -64,6 +75,7 @@ impl Fault {
         Fault {
             method: None,
             path_prefix: Some(path_prefix.to_owned()),
+            query_contains: None,
             kind,
             times: 1,
             ratio: None,
@@ -76,10 +88,19 @@ impl Fault {
         Fault {
             method: None,
             path_prefix: None,
+            query_contains: None,
             kind,
             times: 1,
             ratio: None,
             seen: 0,
+        }
+    }
+
+    /// Matches only requests whose query string contains `part` (e.g. `page=2`).
+    pub fn with_query(self, part: &str) -> Fault {
+        Fault {
+            query_contains: Some(part.to_owned()),
+            ..self
         }
     }
 
@@ -100,7 +121,9 @@ impl Fault {
         }
     }
 
-    fn matches(&self, method: &str, path: &str) -> bool {
+    /// `target`: the request's path and query string.
+    fn matches(&self, method: &str, target: &str) -> bool {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         self.method
             .as_deref()
             .is_none_or(|m| m.eq_ignore_ascii_case(method))
@@ -108,6 +131,10 @@ impl Fault {
                 .path_prefix
                 .as_deref()
                 .is_none_or(|prefix| path.starts_with(prefix))
+            && self
+                .query_contains
+                .as_deref()
+                .is_none_or(|part| query.contains(part))
     }
 }
 
@@ -122,10 +149,11 @@ impl FaultQueue {
         }
     }
 
-    /// Uses up one application of the oldest fault matching the request.
-    pub fn take(&mut self, method: &str, path: &str) -> Option<FaultKind> {
+    /// Uses up one application of the oldest fault matching the request (`target`: its path
+    /// and query string).
+    pub fn take(&mut self, method: &str, target: &str) -> Option<FaultKind> {
         let index = self.0.iter_mut().position(|f| {
-            if !f.matches(method, path) {
+            if !f.matches(method, target) {
                 return false;
             }
             let Some((k, n)) = f.ratio else { return true };
@@ -146,6 +174,26 @@ impl FaultQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_part_narrows_a_fault_to_the_requests_that_carry_it() {
+        let mut queue = FaultQueue::default();
+        queue.push(Fault::on("GET", "/v2/access-tokens", FaultKind::Drop).with_query("page=2"));
+        assert_eq!(
+            queue.take("GET", "/v2/access-tokens?page=1&page_size=100"),
+            None
+        );
+        assert_eq!(queue.take("GET", "/v2/access-tokens"), None);
+        assert_eq!(
+            queue.take("GET", "/v2/access-tokens?page=2&page_size=100"),
+            Some(FaultKind::Drop)
+        );
+        assert_eq!(
+            queue.take("GET", "/v2/access-tokens?page=2"),
+            None,
+            "used up"
+        );
+    }
 
     #[test]
     fn faults_apply_in_order_and_run_out() {

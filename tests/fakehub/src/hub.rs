@@ -574,6 +574,34 @@ impl Hub {
         Some(pat.to_json(false))
     }
 
+    /// Another client at work on `account`: deletes its `delete_newest` newest tokens, then
+    /// creates `create` tokens labelled `other-client-<n>`.
+    pub fn churn(&self, account: &str, delete_newest: usize, create: usize) {
+        let account = account.to_lowercase();
+        let account = account.as_str();
+        {
+            let mut state = self.lock();
+            let Some(account_state) = state.accounts.get_mut(account) else {
+                return;
+            };
+            account_state.tokens.sort_by_key(|p| p.seq);
+            let keep = account_state.tokens.len().saturating_sub(delete_newest);
+            account_state.tokens.truncate(keep);
+        }
+        for n in 0..create {
+            self.create_token(
+                account,
+                NewToken {
+                    label: format!("other-client-{n}"),
+                    scopes: vec!["repo:read".into()],
+                    expires: None,
+                    creator_ip: "127.0.0.1".into(),
+                    creator_ua: "another client".into(),
+                },
+            );
+        }
+    }
+
     pub fn delete_token(&self, account: &str, uuid: &str) -> bool {
         let mut state = self.lock();
         let Some(account_state) = state.accounts.get_mut(account) else {

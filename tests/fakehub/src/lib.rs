@@ -112,6 +112,12 @@ impl FakeHub {
         self.hub.token(uuid)
     }
 
+    /// Another client at work on `account`'s tokens: deletes its `delete_newest` newest,
+    /// then creates `create` labelled `other-client-<n>` (as [`FaultKind::Churn`] does).
+    pub fn churn(&self, account: &str, delete_newest: usize, create: usize) {
+        self.hub.churn(account, delete_newest, create);
+    }
+
     /// Deletes a PAT as its owner would in Docker Hub's web UI, behind the engine's back;
     /// `false` when there is no such token.
     pub fn delete_token(&self, uuid: &str) -> bool {

@@ -127,7 +127,7 @@ async fn handle(
     let mut answer_after_processing = None;
     let mut latency = None;
     let mut latency_after = None;
-    match hub.take_fault(&method, &path) {
+    match hub.take_fault(&method, &target) {
         Some(FaultKind::Status(code)) => return Ok(finish(&hub, call, errors::status(code))),
         Some(FaultKind::RateLimited { retry_after }) => {
             let mut response = errors::rate_limited();
@@ -148,6 +148,11 @@ async fn handle(
         Some(FaultKind::AnswerAfterProcessing(code, body)) => {
             answer_after_processing = Some(errors::raw(code, &body));
         }
+        Some(FaultKind::Churn {
+            account,
+            delete_newest,
+            create,
+        }) => hub.churn(&account, delete_newest, create),
         None => {}
     }
     // The work runs on its own task, as a real server finishes a request whose client went
