@@ -70,7 +70,13 @@ impl ApiError {
         )
     }
 
+    /// OpenBao's refusal by a policy, as go-multierror wraps it.
     fn denied() -> ApiError {
+        ApiError::new(403, multierror("permission denied"))
+    }
+
+    /// OpenBao's refusal of a request with no token or an unknown one: the bare text.
+    fn unauthenticated() -> ApiError {
         ApiError::new(403, "permission denied")
     }
 
@@ -86,9 +92,17 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The engine's error as OpenBao answers it for a plugin: an unknown path or operation in
-/// OpenBao's own words (the plugin protocol carries only the kind), anything else with the
-/// engine's message.
+/// One error as OpenBao's request handling returns it: go-multierror's text for a list of
+/// one (`"1 error occurred:\n\t* <text>\n\n"`), which the `bao` CLI prints as it is.
+fn multierror(text: &str) -> String {
+    format!("1 error occurred:\n\t* {text}\n\n")
+}
+
+/// The engine's error as OpenBao answers it for a plugin: bad input (400) with the engine's
+/// message alone, as a plugin's `logical.ErrorResponse` is; an unknown path or operation in
+/// OpenBao's own words (the plugin protocol carries only the kind); any other error, which
+/// OpenBao receives as a coded error, with the engine's message in go-multierror's text. A
+/// body over this server's limit is refused before the engine, as OpenBao's listener does.
 impl From<CallError> for ApiError {
     fn from(e: CallError) -> ApiError {
         match e {
@@ -96,7 +110,11 @@ impl From<CallError> for ApiError {
             CallError::Engine(EngineError::UnsupportedOperation(_)) => {
                 ApiError::new(405, UNSUPPORTED_OPERATION)
             }
-            e => ApiError::new(e.http_status(), e.to_string()),
+            e
+            @ (CallError::Engine(EngineError::InvalidRequest(_)) | CallError::RequestTooLarge) => {
+                ApiError::new(e.http_status(), e.to_string())
+            }
+            e => ApiError::new(e.http_status(), multierror(&e.to_string())),
         }
     }
 }
@@ -518,7 +536,7 @@ fn refuse_unsupported_headers(headers: &HeaderMap, token: Option<&str>) -> Resul
                 400,
                 "cannot layer inline authentication with token authentication",
             ),
-            None => ApiError::denied(),
+            None => ApiError::unauthenticated(),
         });
     }
     Ok(())
@@ -631,9 +649,10 @@ async fn route(
     }
     // An unknown token, or one that may do nothing here, never costs a body read nor any
     // work; its request is refused before its body is received.
-    if api.acl.principal(token).is_none()
-        || (verb.writes() && api.acl.capabilities(token, &path).is_empty())
-    {
+    if api.acl.principal(token).is_none() {
+        return Err(ApiError::unauthenticated());
+    }
+    if verb.writes() && api.acl.capabilities(token, &path).is_empty() {
         return Err(ApiError::denied());
     }
     let data = match verb.writes() {
@@ -963,14 +982,17 @@ fn lookup(api: &Api, lease_id: &str) -> Result<Response, ApiError> {
         .lease_id
         .rsplit_once('/')
         .map_or("", |(path, _)| path);
+    // As OpenBao: a lease past its end (its revocation failed and waits for a retry) is not
+    // renewable, and its `ttl` is negative.
+    let now = Timestamp::now();
     let mut data = json!({
         "id": record.lease_id,
         "path": path,
         "issue_time": record.issue_time.to_string(),
         "expire_time": record.expire_time.to_string(),
         "last_renewal": record.last_renewal.map(|t| t.to_string()),
-        "renewable": record.renewable,
-        "ttl": record.expire_time.since(Timestamp::now()).as_secs(),
+        "renewable": record.renewable && record.expire_time >= now,
+        "ttl": record.expire_time.ttl_from(now),
     });
     if let Some(revocation) = &record.revocation {
         data["revocation_attempts"] = json!(revocation.attempts);
@@ -1238,6 +1260,33 @@ pub async fn serve_http(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engine_errors_are_worded_as_openbao_words_a_plugins() {
+        let answer = |e: CallError| {
+            let ApiError(status, errors) = ApiError::from(e);
+            (status.as_u16(), errors)
+        };
+        let wrapped = |text: &str| vec![format!("1 error occurred:\n\t* {text}\n\n")];
+        assert_eq!(
+            answer(CallError::Engine(EngineError::InvalidRequest("bad".into()))),
+            (400, vec!["bad".to_string()])
+        );
+        assert_eq!(
+            answer(CallError::Engine(EngineError::PermissionDenied(
+                "namespace x is not allowed".into()
+            ))),
+            (403, wrapped("namespace x is not allowed"))
+        );
+        assert_eq!(
+            answer(CallError::Engine(EngineError::Internal("broken".into()))),
+            (500, wrapped("broken"))
+        );
+        assert_eq!(
+            answer(CallError::RequestTooLarge),
+            (413, vec![CallError::RequestTooLarge.to_string()])
+        );
+    }
 
     #[test]
     fn a_body_lease_id_never_sidesteps_the_path_one() {

@@ -41,6 +41,17 @@ impl Timestamp {
     pub fn since(self, earlier: Timestamp) -> Duration {
         self.0.saturating_sub(earlier.0)
     }
+
+    /// Whole seconds from `now` rounded to the second until this moment, negative once it
+    /// has passed: OpenBao's lease `ttl` (`ExpireTime.Sub(time.Now().Round(time.Second))`,
+    /// cut toward zero to an `int64` of seconds).
+    pub fn ttl_from(self, now: Timestamp) -> i64 {
+        let nanos = |d: Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
+        let second = 1_000_000_000_i128;
+        let now = nanos(now.0);
+        let rounded = (now + second / 2) / second * second;
+        i64::try_from((nanos(self.0) - rounded) / second).unwrap_or(i64::MAX)
+    }
 }
 
 /// Go's `time.RFC3339Nano` in UTC, what `time.Time.MarshalJSON` writes:
@@ -93,6 +104,21 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ttl_counts_as_openbao_does() {
+        let at = |secs: u64, nanos: u32| Timestamp(Duration::new(secs, nanos));
+        let expire = at(1000, 0);
+        assert_eq!(expire.ttl_from(at(900, 0)), 100);
+        // Now is rounded to the second first: 900.4 → 900, 900.5 → 901.
+        assert_eq!(expire.ttl_from(at(900, 400_000_000)), 100);
+        assert_eq!(expire.ttl_from(at(900, 500_000_000)), 99);
+        assert_eq!(at(1000, 700_000_000).ttl_from(at(900, 0)), 100);
+        // Past the end: negative, cut toward zero.
+        assert_eq!(expire.ttl_from(at(1007, 0)), -7);
+        assert_eq!(at(1000, 300_000_000).ttl_from(at(1007, 0)), -6);
+        assert_eq!(expire.ttl_from(expire), 0);
+    }
 
     #[test]
     fn written_as_go_writes_a_time_in_json() {
