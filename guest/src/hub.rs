@@ -239,8 +239,9 @@ impl<'a> Hub<'a> {
         let account = self.account;
         let message = match response.status {
             401 => format!(
-                "Docker Hub rejected the credentials for account {account}: {}",
-                hub_message(response)
+                "Docker Hub rejected the credentials for account {account}: {}{}",
+                hub_message(response),
+                self.second_factor_hint(response)
             ),
             status => format!(
                 "logging in to Docker Hub as {account} failed: HTTP {status}: {}",
@@ -248,6 +249,23 @@ impl<'a> Hub<'a> {
             ),
         };
         upstream(response, message)
+    }
+
+    /// When the Hub refused a password login for want of a second factor and the config has
+    /// no TOTP seed: where the seed goes.
+    fn second_factor_hint(&self, response: &HttpResponse) -> String {
+        let said = hub_message(response).to_lowercase();
+        let second_factor = ["two-factor", "2fa", "mfa", "secondary authentication"]
+            .iter()
+            .any(|word| said.contains(word));
+        match second_factor && self.credentials.totp_secret.is_none() {
+            true => format!(
+                " (the account has two-factor authentication on: write the TOTP seed of its \
+                 authenticator app as totp_secret in config/{}, with the password)",
+                self.account
+            ),
+            false => String::new(),
+        }
     }
 
     /// The cached session's JWT, logging in when there is none or it is about to expire.

@@ -709,6 +709,19 @@ mod tests {
         let write = |data| host.call(Operation::Update, "config/twofa", data);
         let message = invalid(write(json!({"namespace": "twofa", "password": "pw2"})));
         assert!(message.contains("rejected the credentials"), "{message}");
+        assert!(
+            message.contains(
+                "write the TOTP seed of its authenticator app as totp_secret in config/twofa"
+            ),
+            "{message}"
+        );
+        // A wrong password on an account without a second factor gets no such hint.
+        let wrong = invalid(host.call(
+            Operation::Update,
+            "config/hoeg",
+            json!({"namespace": "hoeg", "password": "wrong"}),
+        ));
+        assert!(!wrong.contains("totp_secret"), "{wrong}");
 
         write(json!({"namespace": "twofa", "password": "pw2", "totp_secret": seed})).unwrap();
         assert_eq!(host.hub.login_count(), 1);

@@ -306,9 +306,9 @@ impl Verb {
                     let value = query_pairs(uri).find(|(key, _)| key == name);
                     match value.map(|(_, v)| v).filter(|v| !v.is_empty()) {
                         None => Ok(false),
-                        Some(v) => parse_bool(&v).ok_or_else(|| {
-                            ApiError::new(400, format!("{name}: {v:?} is not a boolean"))
-                        }),
+                        // OpenBao answers a flag that is no Go boolean with 400 and no message.
+                        Some(v) => parse_bool(&v)
+                            .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, Vec::new())),
                     }
                 };
                 match (flag("list")?, flag("scan")?) {
@@ -494,10 +494,23 @@ fn body_data(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(Value::Object(map)),
         Ok(Value::Null) => Ok(Value::Object(Map::new())),
-        Ok(_) => Err(ApiError::new(400, "the request body must be a JSON object")),
+        // Go's `json.Unmarshal` into OpenBao's `map[string]interface{}`, in its words.
+        Ok(other) => Err(ApiError::new(
+            400,
+            format!(
+                "failed to decode JSON input: json: cannot unmarshal {} into Go value of type \
+                 map[string]interface {{}}",
+                match other {
+                    Value::Array(_) => "array",
+                    Value::Number(_) => "number",
+                    Value::String(_) => "string",
+                    _ => "bool",
+                }
+            ),
+        )),
         Err(e) => Err(ApiError::new(
             400,
-            format!("failed to parse JSON input: {e}"),
+            format!("failed to decode JSON input: {e}"),
         )),
     }
 }

@@ -53,7 +53,8 @@ pub fn parse_duration(value: &serde_json::Value) -> Result<u64, String> {
             .map_err(|_| format!("{s:?} is not a number of seconds")),
         serde_json::Value::String(s) => humantime::parse_duration(s)
             .map(|d| d.as_secs())
-            .map_err(|e| format!("{s:?} is not a duration: {e}")),
+            // Go's `time.ParseDuration` error, which OpenBao passes on.
+            .map_err(|_| format!("time: invalid duration {s:?}")),
         other => Err(format!("{other} is not a duration")),
     }
 }

@@ -191,7 +191,20 @@ const ROWS: &[Row] = &[
     row("POST", "/v1/sys/seal-status", Who::Unknown, 405),
     row("DELETE", "/v1/sys/leader", Who::Root, 405),
     row("HEAD", "/v1/sys/leader", Who::Root, 405),
-    row("GET", "/v1/dockerhub/config?list=yes", Who::Root, 400),
+    same_texts(row("GET", "/v1/dockerhub/config?list=yes", Who::Root, 400)),
+    // A body that is JSON but no object, in Go's words.
+    same_texts(with_body(
+        row("PUT", "/v1/dockerhub/config/hoeg", Who::Root, 400),
+        "[1, 2]",
+    )),
+    same_texts(with_body(
+        row("PUT", "/v1/dockerhub/config/hoeg", Who::Root, 400),
+        "5",
+    )),
+    same_texts(with_body(
+        row("PUT", "/v1/dockerhub/config/hoeg", Who::Root, 400),
+        r#""text""#,
+    )),
     row("GET", "/v1/dockerhub/config?list=tRue", Who::Root, 400),
     row(
         "GET",
@@ -515,6 +528,10 @@ const ROWS: &[Row] = &[
     same_texts(with_body(
         row("PUT", "/v1/sys/leases/renew", Who::Root, 400),
         r#"{"lease_id": "{lease}", "increment": true}"#,
+    )),
+    same_texts(with_body(
+        row("PUT", "/v1/sys/leases/renew", Who::Root, 400),
+        r#"{"lease_id": "{lease}", "increment": "abc"}"#,
     )),
     same_texts(with_body(
         row("PUT", "/v1/sys/leases/renew", Who::Root, 400),

@@ -424,7 +424,7 @@ fn bad_requests_get_a_4xx_that_says_why() {
             "/v1/dockerhub/token/hoeg/hoeg",
             b"{not json".to_vec(),
             400,
-            "failed to parse JSON",
+            "failed to decode JSON input",
         ),
         (
             "PUT",
