@@ -37,6 +37,41 @@ fn now() -> Timestamp {
     Timestamp::now()
 }
 
+/// OpenBao's own warning when a renewal's increment reaches past the lease's max TTL: its
+/// expiration manager runs Vault's `CalculateTTL` on the engine's answer and says so beside
+/// the engine's warnings, counting in whole seconds from the lease's issue. `None` when the
+/// increment fits (or none was asked).
+fn capped_increment(increment: u64, max_ttl: u64, issued: u64, now: u64) -> Option<String> {
+    let left = (issued + max_ttl)
+        .checked_sub(now)
+        .filter(|left| *left > 0)?;
+    (increment > left).then(|| {
+        format!(
+            "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped \
+             accordingly",
+            go_human_duration(increment),
+            go_human_duration(left)
+        )
+    })
+}
+
+/// A whole number of seconds as OpenBao's framework prints one (`humanDuration`): Go's
+/// `time.Duration` text without its zero parts (`2h`, `59m59s`, `1h1s`, `0s`).
+fn go_human_duration(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut text = String::new();
+    if h > 0 {
+        text += &format!("{h}h");
+    }
+    if m > 0 {
+        text += &format!("{m}m");
+    }
+    if s > 0 || text.is_empty() {
+        text += &format!("{s}s");
+    }
+    text
+}
+
 /// A lease as stored under `sys/leases/<id>`. It holds no secret: the token itself is only
 /// ever in the response that created it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,6 +357,13 @@ impl Leases {
                 EngineError::Internal("the engine renewed no lease".into()),
             )));
         };
+        let mut warnings = response.warnings;
+        warnings.extend(capped_increment(
+            increment,
+            lease.max_ttl,
+            record.issue_time.secs(),
+            renewed_at.secs(),
+        ));
         let renewed = LeaseRecord {
             ttl: lease.ttl,
             expire_time: renewed_at.plus_secs(lease.ttl),
@@ -332,7 +374,7 @@ impl Leases {
         self.persist(key, &renewed).await?;
         self.index().insert(key, renewed.clone());
         self.wake.notify_one();
-        Ok((renewed, response.warnings))
+        Ok((renewed, warnings))
     }
 
     /// Revoke one lease: now (`sync`), or by handing it to the timer. A lease that does not
@@ -621,6 +663,39 @@ fn random_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_print_as_openbaos_framework_prints_them() {
+        for (seconds, text) in [
+            (0, "0s"),
+            (1, "1s"),
+            (60, "1m"),
+            (61, "1m1s"),
+            (3599, "59m59s"),
+            (3600, "1h"),
+            (3601, "1h1s"),
+            (3660, "1h1m"),
+            (7200, "2h"),
+            (36_000, "10h"),
+        ] {
+            assert_eq!(go_human_duration(seconds), text, "{seconds}");
+        }
+    }
+
+    #[test]
+    fn an_increment_past_the_max_ttl_gets_openbaos_warning() {
+        // Issued at 1000 with a max TTL of 1h; renewed at 1001 with 2h asked.
+        assert_eq!(
+            capped_increment(7200, 3600, 1000, 1001).as_deref(),
+            Some(
+                "TTL of \"2h\" exceeded the effective max_ttl of \"59m59s\"; TTL value is \
+                 capped accordingly"
+            )
+        );
+        assert_eq!(capped_increment(3599, 3600, 1000, 1001), None);
+        assert_eq!(capped_increment(0, 3600, 1000, 1001), None);
+        assert_eq!(capped_increment(10, 3600, 1000, 4600), None, "past the max");
+    }
 
     /// A store written before lease times were kept to the nanosecond is read as it was.
     #[test]

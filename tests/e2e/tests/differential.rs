@@ -1001,3 +1001,46 @@ fn a_lease_past_its_end_is_looked_up_alike() {
     }
     assert_eq!(shapes[0], shapes[1], "openbao, then serve");
 }
+
+/// A renewal asking past the lease's max TTL: the engine caps it and says so, and OpenBao's
+/// expiration manager adds its own warning in its framework's words; `serve` gives both.
+#[test]
+fn a_renewal_past_the_max_ttl_is_warned_alike() {
+    let hosts = [Host::openbao().unwrap(), Host::serve().unwrap()];
+    let mut warnings = Vec::new();
+    for host in &hosts {
+        let lease = issue_lease(host, Who::Root).unwrap();
+        let answer = host
+            .raw(
+                "PUT",
+                "/v1/sys/leases/renew",
+                Who::Root,
+                &[],
+                serde_json::json!({ "lease_id": lease, "increment": "2h" })
+                    .to_string()
+                    .as_bytes(),
+            )
+            .unwrap();
+        assert_eq!(answer.status, 200, "{}: {answer:?}", host.name);
+        let said: Vec<String> = answer.body["warnings"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}: {answer:?}", host.name))
+            .iter()
+            .map(|w| w.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(said.len(), 2, "{}: {said:?}", host.name);
+        let openbaos = said
+            .iter()
+            .filter(|w| w.starts_with("TTL of \"2h\" exceeded the effective max_ttl of \""))
+            .count();
+        assert_eq!(openbaos, 1, "{}: {said:?}", host.name);
+        warnings.push(said);
+    }
+    // The engine's own warning is the same text in both, up to the seconds left.
+    let engine = |said: &[String]| {
+        said.iter()
+            .find(|w| !w.starts_with("TTL of \""))
+            .map(|w| w.split(" of ").next().unwrap_or_default().to_string())
+    };
+    assert_eq!(engine(&warnings[0]), engine(&warnings[1]), "{warnings:?}");
+}
