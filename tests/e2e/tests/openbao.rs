@@ -853,3 +853,32 @@ fn an_unmount_that_cannot_settle_in_time_names_the_tokens_left() {
         bao.server_log()
     );
 }
+
+/// A Hub slow to answer a creation: OpenBao counts a lease from when the plugin answered, the
+/// engine from when it asked the Hub. The lease still ends no later than its token's expiry
+/// at the Hub (here the Hub grants 2 minutes, less than the lease asked for).
+#[test]
+fn a_slow_creation_still_ends_its_lease_by_the_hubs_expiry() {
+    let bao = start();
+    configure(&bao);
+    bao.hub
+        .grant_expiry(fakehub::ExpiryGrant::AtMost(Duration::from_secs(120)));
+    bao.hub.inject(Fault::on(
+        "POST",
+        "/v2/access-tokens",
+        FaultKind::LatencyAfterProcessing(Duration::from_secs(3)),
+    ));
+    let secret = issue(&bao, &["ttl=1h"]);
+    let at_hub = bao.hub.token(uuid(&secret)).unwrap();
+    let hub_expiry = humantime::parse_rfc3339_weak(at_hub.expires_at.as_deref().unwrap()).unwrap();
+    let lookup = bao
+        .bao_json(&["lease", "lookup", lease_id(&secret)])
+        .unwrap();
+    let expire_time = lookup["data"]["expire_time"].as_str().unwrap();
+    let lease_end = humantime::parse_rfc3339_weak(expire_time).unwrap();
+    assert!(
+        lease_end <= hub_expiry,
+        "the lease ends at {expire_time}, the token at the Hub at {:?}",
+        at_hub.expires_at
+    );
+}
