@@ -110,6 +110,7 @@ struct Failed {
 }
 
 /// One token in the Hub's listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedToken {
     pub uuid: String,
     pub token_label: String,
@@ -402,32 +403,38 @@ impl<'a> Hub<'a> {
         }
     }
 
-    /// Every token of the account, newest first, all pages, read as one list.
+    /// Every token of the account, all pages, read as one list.
     ///
     /// The pages are read one request at a time, and a token made or deleted by another
     /// client between two reads shifts them: a token at a page's edge can slip past unseen,
-    /// and a lookup would call a live token gone. A read counts only when every page gives
-    /// the same `count`, no token appears twice, and the tokens read are `count` in all
-    /// (Docker's list is newest first, so a token slips past only when more tokens before
-    /// the edge were deleted than were made, which changes `count`). Otherwise the list is
-    /// read again, up to [`LISTING_ATTEMPTS`] times; then it is an error, so that nothing is
-    /// concluded from it.
+    /// and a lookup would call a live token gone. Docker does not promise an order, so a
+    /// read counts only when its pages add up (every page gives the same `count`, no token
+    /// appears twice, the tokens read are `count` in all) and a second read right after it
+    /// gives the very same tokens in the same order: a token that slipped past an edge in
+    /// the first read would have to slip past again, the same way, in the second. Otherwise
+    /// the list is read again, up to [`LISTING_ATTEMPTS`] times; then it is an error, so
+    /// that nothing is concluded from it.
     pub fn list_tokens(&self) -> Result<Vec<ListedToken>, EngineError> {
         let mut shifted = String::new();
         for attempt in 1..=LISTING_ATTEMPTS {
-            match self.read_token_list()? {
-                Ok(tokens) => return Ok(tokens),
-                Err(why) => {
-                    self.host.log(
-                        Level::Info,
-                        "hub",
-                        &format!(
-                            "Docker Hub's token list changed while it was read ({why}); \
-                             attempt {attempt} of {LISTING_ATTEMPTS}"
-                        ),
-                    );
-                    shifted = why;
-                }
+            let why = match self.read_token_list()? {
+                Ok(first) => match self.read_token_list()? {
+                    Ok(second) if second == first => return Ok(first),
+                    Ok(_) => "a second read gave other tokens".to_string(),
+                    Err(why) => why,
+                },
+                Err(why) => why,
+            };
+            {
+                self.host.log(
+                    Level::Info,
+                    "hub",
+                    &format!(
+                        "Docker Hub's token list changed while it was read ({why}); \
+                         attempt {attempt} of {LISTING_ATTEMPTS}"
+                    ),
+                );
+                shifted = why;
             }
         }
         Err(EngineError::Upstream(UpstreamError {

@@ -277,7 +277,12 @@ mod tests {
             .collect();
         assert_eq!(
             calls,
-            [("DELETE".to_string(), 404), ("GET".to_string(), 200)]
+            // The listing, read twice to know it held still.
+            [
+                ("DELETE".to_string(), 404),
+                ("GET".to_string(), 200),
+                ("GET".to_string(), 200)
+            ]
         );
     }
 
@@ -322,6 +327,37 @@ mod tests {
         host.hub.clear_faults();
         lease_call(&host, Operation::Revoke, &lease).unwrap();
         assert!(host.hub.token(&uuid).is_none());
+    }
+
+    #[test]
+    fn a_token_list_counts_only_when_a_second_read_gives_the_same_tokens() {
+        let host = TestHost::configured();
+        let (uuid, lease) = issue(&host);
+        assert!(host.hub.delete_token(&uuid));
+        // The first read's pages add up; before the second read another client makes a
+        // token. Docker promises no order, so only two equal reads show the list held still.
+        let page_1 = |kind| Fault::on("GET", "/v2/access-tokens", kind).with_query("page=1");
+        host.hub
+            .inject(page_1(FaultKind::Latency(std::time::Duration::ZERO)));
+        host.hub.inject(page_1(FaultKind::Churn {
+            account: ACCOUNT.into(),
+            delete_newest: 0,
+            create: 1,
+        }));
+        lease_call(&host, Operation::Revoke, &lease).unwrap();
+        assert!(host.keys(Bucket::Token).is_empty());
+        let logged = host.logs.borrow().join("\n");
+        assert!(
+            logged.contains("changed while it was read (a second read gave other tokens)"),
+            "{logged}"
+        );
+        let listings = host
+            .hub
+            .calls()
+            .iter()
+            .filter(|c| c.method == "GET")
+            .count();
+        assert_eq!(listings, 4, "two reads, then two more that agree");
     }
 
     #[test]
@@ -529,7 +565,11 @@ mod tests {
             .filter(|(m, _)| m == "GET")
             .map(|(_, s)| *s)
             .collect();
-        assert_eq!(gets, [503, 200], "the settling listing was");
+        assert_eq!(
+            gets,
+            [503, 200, 200],
+            "the settling listing was, read twice"
+        );
     }
 
     #[test]

@@ -336,6 +336,16 @@ fn connect_error(e: &(dyn std::error::Error + 'static)) -> Error {
         if let Some(tls) = error.downcast_ref::<rustls::Error>() {
             return tls_error(tls);
         }
+        // A name TLS cannot use as a server name is not a name that resolves either.
+        if error
+            .downcast_ref::<rustls::pki_types::InvalidDnsNameError>()
+            .is_some()
+        {
+            return Error::DnsError {
+                rcode: None,
+                info_code: None,
+            };
+        }
         let io = error.downcast_ref::<std::io::Error>();
         if let Some(io) = io {
             // What Rust's resolver says when getaddrinfo fails, as wasmtime's own client tells it.
@@ -470,6 +480,8 @@ mod tests {
             "ConnectionRefused"
         );
         assert_eq!(kind(Io::other("anything else")), "ConnectionRefused");
+        let bad_name = rustls::pki_types::ServerName::try_from("a..b").unwrap_err();
+        assert!(kind(Io::other(bad_name)).starts_with("DnsError"));
         // The TLS stream's error, wrapped twice as hyper-rustls hands it on.
         let tls = |error: rustls::Error| Io::other(Io::new(ErrorKind::InvalidData, error));
         let unknown_issuer =

@@ -682,17 +682,20 @@ async fn a_creation_whose_connection_is_refused_was_never_sent_and_needs_no_look
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_that_was_never_made_says_why() {
     // A label longer than DNS allows (63 bytes): the resolver fails it without asking anyone.
-    let unresolvable = format!("http://{}.invalid:1", "a".repeat(64));
-    let engine = Engine::at(&unresolvable, Duration::from_secs(10));
-    let error = engine
-        .configure(ACCOUNT, "pw")
-        .await
-        .expect_err("no such host");
-    let message = error.to_string();
-    assert!(
-        message.contains("its address could not be resolved"),
-        "{message}"
-    );
+    // Over https too, where the name is first refused as a TLS server name.
+    for scheme in ["http", "https"] {
+        let unresolvable = format!("{scheme}://{}.invalid:1", "a".repeat(64));
+        let engine = Engine::at(&unresolvable, Duration::from_secs(10));
+        let error = engine
+            .configure(ACCOUNT, "pw")
+            .await
+            .expect_err("no such host");
+        let message = error.to_string();
+        assert!(
+            message.contains("its address could not be resolved"),
+            "{scheme}: {message}"
+        );
+    }
 
     let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}", plain.local_addr().unwrap());
