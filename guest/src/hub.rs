@@ -116,6 +116,23 @@ pub struct ListedToken {
     pub token_label: String,
 }
 
+/// A token list that could not be read as one list: why, and the tokens seen on the pages
+/// that were read.
+#[derive(Debug)]
+pub struct ListingFailed {
+    pub error: EngineError,
+    pub seen: Vec<ListedToken>,
+}
+
+/// Each token once, in the order first seen.
+fn once_each(tokens: Vec<ListedToken>) -> Vec<ListedToken> {
+    let mut uuids = std::collections::HashSet::new();
+    tokens
+        .into_iter()
+        .filter(|t| uuids.insert(t.uuid.clone()))
+        .collect()
+}
+
 /// Whether a request may be sent again after a 5xx or no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Repeat {
@@ -415,29 +432,37 @@ impl<'a> Hub<'a> {
     /// the list is read again, up to [`LISTING_ATTEMPTS`] times; then it is an error, so
     /// that nothing is concluded from it.
     pub fn list_tokens(&self) -> Result<Vec<ListedToken>, EngineError> {
+        self.list_tokens_or_seen().map_err(|failed| failed.error)
+    }
+
+    /// [`Hub::list_tokens`], and when it fails, every token seen on any page it read: a
+    /// token seen exists (or did a moment ago) even when the list as a whole proves nothing
+    /// about the tokens not seen.
+    pub fn list_tokens_or_seen(&self) -> Result<Vec<ListedToken>, ListingFailed> {
+        let mut seen = Vec::new();
         let mut shifted = String::new();
         for attempt in 1..=LISTING_ATTEMPTS {
-            let why = match self.read_token_list()? {
-                Ok(first) => match self.read_token_list()? {
-                    Ok(second) if second == first => return Ok(first),
-                    Ok(_) => "a second read gave other tokens".to_string(),
-                    Err(why) => why,
-                },
-                Err(why) => why,
+            let why = match self.read_twice(&mut seen) {
+                Ok(Ok(tokens)) => return Ok(tokens),
+                Ok(Err(why)) => why,
+                Err(error) => {
+                    return Err(ListingFailed {
+                        error,
+                        seen: once_each(seen),
+                    });
+                }
             };
-            {
-                self.host.log(
-                    Level::Info,
-                    "hub",
-                    &format!(
-                        "Docker Hub's token list changed while it was read ({why}); \
-                         attempt {attempt} of {LISTING_ATTEMPTS}"
-                    ),
-                );
-                shifted = why;
-            }
+            self.host.log(
+                Level::Info,
+                "hub",
+                &format!(
+                    "Docker Hub's token list changed while it was read ({why}); \
+                     attempt {attempt} of {LISTING_ATTEMPTS}"
+                ),
+            );
+            shifted = why;
         }
-        Err(EngineError::Upstream(UpstreamError {
+        let error = EngineError::Upstream(UpstreamError {
             status: 200,
             message: format!(
                 "Docker Hub's token list kept changing while it was read page by page \
@@ -445,11 +470,35 @@ impl<'a> Hub<'a> {
                  tokens exist; try again"
             ),
             retry_after: None,
-        }))
+        });
+        Err(ListingFailed {
+            error,
+            seen: once_each(seen),
+        })
+    }
+
+    /// Two passes over the pages that must agree: the tokens, or why they do not.
+    fn read_twice(
+        &self,
+        seen: &mut Vec<ListedToken>,
+    ) -> Result<Result<Vec<ListedToken>, String>, EngineError> {
+        let first = match self.read_token_list(seen)? {
+            Ok(first) => first,
+            Err(why) => return Ok(Err(why)),
+        };
+        Ok(match self.read_token_list(seen)? {
+            Ok(second) if second == first => Ok(first),
+            Ok(_) => Err("a second read gave other tokens".to_string()),
+            Err(why) => Err(why),
+        })
     }
 
     /// One pass over the pages: the tokens, or why the pages do not add up to one list.
-    fn read_token_list(&self) -> Result<Result<Vec<ListedToken>, String>, EngineError> {
+    /// Every token on a page read is added to `seen`.
+    fn read_token_list(
+        &self,
+        seen: &mut Vec<ListedToken>,
+    ) -> Result<Result<Vec<ListedToken>, String>, EngineError> {
         // `count` and `results` are required: an answer without them (`{}`, a proxy's own
         // JSON) is not a listing, and reading it as an empty one would call live tokens gone.
         #[derive(Deserialize)]
@@ -467,7 +516,7 @@ impl<'a> Hub<'a> {
         }
         let what = "list access tokens";
         let mut found: Vec<ListedToken> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut uuids = std::collections::HashSet::new();
         let mut count = None;
         for page in 1..=MAX_PAGES {
             let path = format!("/v2/access-tokens?page={page}&page_size={PAGE_SIZE}");
@@ -477,6 +526,10 @@ impl<'a> Hub<'a> {
             }
             let page: Page = serde_json::from_slice(&response.body)
                 .map_err(|_| malformed(what, "the answer is not a token list"))?;
+            seen.extend(page.results.iter().map(|t| ListedToken {
+                uuid: t.uuid.clone(),
+                token_label: t.token_label.clone(),
+            }));
             if let Some(before) = count.replace(page.count)
                 && before != page.count
             {
@@ -487,7 +540,7 @@ impl<'a> Hub<'a> {
             }
             let last = page.next.is_none() || page.results.len() < PAGE_SIZE;
             for token in page.results {
-                if !seen.insert(token.uuid.clone()) {
+                if !uuids.insert(token.uuid.clone()) {
                     return Ok(Err(format!("token {} is on two pages", token.uuid)));
                 }
                 found.push(ListedToken {

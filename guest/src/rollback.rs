@@ -14,7 +14,7 @@
 use crate::api::{EngineError, Field, FieldKind, Request, Response};
 use crate::capabilities::{Bucket, Host, Level};
 use crate::fields::FieldData;
-use crate::hub::{Hub, ListedToken};
+use crate::hub::{Hub, ListedToken, ListingFailed};
 use crate::names::token_label;
 use crate::path_config::AccountConfig;
 use crate::secret_token::{Patience, TokenRecord, destroy};
@@ -176,9 +176,14 @@ impl PendingCreation {
     /// The Hub's answer to the creation was lost: look for the token by its label now and
     /// delete it, so that it does not live on until rollback.
     pub fn settle(&self, host: &dyn Host, hub: &Hub) -> Settled {
-        let deleted = hub
-            .list_tokens()
-            .and_then(|listing| delete_labelled(host, hub, &listing, &self.token_label));
+        // A token seen with the label exists, even on a list that did not hold still.
+        let deleted = match hub.list_tokens_or_seen() {
+            Ok(listing) => delete_labelled(host, hub, &listing, &self.token_label),
+            Err(failed) => match delete_labelled(host, hub, &failed.seen, &self.token_label) {
+                Ok(0) => Err(failed.error),
+                found => found,
+            },
+        };
         match deleted {
             Ok(0) => {
                 self.give_up(host);
@@ -308,9 +313,31 @@ fn undo_creations(
         return Ok(Vec::new());
     };
     let hub = config.hub(host, account);
-    let listing = match hub.list_tokens() {
+    let listing = match hub.list_tokens_or_seen() {
         Ok(listing) => listing,
-        Err(e) => {
+        Err(ListingFailed { error: e, seen }) => {
+            // A token seen with an entry's label exists, even on a list that did not hold
+            // still: it is deleted, and its record with it; the others wait for a list that
+            // does.
+            let mut entries = entries;
+            entries.retain(|(id, entry)| {
+                match delete_labelled(host, &hub, &seen, &entry.token_label) {
+                    Ok(0) => true,
+                    Ok(_) => {
+                        if let Err(e) = storage::remove(host, Bucket::Wal, id) {
+                            host.log(Level::Warn, "wal", &e.to_string());
+                        }
+                        false
+                    }
+                    Err(e) => {
+                        failures.push(format!("cleaning up {}: {e}", entry.token_label));
+                        false
+                    }
+                }
+            });
+            if entries.is_empty() {
+                return Ok(Vec::new());
+            }
             // Their labels, so that an operator can find the tokens should the records go
             // (a mount removed while the Hub cannot be asked).
             let labels: Vec<&str> = entries
