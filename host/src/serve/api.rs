@@ -723,7 +723,7 @@ async fn route(
         api.leases
             .revoke_prefix(prefix, sync)
             .await
-            .map_err(revocation_failed)?;
+            .map_err(|e| prefix_revocation_failed(api, prefix, e))?;
         return Ok(revoked(sync));
     }
     // Vault's force revoke: the leases end even where the engine fails to revoke them.
@@ -1064,13 +1064,29 @@ async fn revoke(api: &Api, lease_id: &str, sync: bool) -> Result<Response, ApiEr
 }
 
 /// A revocation the engine could not carry out, as OpenBao's lease endpoints answer it: 400
-/// with the expiration manager's "failed to revoke entry: …" (`handleError` in
-/// `logical_system.go`), whatever the engine's own status was.
+/// with the expiration manager's text (`revokeEntry` in `expiration.go`: the plugin's nil
+/// response as Go's `%#v` prints it, then its error; `handleError` in `logical_system.go`),
+/// whatever the engine's own status was.
 fn revocation_failed(e: LeaseError) -> ApiError {
     match e {
-        LeaseError::Engine(e) => ApiError::new(400, format!("failed to revoke entry: {e}")),
+        LeaseError::Engine(e) => ApiError::new(
+            400,
+            format!("failed to revoke entry: resp: (*logical.Response)(nil) err: {e}"),
+        ),
         e => e.into(),
     }
+}
+
+/// A failed `revoke-prefix` whose prefix is one whole lease id: OpenBao names the lease
+/// before the entry's error (`failed to revoke "<id>": …`).
+fn prefix_revocation_failed(api: &Api, prefix: &str, e: LeaseError) -> ApiError {
+    let mut error = revocation_failed(e);
+    if error.0 == StatusCode::BAD_REQUEST && api.leases.lookup(prefix).is_some() {
+        for text in &mut error.1 {
+            *text = format!("failed to revoke {prefix:?}: {text}");
+        }
+    }
+    error
 }
 
 /// Vault's answer to a revocation: done (204), or queued (202) when not `sync`.

@@ -897,7 +897,9 @@ print(json.dumps({"keys": keys, "revoke": status, "denied": denied}))
 fn a_failed_revocation_is_answered_alike() {
     use fakehub::FaultKind::{RateLimited, Status};
     let hosts = [Host::openbao().unwrap(), Host::serve().unwrap()];
+    let mut texts = Vec::new();
     for host in &hosts {
+        let mut said = Vec::new();
         // The 429 last: the host then waits out its Retry-After before any Hub call.
         for (method, target, body, fault) in [
             ("PUT", "/v1/sys/leases/revoke/{lease}", "{}", Status(500)),
@@ -939,9 +941,13 @@ fn a_failed_revocation_is_answered_alike() {
                 "{}: {target}: {error}",
                 host.name
             );
+            said.push(error.replace(&lease, "{lease}"));
             host.hub().clear_faults();
         }
+        texts.push(said);
     }
+    // The same words, which the CLI prints, up to the lease ids.
+    assert_eq!(texts[0], texts[1], "openbao, then serve");
 }
 
 /// A lease past its end whose revocation failed and waits for a retry: both hosts still know
