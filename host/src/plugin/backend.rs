@@ -307,7 +307,8 @@ impl BackendService {
                 .await
             {
                 Ok(response) => {
-                    let (awaiting, labels) = awaiting_creations(&response);
+                    let labels = awaiting_creations(&response);
+                    let awaiting = labels.len();
                     if awaiting == 0 {
                         tracing::info!(
                             "the mount is being disabled: every pending token creation is settled"
@@ -345,16 +346,16 @@ impl BackendService {
     }
 }
 
-/// The engine's count of creations whose token Docker Hub does not list yet but may still
-/// make, and their token labels (`awaiting_creations` and `awaiting_token_labels` in a
-/// rollback's answer); 0 and none when the answer has none.
-fn awaiting_creations(response: &Response) -> (u64, Vec<String>) {
+/// The creations whose token Docker Hub does not list yet but may still
+/// make, by their token labels (`awaiting_token_labels` in a rollback's answer); none when
+/// the answer has none.
+fn awaiting_creations(response: &Response) -> Vec<String> {
     let data = response
         .data
         .as_deref()
         .and_then(|data| serde_json::from_str::<serde_json::Value>(data).ok())
         .unwrap_or_default();
-    let labels = data["awaiting_token_labels"]
+    data["awaiting_token_labels"]
         .as_array()
         .map(|labels| {
             labels
@@ -362,8 +363,7 @@ fn awaiting_creations(response: &Response) -> (u64, Vec<String>) {
                 .filter_map(|l| l.as_str().map(str::to_string))
                 .collect()
         })
-        .unwrap_or_default();
-    (data["awaiting_creations"].as_u64().unwrap_or(0), labels)
+        .unwrap_or_default()
 }
 
 /// OpenBao's `logical.ErrReadOnly` text (sdk/logical/storage.go).
