@@ -28,7 +28,7 @@ demo: build
 lint: build
     cargo fmt --all -- --check
     cargo clippy --release --workspace --all-targets -- -D warnings
-    cargo clippy --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -- -D warnings
+    cargo clippy --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -p dockerhub-secrets-vault-front -- -D warnings
 
 # Every test: lints, the engine's unit tests, the Hub fake's tests, the end-to-end suites.
 test: build lint

@@ -12,17 +12,16 @@
 //! runs under that lease's lock, and every change that moves a lease's due time wakes the
 //! timer, so that it never sleeps past the new time.
 
-use super::timestamp::Timestamp;
 use crate::runtime::{
     CallError, Datetime, EngineError, Lease, LeaseLimits, LeaseState, MAX_UPSTREAM_WAIT, Operation,
     Request, Runtime,
 };
 use crate::storage::{Storage, StorageError};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
+use vault_front::{LeaseRecord, RevocationState, Timestamp};
 
 /// Revocations running at once; the Hub's rate limit is the real bound.
 const REVOKE_CONCURRENCY: usize = 16;
@@ -72,60 +71,16 @@ fn go_human_duration(seconds: u64) -> String {
     text
 }
 
-/// A lease as stored under `sys/leases/<id>`. It holds no secret: the token itself is only
-/// ever in the response that created it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseRecord {
-    /// `<mount>/<path>/<id>`, as Vault names leases.
-    pub lease_id: String,
-    /// The engine path that created it, relative to the mount.
-    pub path: String,
-    pub issue_time: Timestamp,
-    pub expire_time: Timestamp,
-    pub last_renewal: Option<Timestamp>,
-    /// The TTL granted by the last issue or renewal. (The engine enforces the max TTL.)
-    pub ttl: u64,
-    pub renewable: bool,
-    pub internal_data: String,
-    /// Set once a revocation was attempted and failed.
-    #[serde(default)]
-    pub revocation: Option<RevocationState>,
-}
-
-/// Why a lease that should be gone is still here.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevocationState {
-    pub attempts: u32,
-    pub last_error: String,
-    pub next_attempt: Timestamp,
-}
-
-impl LeaseRecord {
-    /// The storage key: the random last segment of the lease id.
-    fn key(lease_id: &str) -> Option<&str> {
-        lease_id
-            .rsplit_once('/')
-            .map(|(_, id)| id)
-            .filter(|id| !id.is_empty())
-    }
-
-    /// When the timer must act: the next retry of a failed revocation, else the expiry.
-    fn due(&self) -> Timestamp {
-        self.revocation
-            .as_ref()
-            .map_or(self.expire_time, |r| r.next_attempt)
-    }
-
-    fn state(&self) -> LeaseState {
-        LeaseState {
-            internal_data: self.internal_data.clone(),
-            issue_time: Datetime {
-                seconds: self.issue_time.secs(),
-                nanoseconds: self.issue_time.subsec_nanos(),
-            },
-            ttl: self.ttl,
-            increment: 0,
-        }
+/// What the engine is told of a lease it renews or revokes.
+fn lease_state(record: &LeaseRecord) -> LeaseState {
+    LeaseState {
+        internal_data: record.internal_data.clone(),
+        issue_time: Datetime {
+            seconds: record.issue_time.secs(),
+            nanoseconds: record.issue_time.subsec_nanos(),
+        },
+        ttl: record.ttl,
+        increment: 0,
     }
 }
 
@@ -215,7 +170,7 @@ impl Leases {
             })?;
             let record: LeaseRecord = serde_json::from_slice(&bytes)
                 .map_err(|e| anyhow::anyhow!("stored lease {key} is corrupt: {e}"))?;
-            if LeaseRecord::key(&record.lease_id) != Some(key.as_str()) {
+            if LeaseRecord::storage_key(&record.lease_id) != Some(key.as_str()) {
                 anyhow::bail!(
                     "stored lease {key} names another lease ({}): the store is damaged",
                     record.lease_id
@@ -310,7 +265,7 @@ impl Leases {
 
     /// The lease's storage key (its last path segment) and record.
     fn find<'a>(&self, lease_id: &'a str) -> Option<(&'a str, LeaseRecord)> {
-        let key = LeaseRecord::key(lease_id)?;
+        let key = LeaseRecord::storage_key(lease_id)?;
         let record = self
             .index()
             .records
@@ -338,7 +293,7 @@ impl Leases {
         }
         // Counted from before the engine's call, as in `create`.
         let renewed_at = now();
-        let mut state = record.state();
+        let mut state = lease_state(&record);
         state.increment = increment;
         let request = Request {
             operation: Operation::Renew,
@@ -531,7 +486,7 @@ impl Leases {
             data: "{}".into(),
             display_name: None,
             entity_id: None,
-            lease: Some(record.state()),
+            lease: Some(lease_state(&record)),
         };
         let outcome = self
             .runtime

@@ -2,15 +2,14 @@
 //! for sites without Vault. The `bao`/`vault` CLI and client libraries work against it
 //! unchanged.
 //!
-//! One process, one mount: [`api`] answers Vault's requests, [`acl`] decides who may do
-//! what from an operator's tokens file with Vault policies, [`store`] keeps everything in
-//! an encrypted, crash-safe file, and [`leases`] revokes what expires, durably.
+//! One process, one mount: [`api`] receives Vault's requests and hands them to
+//! [`vault_front`], which answers them (with its `acl` deciding who may do what from an
+//! operator's tokens file with Vault policies), [`store`] keeps everything in an encrypted,
+//! crash-safe file, and [`leases`] revokes what expires, durably.
 
-pub mod acl;
 mod api;
 mod leases;
 pub mod store;
-mod timestamp;
 
 use crate::runtime::{FixedLimit, LeaseLimits, Operation, Request, Runtime, RuntimeConfig};
 use crate::storage::{CachedStorage, PrefixedStorage, Storage};
@@ -40,23 +39,6 @@ pub struct ServeConfig {
     /// How often the engine's rollback (cleanup) runs, as Vault's rollback manager.
     pub rollback_interval: Duration,
     pub runtime: RuntimeConfig,
-}
-
-/// Whole seconds from a JSON number or a duration string (`300`, `"300"`, `"1h"`).
-pub fn parse_duration(value: &serde_json::Value) -> Result<u64, String> {
-    match value {
-        serde_json::Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| format!("{n} is not a number of seconds")),
-        serde_json::Value::String(s) if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() => s
-            .parse()
-            .map_err(|_| format!("{s:?} is not a number of seconds")),
-        serde_json::Value::String(s) => humantime::parse_duration(s)
-            .map(|d| d.as_secs())
-            // Go's `time.ParseDuration` error, which OpenBao passes on.
-            .map_err(|_| format!("time: invalid duration {s:?}")),
-        other => Err(format!("{other} is not a duration")),
-    }
 }
 
 async fn rollback(runtime: &Runtime, storage: &Arc<dyn Storage>, immediate: bool) {
@@ -99,7 +81,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 
 /// Serve until SIGTERM or SIGINT.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let acl = acl::AccessControl::load(&config.tokens)
+    let acl = vault_front::AccessControl::load(&config.tokens)
         .with_context(|| format!("loading the tokens file {}", config.tokens.display()))?;
     let store: Arc<dyn Storage> =
         Arc::new(store::Store::open(&config.data, config.key, config.create)?);
@@ -154,12 +136,15 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     let tasks = tokio_util::task::TaskTracker::new();
     let api = Arc::new(api::Api {
+        front: vault_front::Front {
+            acl,
+            mount: config.mount.clone(),
+            storage_type: "redb",
+        },
         runtime,
         tasks: tasks.clone(),
-        acl,
         leases,
         engine_storage,
-        mount: config.mount.clone(),
         limits,
         bodies: tokio::sync::Semaphore::new(api::BODIES_IN_FLIGHT),
     });
@@ -169,21 +154,4 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     stop.send_replace(true);
     let _ = tokio::join!(lease_timers, periodic_rollback);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn durations_as_the_cli_sends_them() {
-        assert_eq!(parse_duration(&json!(300)), Ok(300));
-        assert_eq!(parse_duration(&json!("300")), Ok(300));
-        assert_eq!(parse_duration(&json!("1h")), Ok(3600));
-        assert_eq!(parse_duration(&json!("1h30m")), Ok(5400));
-        assert!(parse_duration(&json!("soon")).is_err());
-        assert!(parse_duration(&json!(-1)).is_err());
-        assert!(parse_duration(&json!(true)).is_err());
-    }
 }

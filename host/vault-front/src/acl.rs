@@ -1,6 +1,7 @@
-//! Who may do what on the standalone server: tokens and their Vault policies.
+//! Who may do what on a host that speaks Vault's HTTP API itself (`serve`; the gateway next):
+//! tokens and their Vault policies.
 //!
-//! `dockerhub-secrets serve` speaks Vault's HTTP API, so it decides access the way Vault does and
+//! Such a host speaks Vault's HTTP API, so it decides access the way Vault does and
 //! an operator can reuse what they know: a request carries a token, the token carries policies,
 //! and a policy is written in Vault's own policy syntax. There is no token store to manage at
 //! runtime; the operator writes one HCL file listing the tokens, each stored only as the SHA-256
