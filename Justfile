@@ -15,7 +15,7 @@ setup:
 
 # Build the engine component and the self-contained binary target/release/dockerhub-secrets.
 build: setup
-    cargo build --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe
+    cargo build --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -p dockerhub-secrets-gateway-shims
     # build.rs compiles the component to machine code and embeds it: no compiler in the binary.
     cargo build --release -p dockerhub-secrets
     @echo "built target/release/dockerhub-secrets (sha256 $(sha256sum target/release/dockerhub-secrets | cut -d' ' -f1))"
@@ -28,7 +28,7 @@ demo: build
 lint: build
     cargo fmt --all -- --check
     cargo clippy --release --workspace --all-targets -- -D warnings
-    cargo clippy --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -p dockerhub-secrets-vault-front -- -D warnings
+    cargo clippy --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -p dockerhub-secrets-vault-front -p dockerhub-secrets-gateway-shims -- -D warnings
 
 # Every test: lints, the engine's unit tests, the Hub fake's tests, the end-to-end suites.
 test: build lint

@@ -21,9 +21,9 @@ pub use bindings::{
     BackendHelp, Datetime, EngineError, Field, FieldKind, Lease, LeaseState, Operation, PathHelp,
     Request, Response, UpstreamError,
 };
+pub use egress::HubUrlError;
 pub use gate::MAX_WAIT as MAX_UPSTREAM_WAIT;
 pub use limits::{FixedLimit, LeaseLimits};
-pub use outbound::HubUrlError;
 
 use crate::storage::Storage;
 use bindings::{Engine as EngineWorld, EnginePre};
