@@ -9,6 +9,8 @@ use crate::seal::NONCE_LEN;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+// The project's vendored WASI packages (`wit/deps`), each after the packages it uses, then
+// this component's own world.
 wit_bindgen::generate!({
     path: [
         "../../../wit/deps/io",

@@ -15,7 +15,7 @@
 use crate::config::Config;
 use crate::etcd::{
     Client, Compare, DeleteRangeRequest, EtcdError, KeyValue, PutRequest, RangeRequest, RequestOp,
-    SortOrder, SortTarget, Transport, TxnRequest,
+    Transport, TxnRequest,
 };
 use crate::layout::{folder, range_end, valid_bucket, valid_key};
 use crate::seal::{NONCE_LEN, StoreKey};
@@ -152,6 +152,10 @@ impl<T: Transport> Bucket<T> {
 
     /// One page of the bucket's keys, in ascending bytewise order, starting at `cursor`.
     ///
+    /// etcd returns a range in that order when it is not asked to sort (its index is a B-tree
+    /// by key); asking for `sort_order: ASCEND` would make etcd 3.4 read the whole range before
+    /// applying `limit`.
+    ///
     /// The cursor is the etcd revision that the first page read at, shifted left by 24 bits,
     /// plus the number of etcd keys under the bucket's folder that the pages so far covered.
     /// Every page of one listing reads at that revision, so the pages together are one
@@ -173,7 +177,7 @@ impl<T: Transport> Bucket<T> {
                 ))
             })?,
         };
-        let limit = offset + self.page_size;
+        let limit = offset.saturating_add(self.page_size);
         let found = self
             .etcd
             .range(&RangeRequest {
@@ -181,8 +185,6 @@ impl<T: Transport> Bucket<T> {
                 range_end: range_end(&self.folder),
                 limit: i64::try_from(limit).unwrap_or(i64::MAX),
                 revision,
-                sort_order: Some(SortOrder::Ascend),
-                sort_target: Some(SortTarget::Key),
                 keys_only: true,
                 ..RangeRequest::default()
             })

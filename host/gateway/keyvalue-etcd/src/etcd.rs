@@ -228,7 +228,8 @@ fn error_message(body: &[u8]) -> String {
     }
 }
 
-/// `RangeRequest`: `[key, range_end)`, or `key` alone when `range_end` is empty.
+/// `RangeRequest`: `[key, range_end)`, or `key` alone when `range_end` is empty. Without a
+/// `sort_order`, etcd returns the keys in ascending bytewise order.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RangeRequest {
     /// The first key.
@@ -243,34 +244,12 @@ pub struct RangeRequest {
     /// The revision to read at; 0 for the latest.
     #[serde(skip_serializing_if = "is_zero")]
     pub revision: i64,
-    /// `ASCEND` to return the keys in ascending order.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sort_order: Option<SortOrder>,
-    /// `KEY` to sort by key.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sort_target: Option<SortTarget>,
     /// Return keys without their values.
     #[serde(skip_serializing_if = "is_false")]
     pub keys_only: bool,
     /// Return only the `count` of matching keys.
     #[serde(skip_serializing_if = "is_false")]
     pub count_only: bool,
-}
-
-/// `RangeRequest.SortOrder`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum SortOrder {
-    /// Lowest first.
-    Ascend,
-}
-
-/// `RangeRequest.SortTarget`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum SortTarget {
-    /// By key, bytewise.
-    Key,
 }
 
 /// `PutRequest`.
@@ -448,15 +427,14 @@ mod tests {
             key: b"p/config/".to_vec(),
             range_end: b"p/config0".to_vec(),
             limit: 1000,
-            sort_order: Some(SortOrder::Ascend),
-            sort_target: Some(SortTarget::Key),
+            revision: 42,
             keys_only: true,
             ..RangeRequest::default()
         };
         assert_eq!(
             serde_json::to_value(&range).unwrap(),
             json!({"key": "cC9jb25maWcv", "range_end": "cC9jb25maWcw", "limit": 1000,
-                   "sort_order": "ASCEND", "sort_target": "KEY", "keys_only": true})
+                   "revision": 42, "keys_only": true})
         );
         let one = RangeRequest {
             key: b"k".to_vec(),
