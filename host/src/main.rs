@@ -127,10 +127,6 @@ const ROLLBACK_INTERVALS: std::ops::RangeInclusive<Duration> =
 /// runtime's instance pool reserves per instance (1 GiB).
 const MEMORY_LIMITS_MB: std::ops::RangeInclusive<usize> = 16..=1024;
 
-/// The first path segments Vault keeps for itself (OpenBao's `protectedMounts`,
-/// vault/mount.go): it refuses to mount a secrets engine under them.
-const RESERVED_MOUNTS: [&str; 5] = ["sys", "auth", "audit", "identity", "cubbyhole"];
-
 impl Cli {
     fn runtime_config(&self) -> anyhow::Result<RuntimeConfig> {
         within("--time-limit", self.time_limit, &TIME_LIMITS, None)?;
@@ -151,25 +147,7 @@ impl Cli {
 
 /// `--mount` as Vault takes a secrets mount's path (`bao secrets enable -path=...`).
 fn mount_path(spelling: &str) -> anyhow::Result<String> {
-    // Vault's sanitizePath: leading slashes go, and the mount's trailing one is implied.
-    let path = spelling.trim_start_matches('/');
-    let path = path.strip_suffix('/').unwrap_or(path);
-    anyhow::ensure!(!path.is_empty(), "--mount {spelling:?}: the path is empty");
-    if let Some(segment) = path
-        .split('/')
-        .find(|segment| segment.is_empty() || *segment == "." || *segment == "..")
-    {
-        anyhow::bail!(
-            "--mount {spelling:?}: {:?} is not a path segment (no empty, '.' or '..' segments)",
-            segment
-        );
-    }
-    let first = path.split('/').next().unwrap_or(path);
-    anyhow::ensure!(
-        !RESERVED_MOUNTS.contains(&first),
-        "--mount {spelling:?}: Vault keeps {first}/ for itself; choose another path"
-    );
-    Ok(path.to_string())
+    vault_front::mount_path(spelling).map_err(|why| anyhow::anyhow!("--mount {spelling:?}: {why}"))
 }
 
 /// A duration flag that must lie in `range`; the refusal names the range, and `why` if given.

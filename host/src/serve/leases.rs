@@ -28,47 +28,9 @@ const REVOKE_CONCURRENCY: usize = 16;
 /// Lease locks, shared by hash: one lease's operations queue behind each other, and two
 /// leases rarely wait for each other.
 const LEASE_LOCKS: usize = 64;
-/// First retry after a failed revocation, doubling up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: u64 = 1;
-const MAX_BACKOFF: u64 = 300;
 
 fn now() -> Timestamp {
     Timestamp::now()
-}
-
-/// OpenBao's own warning when a renewal's increment reaches past the lease's max TTL: its
-/// expiration manager runs Vault's `CalculateTTL` on the engine's answer and says so beside
-/// the engine's warnings, counting in whole seconds from the lease's issue. `None` when the
-/// increment fits (or none was asked).
-fn capped_increment(increment: u64, max_ttl: u64, issued: u64, now: u64) -> Option<String> {
-    let left = (issued + max_ttl)
-        .checked_sub(now)
-        .filter(|left| *left > 0)?;
-    (increment > left).then(|| {
-        format!(
-            "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped \
-             accordingly",
-            go_human_duration(increment),
-            go_human_duration(left)
-        )
-    })
-}
-
-/// A whole number of seconds as OpenBao's framework prints one (`humanDuration`): Go's
-/// `time.Duration` text without its zero parts (`2h`, `59m59s`, `1h1s`, `0s`).
-fn go_human_duration(seconds: u64) -> String {
-    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
-    let mut text = String::new();
-    if h > 0 {
-        text += &format!("{h}h");
-    }
-    if m > 0 {
-        text += &format!("{m}m");
-    }
-    if s > 0 || text.is_empty() {
-        text += &format!("{s}s");
-    }
-    text
 }
 
 /// What the engine is told of a lease it renews or revokes.
@@ -241,18 +203,17 @@ impl Leases {
         lease: &Lease,
         issued: Timestamp,
     ) -> Result<LeaseRecord, StorageError> {
-        let id = random_id();
-        let record = LeaseRecord {
-            lease_id: format!("{}/{path}/{id}", self.mount),
-            path: path.to_string(),
-            issue_time: issued,
-            expire_time: issued.plus_secs(lease.ttl),
-            last_renewal: None,
-            ttl: lease.ttl,
-            renewable: lease.renewable,
-            internal_data: lease.internal_data.clone(),
-            revocation: None,
-        };
+        let record = LeaseRecord::issue(
+            &self.mount,
+            path,
+            lease.ttl,
+            lease.renewable,
+            &lease.internal_data,
+            issued,
+        );
+        let id = LeaseRecord::storage_key(&record.lease_id)
+            .expect("an issued lease id has a key")
+            .to_string();
         self.persist(&id, &record).await?;
         self.index().insert(&id, record.clone());
         self.wake.notify_one();
@@ -313,7 +274,7 @@ impl Leases {
             )));
         };
         let mut warnings = response.warnings;
-        warnings.extend(capped_increment(
+        warnings.extend(vault_front::capped_increment(
             increment,
             lease.max_ttl,
             record.issue_time.secs(),
@@ -346,43 +307,19 @@ impl Leases {
     }
 
     /// The lease ids one level below the directory `prefix`, as OpenBao's
-    /// `sys/leases/lookup/<prefix>` lists its lease store: a lease's last segment, or a
-    /// deeper directory with its trailing `/`; sorted, each once. `dockerhub/token` and
-    /// `dockerhub/token/` are the same directory, and `dockerhub/tok` holds nothing.
+    /// `sys/leases/lookup/<prefix>` lists them ([`vault_front::list_leases`]).
     pub fn list(&self, prefix: &str) -> Vec<String> {
-        let mut directory = prefix.to_string();
-        if !directory.is_empty() && !directory.ends_with('/') {
-            directory.push('/');
-        }
-        let keys: BTreeSet<String> = self
-            .index()
-            .records
-            .values()
-            .filter_map(|r| r.lease_id.strip_prefix(&directory))
-            .map(|below| match below.split_once('/') {
-                Some((child, _)) => format!("{child}/"),
-                None => below.to_string(),
-            })
-            .collect();
-        keys.into_iter().collect()
+        let index = self.index();
+        vault_front::list_leases(prefix, index.records.values().map(|r| r.lease_id.as_str()))
     }
 
-    /// The keys of the leases that `prefix` names, as OpenBao's `revokePrefixCommon`: a
-    /// prefix that is a whole lease id names that lease; any other prefix names whole path
-    /// segments, so `dockerhub/tok` names nothing and `dockerhub/token/hoeg` every lease of
-    /// account `hoeg`. A trailing slash is dropped first: the CLI drops it too (OpenBao's
-    /// HTTP layer refuses a raw write to a path ending in `/`), so `<lease id>/` is that lease.
+    /// The keys of the leases that `prefix` names, as OpenBao's `revokePrefixCommon`
+    /// ([`vault_front::named_by_prefix`]).
     fn prefix_keys(&self, prefix: &str) -> Vec<String> {
-        let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
-        if let Some((key, _)) = self.find(prefix) {
-            return vec![key.to_string()];
-        }
-        let below = format!("{prefix}/");
-        self.index()
-            .records
-            .iter()
-            .filter(|(_, r)| r.lease_id.starts_with(&below))
-            .map(|(k, _)| k.clone())
+        let index = self.index();
+        vault_front::named_by_prefix(prefix, &index.records, |(_, r)| r.lease_id.as_str())
+            .into_iter()
+            .map(|(key, _)| key.clone())
             .collect()
     }
 
@@ -518,8 +455,10 @@ impl Leases {
             LeaseError::Engine(CallError::Engine(EngineError::Upstream(u))) => u.retry_after,
             _ => None,
         };
-        let backoff = (FIRST_BACKOFF << (attempts - 1).min(16)).min(MAX_BACKOFF);
-        let wait = backoff.max(retry_after.unwrap_or(0).min(MAX_UPSTREAM_WAIT.as_secs()));
+        let wait = vault_front::revocation_backoff(
+            attempts,
+            retry_after.map(|wait| wait.min(MAX_UPSTREAM_WAIT.as_secs())),
+        );
         record.revocation = Some(RevocationState {
             attempts,
             last_error: error.to_string(),
@@ -604,53 +543,9 @@ impl Leases {
     }
 }
 
-/// 24 random characters from [A-Za-z0-9], as Vault's lease ids end.
-fn random_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut bytes = [0u8; 24];
-    aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator works");
-    bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_print_as_openbaos_framework_prints_them() {
-        for (seconds, text) in [
-            (0, "0s"),
-            (1, "1s"),
-            (60, "1m"),
-            (61, "1m1s"),
-            (3599, "59m59s"),
-            (3600, "1h"),
-            (3601, "1h1s"),
-            (3660, "1h1m"),
-            (7200, "2h"),
-            (36_000, "10h"),
-        ] {
-            assert_eq!(go_human_duration(seconds), text, "{seconds}");
-        }
-    }
-
-    #[test]
-    fn an_increment_past_the_max_ttl_gets_openbaos_warning() {
-        // Issued at 1000 with a max TTL of 1h; renewed at 1001 with 2h asked.
-        assert_eq!(
-            capped_increment(7200, 3600, 1000, 1001).as_deref(),
-            Some(
-                "TTL of \"2h\" exceeded the effective max_ttl of \"59m59s\"; TTL value is \
-                 capped accordingly"
-            )
-        );
-        assert_eq!(capped_increment(3599, 3600, 1000, 1001), None);
-        assert_eq!(capped_increment(0, 3600, 1000, 1001), None);
-        assert_eq!(capped_increment(10, 3600, 1000, 4600), None, "past the max");
-    }
 
     /// A store written before lease times were kept to the nanosecond is read as it was.
     #[test]

@@ -1,4 +1,5 @@
-//! Go's conversions of input text, as Vault applies them to query flags and fields.
+//! Go's conversions of input text, as Vault applies them to query flags and fields, and
+//! Vault's rules for a secrets mount's path, which every host's configuration follows.
 
 /// Go's `strconv.ParseBool`, which Vault uses for query flags and boolean fields.
 pub fn parse_bool(text: &str) -> Option<bool> {
@@ -26,6 +27,38 @@ pub fn parse_duration(value: &serde_json::Value) -> Result<u64, String> {
     }
 }
 
+/// The first path segments Vault keeps for itself (OpenBao's `protectedMounts`,
+/// vault/mount.go): it refuses to mount a secrets engine under them.
+const RESERVED_MOUNTS: [&str; 5] = ["sys", "auth", "audit", "identity", "cubbyhole"];
+
+/// A secrets mount's path as Vault takes it (`bao secrets enable -path=...`): leading `/`s
+/// and one trailing `/` are dropped (`/dockerhub/` is `dockerhub`); no empty, `.` or `..`
+/// segment, and not under Vault's own `sys/`, `auth/`, `audit/`, `identity/` or
+/// `cubbyhole/`. The error says why, for the host to put after the setting's name.
+pub fn mount_path(spelling: &str) -> Result<String, String> {
+    // Vault's sanitizePath: leading slashes go, and the mount's trailing one is implied.
+    let path = spelling.trim_start_matches('/');
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if path.is_empty() {
+        return Err("the path is empty".into());
+    }
+    if let Some(segment) = path
+        .split('/')
+        .find(|segment| segment.is_empty() || *segment == "." || *segment == "..")
+    {
+        return Err(format!(
+            "{segment:?} is not a path segment (no empty, '.' or '..' segments)"
+        ));
+    }
+    let first = path.split('/').next().unwrap_or(path);
+    if RESERVED_MOUNTS.contains(&first) {
+        return Err(format!(
+            "Vault keeps {first}/ for itself; choose another path"
+        ));
+    }
+    Ok(path.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +73,18 @@ mod tests {
         assert!(parse_duration(&json!("soon")).is_err());
         assert!(parse_duration(&json!(-1)).is_err());
         assert!(parse_duration(&json!(true)).is_err());
+    }
+
+    #[test]
+    fn mount_paths_as_vault_takes_them() {
+        assert_eq!(mount_path("/dockerhub/"), Ok("dockerhub".into()));
+        assert_eq!(mount_path("team/hub"), Ok("team/hub".into()));
+        assert_eq!(mount_path("/"), Err("the path is empty".into()));
+        assert!(mount_path("a//b").unwrap_err().contains("\"\""));
+        assert!(mount_path("a/../b").is_err());
+        assert_eq!(
+            mount_path("sys/hub"),
+            Err("Vault keeps sys/ for itself; choose another path".into())
+        );
     }
 }

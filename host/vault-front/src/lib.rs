@@ -35,8 +35,11 @@ pub mod timestamp;
 
 pub use acl::AccessControl;
 pub use answer::ApiError;
-pub use input::{parse_bool, parse_duration};
-pub use lease::{LeaseFailure, LeaseRecord, RevocationState};
+pub use input::{mount_path, parse_bool, parse_duration};
+pub use lease::{
+    FIRST_REVOCATION_BACKOFF, LeaseFailure, LeaseRecord, MAX_REVOCATION_BACKOFF, RevocationState,
+    capped_increment, list_leases, named_by_prefix, revocation_backoff,
+};
 pub use router::handle;
 pub use timestamp::Timestamp;
 
@@ -144,6 +147,11 @@ pub trait Host {
 
     /// End every lease whose id starts with `prefix`, even where the engine fails to.
     async fn revoke_force(&self, prefix: &str) -> Result<(), LeaseFailure>;
+
+    /// `PUT sys/leases/tidy`: revoke the leases that are due (expired, or a failed
+    /// revocation's retry time reached) and still stored. A host whose timers already do
+    /// that (`serve`) does nothing more; one without timers (the gateway) does it now.
+    async fn tidy(&self) -> Result<(), LeaseFailure>;
 }
 
 /// A request's body, read only once the request is known to be allowed somewhere.

@@ -97,6 +97,16 @@ async fn route(
     };
     let path = path.as_str();
 
+    // OpenBao's `sys/leases/tidy`: an update, and not among the system backend's sudo
+    // paths (`PathsSpecial.Root` in `logical_system.go`).
+    if path == "sys/leases/tidy" {
+        authorize(front, token, path, verb.capability())?;
+        if verb != Verb::Write {
+            return Err(unsupported(method));
+        }
+        host.tidy().await?;
+        return Ok(tidy_started());
+    }
     // Policies are checked on the path as requested, as Vault does: a policy for
     // `sys/leases/revoke/<mount>/...` governs `bao lease revoke <id>`, one for
     // `sys/leases/revoke` the same call with the id in the body.
@@ -314,6 +324,22 @@ async fn prefix_revocation_failed(host: &impl Host, prefix: &str, e: LeaseFailur
     error
 }
 
+/// OpenBao's answer to `sys/leases/tidy` (`handleTidyLeases`), which runs the tidy in the
+/// background: 202 with its warning, whatever the host did before answering.
+fn tidy_started() -> Response {
+    let mut response = Answer {
+        warnings: vec![
+            "Tidy operation successfully started. Any information from the operation will be \
+             printed to OpenBao's server logs."
+                .into(),
+        ],
+        ..Answer::default()
+    }
+    .into_response();
+    *response.status_mut() = StatusCode::ACCEPTED;
+    response
+}
+
 /// Vault's answer to a revocation: done (204), or queued (202) when not `sync`.
 fn revoked(sync: bool) -> Response {
     empty(match sync {
@@ -415,7 +441,9 @@ mod tests {
         exists: Option<bool>,
         answer: EngineAnswer,
         revocation: Option<LeaseFailure>,
+        tidy_failure: Option<LeaseFailure>,
         calls: RefCell<Vec<EngineRequest>>,
+        tidied: Cell<usize>,
     }
 
     impl Host for StubHost {
@@ -457,6 +485,11 @@ mod tests {
 
         async fn revoke_force(&self, _prefix: &str) -> Result<(), LeaseFailure> {
             Ok(())
+        }
+
+        async fn tidy(&self) -> Result<(), LeaseFailure> {
+            self.tidied.set(self.tidied.get() + 1);
+            self.tidy_failure.clone().map_or(Ok(()), Err)
         }
     }
 
@@ -604,6 +637,57 @@ mod tests {
         assert_eq!(
             body["errors"][0],
             "failed to revoke entry: resp: (*logical.Response)(nil) err: Docker Hub answered 500"
+        );
+    }
+
+    #[test]
+    fn tidy_is_an_update_answered_202_as_openbao_starts_it() {
+        let host = StubHost::default();
+        let front = front(r#""read""#);
+        let (status, _, _) = send(&front, &host, "PUT", "/v1/sys/leases/tidy");
+        assert_eq!(status, 403, "the policy gives no update on sys/leases/tidy");
+        assert_eq!(host.tidied.get(), 0);
+
+        let mut front = front;
+        front.acl = AccessControl::parse(&format!(
+            r#"
+            token "ci" {{
+              sha256   = "{:x}"
+              policies = ["tidy"]
+            }}
+            policy "tidy" {{
+              path "sys/leases/tidy" {{ capabilities = ["update", "read"] }}
+            }}
+            "#,
+            Sha256::digest("ci-token")
+        ))
+        .unwrap();
+        let (status, body, _) = send(&front, &host, "PUT", "/v1/sys/leases/tidy");
+        assert_eq!(status, 202);
+        assert_eq!(
+            body["warnings"],
+            json!([
+                "Tidy operation successfully started. Any information from the operation will \
+                 be printed to OpenBao's server logs."
+            ])
+        );
+        assert_eq!(
+            (&body["data"], &body["lease_id"]),
+            (&Value::Null, &json!(""))
+        );
+        assert_eq!(host.tidied.get(), 1);
+        let (status, _, _) = send(&front, &host, "GET", "/v1/sys/leases/tidy");
+        assert_eq!(status, 405);
+        assert_eq!(host.tidied.get(), 1);
+
+        let host = StubHost {
+            tidy_failure: Some(LeaseFailure::Storage("etcd is unavailable".into())),
+            ..StubHost::default()
+        };
+        let (status, body, _) = send(&front, &host, "PUT", "/v1/sys/leases/tidy");
+        assert_eq!(
+            (status, &body["errors"][0]),
+            (500, &json!("storing the lease failed: etcd is unavailable"))
         );
     }
 }
