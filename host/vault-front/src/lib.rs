@@ -148,9 +148,10 @@ pub trait Host {
     /// End every lease whose id starts with `prefix`, even where the engine fails to.
     async fn revoke_force(&self, prefix: &str) -> Result<(), LeaseFailure>;
 
-    /// `PUT sys/leases/tidy`: revoke the leases that are due (expired, or a failed
-    /// revocation's retry time reached) and still stored. A host whose timers already do
-    /// that (`serve`) does nothing more; one without timers (the gateway) does it now.
+    /// `PUT sys/leases/tidy`: start revoking the leases that are due (expired, or a failed
+    /// revocation's retry time reached) and still stored; the front answers 202 as soon as
+    /// this returns, as OpenBao does. A host whose timers already do that (`serve`) does
+    /// nothing more; one without timers (the gateway) does it once the answer is sent.
     async fn tidy(&self) -> Result<(), LeaseFailure>;
 }
 

@@ -48,7 +48,7 @@ impl Guest for Component {
         let leases = Leases::new(KeyValue::default(), Backend, &config.front.mount);
         send(response_out, answer(&config, &leases, request));
         // After the answer: the client does not wait for other leases' revocations.
-        if let Err(e) = leases.tidy_if_due(Timestamp::now(), leases::REQUEST_TIDY_BUDGET) {
+        if let Err(e) = leases.after_answer(Timestamp::now()) {
             eprintln!("tidying leases after a request failed: {e}");
         }
     }

@@ -5,9 +5,11 @@
 //! cannot be, the engine revokes the token at once and the client gets a 500. Renewals and
 //! lookups follow `serve`'s lease manager (`host/src/serve/leases.rs`) and OpenBao's texts.
 //!
-//! A wasm gateway has no timers: leases end when someone is there to end them. Every request
-//! runs [`Leases::tidy_if_due`] with a small budget ([`REQUEST_TIDY_BUDGET`]) after its answer,
-//! and `PUT sys/leases/tidy` runs [`Leases::tidy`] with [`TIDY_BUDGET`]. So a lease ends at
+//! A wasm gateway has no timers: leases end when someone is there to end them. After its
+//! answer, every request runs [`Leases::after_answer`]: a tidy with a small budget
+//! ([`REQUEST_TIDY_BUDGET`]) when the hint says a lease may be due, or, after
+//! `PUT sys/leases/tidy` (answered 202 at once, as OpenBao answers it), a tidy with
+//! [`TIDY_BUDGET`] whatever the hint says. So a lease ends at
 //! its expiry when requests (or a scheduled `PUT sys/leases/tidy`) keep arriving, at most
 //! [`MAX_HINT_AHEAD`] seconds late when two instances race on the tidy hint, and otherwise
 //! at the next request; Docker Hub's own expiry of the token (which the engine sets to the
@@ -84,6 +86,8 @@ pub struct Leases<S, E> {
     store: S,
     engine: E,
     mount: String,
+    /// Set by `PUT sys/leases/tidy`: [`Leases::after_answer`] tidies with [`TIDY_BUDGET`].
+    tidy_requested: std::cell::Cell<bool>,
 }
 
 impl<S: Store, E: Engine> Leases<S, E> {
@@ -94,6 +98,7 @@ impl<S: Store, E: Engine> Leases<S, E> {
             store,
             engine,
             mount: mount.to_string(),
+            tidy_requested: std::cell::Cell::new(false),
         }
     }
 
@@ -389,6 +394,21 @@ impl<S: Store, E: Engine> Leases<S, E> {
         self.tidy(now, budget).map(Some)
     }
 
+    /// What a request does once its answer is sent: the tidy `PUT sys/leases/tidy` asked
+    /// for, with [`TIDY_BUDGET`], or else [`Leases::tidy_if_due`] with
+    /// [`REQUEST_TIDY_BUDGET`]. `None` when the hint said nothing is due.
+    pub fn after_answer(&self, now: Timestamp) -> Result<Option<TidyReport>, StoreError> {
+        if !self.tidy_requested.replace(false) {
+            return self.tidy_if_due(now, REQUEST_TIDY_BUDGET);
+        }
+        let report = self.tidy(now, TIDY_BUDGET)?;
+        eprintln!(
+            "tidied leases: {} due, {} revoked, {} failed, {} left",
+            report.due, report.revoked, report.failed, report.left
+        );
+        Ok(Some(report))
+    }
+
     fn hint(&self) -> Result<Option<u64>, StoreError> {
         Ok(self
             .store
@@ -598,12 +618,10 @@ impl<S: Store, E: Engine> vault_front::Host for Leases<S, E> {
         Leases::revoke_force(self, prefix).map(|_| ())
     }
 
+    /// Started, as OpenBao starts it: the tidy runs once the answer is sent
+    /// ([`Leases::after_answer`]).
     async fn tidy(&self) -> Result<(), LeaseFailure> {
-        let report = Leases::tidy(self, Timestamp::now(), TIDY_BUDGET).map_err(storage)?;
-        eprintln!(
-            "tidied leases: {} due, {} revoked, {} failed, {} left",
-            report.due, report.revoked, report.failed, report.left
-        );
+        self.tidy_requested.set(true);
         Ok(())
     }
 }

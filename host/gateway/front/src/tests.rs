@@ -616,14 +616,16 @@ fn a_request_tidies_only_when_the_hint_says_a_lease_may_be_due() {
 }
 
 #[test]
-fn tidy_is_openbaos_endpoint_answered_202() {
+fn put_tidy_is_answered_202_at_once_and_tidies_after_the_answer_beyond_the_requests_budget() {
     let (store, engine) = (MemoryStore::default(), StubEngine::default());
-    let (status, body) = send(
-        &gateway(&store, &engine),
-        "PUT",
-        "/v1/sys/leases/tidy",
-        json!({}),
-    );
+    let gateway = gateway(&store, &engine);
+    let ids: Vec<String> = (0..4).map(|_| issue(&gateway, 30)).collect();
+    let expired = Timestamp::now().plus_secs(31);
+    // A request's own share: two.
+    let report = gateway.after_answer(expired).unwrap().unwrap();
+    assert_eq!((report.due, report.revoked, report.left), (4, 2, 2));
+
+    let (status, body) = send(&gateway, "PUT", "/v1/sys/leases/tidy", json!({}));
     assert_eq!(status, 202);
     assert_eq!(
         body["warnings"],
@@ -631,4 +633,14 @@ fn tidy_is_openbaos_endpoint_answered_202() {
             "Tidy operation successfully started. Any information from the operation will be printed to OpenBao's server logs."
         ])
     );
+    assert_eq!(
+        engine.calls(Operation::Revoke).len(),
+        2,
+        "nothing before the answer"
+    );
+    let report = gateway.after_answer(expired).unwrap().unwrap();
+    assert_eq!((report.due, report.revoked, report.left), (2, 2, 0));
+    assert!(ids.iter().all(|id| store.record(id).is_none()));
+    // Once: the next request is back to the hint and its own budget.
+    assert_eq!(gateway.after_answer(expired).unwrap(), None);
 }
