@@ -42,7 +42,8 @@ pub const TIDY_BUDGET: usize = 25;
 /// is due, requests look at every lease at least this often, in seconds.
 pub const MAX_HINT_AHEAD: u64 = 60;
 /// How long, in seconds, a claimed revocation may take before another instance tries again
-/// (the engine's own retries take seconds; a Hub call times out after 30).
+/// (the engine's own retries take seconds; a Hub call times out after 30). Instances judge
+/// it by their own clocks, which must agree to well within it.
 pub const REVOCATION_UNDER_WAY_FOR: u64 = 300;
 /// The longest `Retry-After` from Docker Hub a failed revocation waits for, in seconds, as
 /// `serve` caps it: a longer one would hold revocations past their leases.
