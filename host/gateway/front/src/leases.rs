@@ -17,7 +17,7 @@
 //!
 //! Revocations happen exactly once across instances. The record of lease `<key>` counts its
 //! failed attempts; before asking the engine to revoke, an instance claims the attempt with
-//! `increment("claim/<key>/<attempts>", 1)` and proceeds only if the counter became 1. The
+//! `increment("claim.<key>.<attempts>", 1)` and proceeds only if the counter became 1. The
 //! winner marks the record as under way (for [`REVOCATION_UNDER_WAY_FOR`] seconds, after
 //! which another instance may try again, with the next attempt's claim: the winner may have
 //! died), asks the engine, and deletes the record once the engine said it is done (then its
@@ -32,6 +32,8 @@ use vault_front::{
 };
 
 /// The keyvalue bucket that holds the leases, their revocation claims and the tidy hint.
+/// Every key follows the keyvalue hosts' rules (`host/gateway/keyvalue-etcd`, and the native
+/// host's): no `/`; the claims and the hint are told from leases by a `.`.
 pub const BUCKET: &str = "leases";
 /// Leases a request may revoke after its answer.
 pub const REQUEST_TIDY_BUDGET: usize = 2;
@@ -51,7 +53,7 @@ const MAX_RETRY_AFTER: u64 = 60;
 /// The `last_error` of a lease whose revocation an instance has claimed and not finished.
 pub(crate) const UNDER_WAY: &str = "revocation under way";
 /// The key of the tidy hint: the earliest moment, in Unix seconds, a lease may be due.
-const HINT_KEY: &str = "tidy/next-due";
+const HINT_KEY: &str = "tidy.next-due";
 
 /// What one tidy call did. `due = revoked + failed + left`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -128,12 +130,12 @@ impl<S: Store, E: Engine> Leases<S, E> {
             .map(|r| (key, r)))
     }
 
-    /// Every stored lease with its key. Keys with a `/` are the claims and the hint: a
-    /// lease's key is its id's last segment, which has none.
+    /// Every stored lease with its key. Keys with a `.` are the claims and the hint: a
+    /// lease's key is its id's last segment, 24 letters and digits.
     fn records(&self) -> Result<Vec<(String, LeaseRecord)>, StoreError> {
         let mut records = Vec::new();
         for key in self.store.keys()? {
-            if key.contains('/') {
+            if key.contains('.') {
                 continue;
             }
             // Deleted since the listing: revoked meanwhile.
@@ -524,7 +526,7 @@ impl<S: Store, E: Engine> Leases<S, E> {
 /// The counter whose first increment wins revocation attempt `attempt` (0 for the first)
 /// of the lease under `key`.
 fn claim_key(key: &str, attempt: u32) -> String {
-    format!("claim/{key}/{attempt}")
+    format!("claim.{key}.{attempt}")
 }
 
 /// The revocation attempts a lease's record counts (failed ones, and the one under way).

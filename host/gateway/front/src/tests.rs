@@ -39,13 +39,24 @@ impl MemoryStore {
     }
 }
 
+/// The keyvalue hosts' rule for a key (`host/gateway/keyvalue-etcd/src/layout.rs`):
+/// a key the gateway's store would refuse fails the test.
+fn check_key(key: &str) {
+    assert!(
+        !key.is_empty() && key.len() <= 512 && !key.contains('/') && key != "." && key != "..",
+        "a keyvalue host refuses the key {key:?}"
+    );
+}
+
 impl Store for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        check_key(key);
         Ok(self.entries().get(key).cloned())
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        if !key.contains('/') && self.refuse_records.load(Ordering::SeqCst) {
+        check_key(key);
+        if !key.contains('.') && self.refuse_records.load(Ordering::SeqCst) {
             return Err(StoreError("etcd is unavailable".into()));
         }
         self.entries().insert(key.to_string(), value.to_vec());
@@ -53,6 +64,7 @@ impl Store for MemoryStore {
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
+        check_key(key);
         self.entries().remove(key);
         Ok(())
     }
@@ -62,6 +74,7 @@ impl Store for MemoryStore {
     }
 
     fn increment(&self, key: &str, delta: u64) -> Result<u64, StoreError> {
+        check_key(key);
         let mut entries = self.entries();
         let current: u64 = entries
             .get(key)
@@ -299,7 +312,7 @@ fn a_lease_is_stored_looked_up_renewed_and_revoked_once() {
         revocations[0].lease.as_ref().unwrap().internal_data,
         r#"{"token_id": "t-1"}"#
     );
-    assert!(store.keys_starting("claim/").is_empty());
+    assert!(store.keys_starting("claim.").is_empty());
 
     // Gone: revoking again is no error and no engine call; renewing it is "not found".
     let (status, _) = send(
@@ -391,7 +404,7 @@ fn interleaved_instances_revoke_once_and_a_finished_claim_is_not_redone() {
     let lease_id = issue(&one, 300);
     let key = LeaseRecord::storage_key(&lease_id).unwrap().to_string();
     // Instance two has claimed the first attempt and is calling the engine.
-    assert_eq!(store.increment(&format!("claim/{key}/0"), 1), Ok(1));
+    assert_eq!(store.increment(&format!("claim.{key}.0"), 1), Ok(1));
     assert_eq!(
         one.revoke(&lease_id, true).map_err(|e| e.http_status()),
         Err(409)
@@ -416,7 +429,7 @@ fn an_instance_that_died_during_a_revocation_leaves_it_to_the_next_attempt() {
     let key = LeaseRecord::storage_key(&lease_id).unwrap().to_string();
     // Claimed and marked by an instance that never came back.
     let claimed_at = Timestamp::now().plus_secs(301);
-    store.increment(&format!("claim/{key}/0"), 1).unwrap();
+    store.increment(&format!("claim.{key}.0"), 1).unwrap();
     let mut record = store.record(&lease_id).unwrap();
     record.revocation = Some(RevocationState {
         attempts: 1,
@@ -438,7 +451,7 @@ fn an_instance_that_died_during_a_revocation_leaves_it_to_the_next_attempt() {
     let report = gateway.tidy(later, 5).unwrap();
     assert_eq!((report.due, report.revoked), (1, 1));
     assert_eq!(engine.calls(Operation::Revoke).len(), 1);
-    assert!(store.keys_starting("claim/").is_empty());
+    assert!(store.keys_starting("claim.").is_empty());
 }
 
 #[test]
@@ -524,7 +537,7 @@ fn a_failed_revocation_is_retried_only_after_its_backoff() {
     assert_eq!((report.due, report.revoked), (1, 1));
     assert_eq!(engine.calls(Operation::Revoke).len(), 3);
     assert!(store.record(&lease_id).is_none());
-    assert!(store.keys_starting("claim/").is_empty());
+    assert!(store.keys_starting("claim.").is_empty());
 }
 
 #[test]
@@ -595,7 +608,7 @@ fn revoke_prefix_and_force_end_every_lease_below_the_prefix() {
     engine.fail_revocations([EngineError::Internal("broken".into())]);
     assert_eq!(gateway.revoke_force("dockerhub/token/hoeg/"), Ok(1));
     assert!(store.record(&one).is_none() && store.record(&two).is_none());
-    assert_eq!(store.keys_starting("claim/"), Vec::<String>::new());
+    assert_eq!(store.keys_starting("claim."), Vec::<String>::new());
 }
 
 #[test]
