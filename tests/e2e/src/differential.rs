@@ -1,9 +1,10 @@
-//! One scenario, two hosts: OpenBao with the plugin and `dockerhub-secrets serve`, each with
-//! its own Docker Hub fake, the seed's config, and the same policy texts bound to tokens of
-//! the same names. A test sends each host the same request, byte for byte, and compares
-//! what comes back.
+//! One scenario, several hosts: OpenBao with the plugin, `dockerhub-secrets serve`, and the
+//! gateway component in `wasmtime serve` (with etcd), each with its own Docker Hub fake, the
+//! seed's config, and the same policy texts bound to tokens of the same names. A test sends
+//! each host the same request, byte for byte, and compares what comes back.
 
 use crate::cli::BaoCli;
+use crate::gateway::{Etcd, Gateway, Kind};
 use crate::openbao::OpenBao;
 use crate::serve::{Serve, sha256_hex};
 use crate::{PASSWORD, lease_id};
@@ -73,6 +74,8 @@ pub enum Who {
 enum Server {
     OpenBao(OpenBao),
     Serve(Serve),
+    /// The gateway, then what it needs: dropped in this order.
+    Gateway(Box<(Gateway, Etcd, FakeHub)>),
 }
 
 /// A host with the seed's config written and a token per policy.
@@ -135,6 +138,24 @@ fn shape_leaving_out(value: &Value, left_out: &[&str]) -> String {
     }
 }
 
+/// [`POLICIES`] as tokens-file blocks, one token per policy, and the tokens by name (root's
+/// included).
+fn tokens_file_policies() -> (String, BTreeMap<&'static str, String>) {
+    let mut extra = String::new();
+    let mut tokens = BTreeMap::new();
+    for (name, policy) in POLICIES {
+        let token = format!("hvs.{name}-token-for-tests");
+        extra += &format!(
+            "token \"{name}\" {{\n  sha256 = \"{}\"\n  policies = [\"{name}\"]\n}}\n\
+             policy \"{name}\" {{\n{policy}}}\n",
+            sha256_hex(&token)
+        );
+        tokens.insert(name, token);
+    }
+    tokens.insert("root", crate::serve::ROOT_TOKEN.to_string());
+    (extra, tokens)
+}
+
 fn hub() -> FakeHub {
     FakeHub::start(Config::default().account("hoeg", PASSWORD, None)).expect("start the fake hub")
 }
@@ -162,18 +183,7 @@ impl Host {
 
     /// `serve` with the same policies in its tokens file.
     pub fn serve() -> anyhow::Result<Host> {
-        let mut extra = String::new();
-        let mut tokens = BTreeMap::new();
-        for (name, policy) in POLICIES {
-            let token = format!("hvs.{name}-token-for-tests");
-            extra += &format!(
-                "token \"{name}\" {{\n  sha256 = \"{}\"\n  policies = [\"{name}\"]\n}}\n\
-                 policy \"{name}\" {{\n{policy}}}\n",
-                sha256_hex(&token)
-            );
-            tokens.insert(name, token);
-        }
-        tokens.insert("root", crate::serve::ROOT_TOKEN.to_string());
+        let (extra, tokens) = tokens_file_policies();
         let serve = Serve::start_with_tokens(hub(), &[], &extra)?;
         serve.write_seed_config(PASSWORD)?;
         Ok(Host {
@@ -183,10 +193,27 @@ impl Host {
         })
     }
 
+    /// The gateway component in `kind` with etcd, the same policies in its tokens file.
+    pub fn gateway(kind: Kind) -> anyhow::Result<Host> {
+        let (extra, tokens) = tokens_file_policies();
+        let (hub, etcd) = (hub(), Etcd::start()?);
+        let gateway = Gateway::start_with_tokens(kind, &hub, &etcd, "differential/", &extra)?;
+        gateway.write_seed_config(PASSWORD)?;
+        Ok(Host {
+            name: match kind {
+                Kind::Wasmtime => "wasmtime-serve",
+                Kind::Jco => "jco-serve",
+            },
+            server: Server::Gateway(Box::new((gateway, etcd, hub))),
+            tokens,
+        })
+    }
+
     pub fn addr(&self) -> &str {
         match &self.server {
             Server::OpenBao(bao) => &bao.addr,
             Server::Serve(serve) => &serve.addr,
+            Server::Gateway(parts) => &parts.0.addr,
         }
     }
 
@@ -194,6 +221,7 @@ impl Host {
         match &self.server {
             Server::OpenBao(bao) => &bao.hub,
             Server::Serve(serve) => &serve.hub,
+            Server::Gateway(parts) => &parts.2,
         }
     }
 
@@ -202,6 +230,7 @@ impl Host {
         match &self.server {
             Server::OpenBao(bao) => bao,
             Server::Serve(serve) => serve,
+            Server::Gateway(parts) => &parts.0,
         }
     }
 
@@ -210,6 +239,7 @@ impl Host {
         match &self.server {
             Server::OpenBao(bao) => bao.server_log(),
             Server::Serve(serve) => serve.log(),
+            Server::Gateway(parts) => parts.0.log(),
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod differential;
+pub mod gateway;
 pub mod openbao;
 pub mod raft;
 pub mod serve;

@@ -26,7 +26,8 @@ pub fn sha256_hex(text: &str) -> String {
         .collect()
 }
 
-fn tokens_file() -> String {
+/// The tests' tokens file: `admin` (root) and `ci-release` (a token for one namespace).
+pub fn tokens_file() -> String {
     format!(
         r#"token "admin" {{
   sha256   = "{}"

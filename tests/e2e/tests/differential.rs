@@ -1,4 +1,5 @@
-//! The same requests to OpenBao with the plugin and to `serve`, and the same answers back:
+//! The same requests to OpenBao with the plugin, to `serve` and (the main table) to the gateway
+//! component in `wasmtime serve`, and the same answers back:
 //! every spelling of a path a policy denies, the request shapes Vault clients send (list
 //! flags, headers), and the lease endpoints with the id in the path or in the body, under
 //! one policy text loaded by both hosts. Raw HTTP, the `bao` CLI and hvac. Answers are
@@ -6,6 +7,7 @@
 //! and where a row says so by their error texts, which the CLI prints to its user.
 
 use dockerhub_secrets_e2e::differential::{Answer, Host, Who, issue_lease, shape_of};
+use dockerhub_secrets_e2e::gateway::Kind;
 use dockerhub_secrets_e2e::openbao::eventually;
 use serde_json::Value;
 use std::time::Duration;
@@ -311,6 +313,10 @@ const ROWS: &[Row] = &[
     same_texts(row("LIST", "/v1/sys/leases/revoke-prefix", Who::Root, 404)),
     same_texts(row("LIST", "/v1/sys/leases/revoke-force", Who::Root, 404)),
     row("LIST", "/v1/sys/leases/lookup", Who::Root, 200),
+    // Tidy: an update, answered 202 with OpenBao's warning as its tidy starts.
+    row("PUT", "/v1/sys/leases/tidy", Who::Root, 202),
+    same_texts(row("PUT", "/v1/sys/leases/tidy", LIMITED, 403)),
+    same_texts(row("GET", "/v1/sys/leases/tidy", Who::Root, 405)),
     same_texts(row("LIST", "/v1/sys/leases/renew/{lease}", Who::Root, 405)),
     same_texts(row("LIST", "/v1/sys/leases/revoke/{lease}", Who::Root, 405)),
     same_texts(row("PUT", "/v1/sys/health", Who::Root, 405)),
@@ -695,8 +701,13 @@ fn run(host: &Host, row: &Row, leases: &[String; 4]) -> Answer {
 }
 
 #[test]
-fn both_hosts_answer_every_request_alike() {
-    let hosts = [Host::openbao().unwrap(), Host::serve().unwrap()];
+fn every_host_answers_every_request_alike() {
+    // OpenBao, then the hosts that must answer as it does.
+    let hosts = [
+        Host::openbao().unwrap(),
+        Host::serve().unwrap(),
+        Host::gateway(Kind::Wasmtime).unwrap(),
+    ];
     let leases: Vec<[String; 4]> = hosts
         .iter()
         .map(|host| std::array::from_fn(|_| issue_lease(host, LIMITED).unwrap()))
@@ -708,52 +719,56 @@ fn both_hosts_answer_every_request_alike() {
             .zip(&leases)
             .map(|(host, leases)| run(host, row, leases))
             .collect();
-        let (bao, serve) = (&answers[0], &answers[1]);
+        let bao = &answers[0];
         let what = format!(
             "{} {} as {:?} {:?}",
             row.method, row.target, row.who, row.headers
         );
-        let same_location = bao.location.as_deref().map(|l| fill_none(l, &leases[0][0]))
-            == serve
-                .location
-                .as_deref()
-                .map(|l| fill_none(l, &leases[1][0]));
-        // Both JSON answers have the same keys; OpenBao's bodyless 400 for a non-printable
-        // path is the one answer with no body that `serve` explains in JSON.
-        let comparable = matches!(bao.body, Value::Object(_)) || bao.status == 307;
-        let same_shape = !comparable || bao.shape(row.left_out) == serve.shape(&[]);
-        let same_texts = !row.texts || bao.body.get("errors") == serve.body.get("errors");
-        if bao.status != row.status
-            || serve.status != row.status
-            || !same_location
-            || !same_shape
-            || !same_texts
-        {
-            differences.push(format!(
-                "{what}: expected {}\n  openbao {} {:?} {}\n  serve   {} {:?} {}\n  \
-                 shapes  {}\n          {}",
-                row.status,
-                bao.status,
-                bao.location,
-                bao.body,
-                serve.status,
-                serve.location,
-                serve.body,
-                bao.shape(row.left_out),
-                serve.shape(&[]),
-            ));
+        for ((host, answer), host_leases) in hosts.iter().zip(&answers).zip(&leases).skip(1) {
+            let same_location = bao.location.as_deref().map(|l| fill_none(l, &leases[0][0]))
+                == answer
+                    .location
+                    .as_deref()
+                    .map(|l| fill_none(l, &host_leases[0]));
+            // Both JSON answers have the same keys; OpenBao's bodyless 400 for a
+            // non-printable path is the one answer with no body that the others explain in
+            // JSON.
+            let comparable = matches!(bao.body, Value::Object(_)) || bao.status == 307;
+            let same_shape = !comparable || bao.shape(row.left_out) == answer.shape(&[]);
+            let same_texts = !row.texts || bao.body.get("errors") == answer.body.get("errors");
+            if bao.status != row.status
+                || answer.status != row.status
+                || !same_location
+                || !same_shape
+                || !same_texts
+            {
+                differences.push(format!(
+                    "{what}: expected {}\n  openbao {} {:?} {}\n  {} {} {:?} {}\n  \
+                     shapes  {}\n          {}",
+                    row.status,
+                    bao.status,
+                    bao.location,
+                    bao.body,
+                    host.name,
+                    answer.status,
+                    answer.location,
+                    answer.body,
+                    bao.shape(row.left_out),
+                    answer.shape(&[]),
+                ));
+            }
         }
     }
     assert!(
         differences.is_empty(),
-        "{} of {} rows differ:\n{}",
+        "{} differences in {} rows:\n{}",
         differences.len(),
         ROWS.len(),
         differences.join("\n")
     );
     // One difference on purpose: a status outside 100-999 makes OpenBao's health handler
-    // panic, and the client sees the connection close with no answer; `serve` answers 400,
-    // as for any code it cannot use.
+    // panic, and the client sees the connection close with no answer; the others answer 400,
+    // as for any code they cannot use.
     for target in [
         "/v1/sys/health?activecode=1000",
         "/v1/sys/health?activecode=99",
@@ -761,10 +776,12 @@ fn both_hosts_answer_every_request_alike() {
     ] {
         let bao = hosts[0].raw("GET", target, Who::Nobody, &[], b"");
         assert!(bao.is_err(), "openbao answered {target}: {bao:?}");
-        let serve = hosts[1].raw("GET", target, Who::Nobody, &[], b"").unwrap();
-        assert_eq!(serve.status, 400, "serve: {target}: {serve:?}");
+        for host in &hosts[1..] {
+            let answer = host.raw("GET", target, Who::Nobody, &[], b"").unwrap();
+            assert_eq!(answer.status, 400, "{}: {target}: {answer:?}", host.name);
+        }
     }
-    // Every lease the table revoked is gone from the Hub in both: the two tokens the
+    // Every lease the table revoked is gone from the Hub in every host: the two tokens the
     // table minted are all that is left.
     for host in &hosts {
         let left = || host.hub().live_tokens().len();

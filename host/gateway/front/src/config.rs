@@ -4,8 +4,8 @@
 use vault_front::{AccessControl, Front};
 
 /// The tokens file's HCL text: tokens (by SHA-256) and their policies, the format of
-/// `dockerhub-secrets serve`'s tokens file (for `serve`, the variable names the file).
-pub const TOKENS: &str = "DOCKERHUB_SECRETS_TOKENS";
+/// `dockerhub-secrets serve`'s tokens file (`serve`'s `DOCKERHUB_SECRETS_TOKENS` names the file instead).
+pub const TOKENS: &str = "DOCKERHUB_SECRETS_TOKENS_HCL";
 /// Where the engine is mounted: `/v1/<mount>/...`, taken as `serve --mount` takes it.
 pub const MOUNT: &str = "DOCKERHUB_SECRETS_MOUNT";
 /// The mount when [`MOUNT`] is not set.
@@ -95,7 +95,7 @@ mod tests {
                 panic!("{vars:?} is no tokens file");
             };
             assert!(
-                e.to_string().starts_with("DOCKERHUB_SECRETS_TOKENS "),
+                e.to_string().starts_with("DOCKERHUB_SECRETS_TOKENS_HCL "),
                 "{e}"
             );
         }

@@ -1,0 +1,288 @@
+//! The composed gateway component in two real wasi:http gateways, `wasmtime serve` and
+//! `jco serve`, with its state in a real etcd, driven with the real `bao` CLI against the
+//! Docker Hub fake: the seed's session, policies, leases ended by revoke and by tidy, two
+//! gateway instances (one of each kind) on one etcd, a restart with live leases, and etcd
+//! gone.
+
+use dockerhub_secrets_e2e::gateway::{Etcd, Gateway, Kind};
+use dockerhub_secrets_e2e::openbao::eventually;
+use dockerhub_secrets_e2e::serve::{CI_TOKEN, ROOT_TOKEN};
+use dockerhub_secrets_e2e::{PASSWORD, row};
+use dockerhub_secrets_gateway_compose::{Parts, compose};
+use fakehub::{Config, FakeHub};
+use std::path::Path;
+use std::time::Duration;
+
+fn hub() -> FakeHub {
+    FakeHub::start(Config::default().account("hoeg", PASSWORD, None)).unwrap()
+}
+
+/// A fresh etcd prefix per test, so that tests never see each other's state.
+fn prefix(test: &str) -> String {
+    format!("test-{test}-{}/", std::process::id())
+}
+
+/// Issue a token with the `bao` CLI: its lease id and its Hub uuid.
+fn issue(gateway: &Gateway, label: &str) -> (String, String) {
+    let token = gateway
+        .bao_ok(&[
+            "write",
+            "dockerhub/token/hoeg/my-organization",
+            &format!("label={label}"),
+        ])
+        .unwrap();
+    (
+        row(&token, "lease_id").unwrap().to_string(),
+        row(&token, "uuid").unwrap().to_string(),
+    )
+}
+
+/// One test per gateway: `<name>_in_wasmtime_serve` and `<name>_in_jco_serve`.
+macro_rules! in_both_gateways {
+    ($($name:ident),* $(,)?) => {
+        mod in_wasmtime_serve {
+            $(#[test] fn $name() { super::$name(super::Kind::Wasmtime) })*
+        }
+        mod in_jco_serve {
+            $(#[test] fn $name() { super::$name(super::Kind::Jco) })*
+        }
+    };
+}
+
+in_both_gateways!(
+    the_seed_session,
+    policies_allow_and_deny_as_in_serve,
+    a_restart_keeps_live_leases,
+    etcd_gone_is_a_clear_5xx_and_nothing_is_lost,
+);
+
+fn the_seed_session(kind: Kind) {
+    let (hub, etcd) = (hub(), Etcd::start().unwrap());
+    let gateway = Gateway::start(kind, &hub, &etcd, &prefix("seed")).unwrap();
+    let written = gateway.write_seed_config(PASSWORD).unwrap();
+    assert_eq!(written, "Success! Data written to: dockerhub/config/hoeg\n");
+    let config = gateway.bao_ok(&["read", "dockerhub/config/hoeg"]).unwrap();
+    assert_eq!(row(&config, "namespace"), Some("[hoeg my-organization]"));
+    assert_eq!(row(&config, "ttl"), Some("5m0s"));
+    assert_eq!(row(&config, "username"), Some("hoeg"));
+    assert!(!config.contains(PASSWORD));
+
+    let token = gateway
+        .bao_ok(&[
+            "write",
+            "dockerhub/token/hoeg/my-organization",
+            "label=release-build",
+        ])
+        .unwrap();
+    let lease = row(&token, "lease_id").unwrap().to_string();
+    assert!(
+        lease.starts_with("dockerhub/token/hoeg/my-organization/"),
+        "{token}"
+    );
+    assert_eq!(row(&token, "lease_duration"), Some("5m"));
+    assert_eq!(row(&token, "lease_renewable"), Some("true"));
+    assert_eq!(row(&token, "namespace"), Some("my-organization"));
+    assert_eq!(row(&token, "username"), Some("hoeg"));
+    let uuid = row(&token, "uuid").unwrap().to_string();
+    assert!(hub.token(&uuid).is_some());
+
+    let renewed = gateway
+        .bao_json(&["lease", "renew", "-increment=10m", &lease])
+        .unwrap();
+    assert_eq!(renewed["lease_duration"], 600, "{renewed}");
+    gateway.bao_ok(&["lease", "revoke", &lease]).unwrap();
+    assert!(hub.token(&uuid).is_none(), "revoked at the Hub");
+    let log = gateway.log();
+    assert!(!log.contains(PASSWORD), "{log}");
+}
+
+fn policies_allow_and_deny_as_in_serve(kind: Kind) {
+    let (hub, etcd) = (hub(), Etcd::start().unwrap());
+    let gateway = Gateway::start(kind, &hub, &etcd, &prefix("policies")).unwrap();
+    gateway.write_seed_config(PASSWORD).unwrap();
+    let allowed = gateway
+        .bao_json_as(
+            CI_TOKEN,
+            &["write", "dockerhub/token/hoeg/my-organization", "label=ci"],
+        )
+        .unwrap();
+    assert!(allowed["data"]["token"].is_string(), "{allowed}");
+    let denied = gateway
+        .bao_as(
+            CI_TOKEN,
+            &["write", "dockerhub/token/hoeg/hoeg", "label=ci"],
+        )
+        .unwrap();
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("permission denied"),
+        "{denied:?}"
+    );
+    let unknown = gateway
+        .bao_as("no-such-token", &["read", "dockerhub/config/hoeg"])
+        .unwrap();
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("Code: 403"));
+}
+
+#[test]
+fn two_gateways_on_one_etcd_share_leases() {
+    let (hub, etcd, prefix) = (hub(), Etcd::start().unwrap(), prefix("shared"));
+    let wasmtime = Gateway::start(Kind::Wasmtime, &hub, &etcd, &prefix).unwrap();
+    let jco = Gateway::start(Kind::Jco, &hub, &etcd, &prefix).unwrap();
+    wasmtime.write_seed_config(PASSWORD).unwrap();
+    for (issuer, other) in [(&wasmtime, &jco), (&jco, &wasmtime)] {
+        let (lease, uuid) = issue(issuer, "shared");
+        let renewed = other.bao_json(&["lease", "renew", &lease]).unwrap();
+        assert_eq!(renewed["lease_id"], lease.as_str(), "{renewed}");
+        other.bao_ok(&["lease", "revoke", &lease]).unwrap();
+        assert!(hub.token(&uuid).is_none(), "revoked by {:?}", other.kind);
+    }
+}
+
+fn a_restart_keeps_live_leases(kind: Kind) {
+    let (hub, etcd, prefix) = (hub(), Etcd::start().unwrap(), prefix("restart"));
+    let mut gateway = Gateway::start(kind, &hub, &etcd, &prefix).unwrap();
+    gateway.write_seed_config(PASSWORD).unwrap();
+    let (lease, uuid) = issue(&gateway, "before-restart");
+    gateway.stop();
+    drop(gateway);
+    assert!(hub.token(&uuid).is_some(), "a stop revokes nothing");
+    let gateway = Gateway::start(kind, &hub, &etcd, &prefix).unwrap();
+    gateway.bao_ok(&["lease", "revoke", &lease]).unwrap();
+    assert!(hub.token(&uuid).is_none());
+}
+
+#[test]
+fn tidy_ends_expired_leases_once_however_many_gateways_tidy() {
+    let (hub, etcd, prefix) = (hub(), Etcd::start().unwrap(), prefix("tidy"));
+    let one = Gateway::start(Kind::Wasmtime, &hub, &etcd, &prefix).unwrap();
+    let two = Gateway::start(Kind::Jco, &hub, &etcd, &prefix).unwrap();
+    one.write_seed_config(PASSWORD).unwrap();
+    let issued: Vec<(String, String)> = (0..4)
+        .map(|i| {
+            let token = one
+                .bao_ok(&[
+                    "write",
+                    "dockerhub/token/hoeg/my-organization",
+                    &format!("label=t{i}"),
+                    "ttl=2s",
+                ])
+                .unwrap();
+            let field = |name| row(&token, name).unwrap().to_string();
+            (field("lease_id"), field("uuid"))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    hub.clear_calls();
+    let tidy = |gateway: &Gateway| gateway.bao_ok(&["write", "-f", "sys/leases/tidy"]).unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(|| tidy(&one));
+        scope.spawn(|| tidy(&two));
+    });
+    assert!(eventually(Duration::from_secs(30), || issued
+        .iter()
+        .all(|(_, uuid)| hub.token(uuid).is_none())));
+    let deletes = hub
+        .calls()
+        .iter()
+        .filter(|call| call.method == "DELETE" && call.path.starts_with("/v2/access-tokens/"))
+        .count();
+    assert_eq!(deletes, issued.len(), "each token deleted once");
+    for (lease, _) in &issued {
+        let lookup = one.bao(&["lease", "lookup", lease]).unwrap();
+        assert!(!lookup.status.success(), "{lease} is gone");
+    }
+}
+
+fn etcd_gone_is_a_clear_5xx_and_nothing_is_lost(kind: Kind) {
+    let (hub, mut etcd) = (hub(), Etcd::start().unwrap());
+    let gateway = Gateway::start(kind, &hub, &etcd, &prefix("etcd-gone")).unwrap();
+    gateway.write_seed_config(PASSWORD).unwrap();
+    etcd.kill();
+    let refused = gateway
+        .bao(&["write", "dockerhub/token/hoeg/my-organization", "label=x"])
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("Code: 5"), "{stderr}");
+    assert!(stderr.contains("etcd"), "{stderr}");
+    assert!(
+        hub.live_tokens().is_empty(),
+        "no token lives without a lease: {:?}",
+        hub.live_tokens()
+    );
+}
+
+/// The gateway's shims let the engine reach Docker Hub's origin only, routed to the operator's
+/// Hub URL, in the real gateway: the sandbox probe (a component of the engine's world that
+/// fetches any URL on request) composed in the engine's place.
+#[test]
+fn the_engine_reaches_only_docker_hub_through_the_shims() {
+    let built = |name: &str| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/wasm32-wasip2/wasm")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}: run `just build`", path.display()))
+    };
+    let probe_gateway = compose(&Parts {
+        engine: built("sandbox_probe.wasm"),
+        shims: built("dockerhub_secrets_gateway_shims.wasm"),
+        front: built("dockerhub_secrets_gateway_front.wasm"),
+        store: Some(built("dockerhub_secrets_keyvalue_etcd.wasm")),
+    })
+    .unwrap();
+    let component = std::env::temp_dir().join(format!("probe-gateway-{}.wasm", std::process::id()));
+    std::fs::write(&component, probe_gateway).unwrap();
+    let (hub, etcd) = (hub(), Etcd::start().unwrap());
+    let gateway = Gateway::start_component(
+        Kind::Wasmtime,
+        &component,
+        &hub,
+        &etcd,
+        &prefix("egress"),
+        "",
+    )
+    .unwrap();
+    let _ = std::fs::remove_file(&component);
+    let fetch = |url: &str| {
+        let body = serde_json::json!({ "url": url }).to_string();
+        gateway
+            .http(
+                "PUT",
+                "/v1/dockerhub/fetch",
+                Some(ROOT_TOKEN),
+                body.as_bytes(),
+            )
+            .unwrap()
+    };
+
+    let (status, answer) = fetch("https://hub.docker.com/v2/probe-routed");
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["data"]["status"].is_number(), "{answer}");
+    let paths: Vec<String> = hub.calls().into_iter().map(|call| call.path).collect();
+    assert!(paths.contains(&"/v2/probe-routed".to_string()), "{paths:?}");
+
+    let fake = hub.url();
+    for elsewhere in [
+        format!("{fake}/v2/probe-direct"),
+        "http://hub.docker.com/v2/probe-plain".to_string(),
+        "https://hub.docker.com:8443/v2/probe-port".to_string(),
+        "https://example.com/".to_string(),
+    ] {
+        let (status, answer) = fetch(&elsewhere);
+        assert_eq!(status, 502, "{elsewhere}: {answer}");
+        assert!(
+            answer["errors"][0]
+                .as_str()
+                .unwrap_or_default()
+                .contains("HttpRequestDenied"),
+            "{elsewhere}: {answer}"
+        );
+    }
+    let paths: Vec<String> = hub.calls().into_iter().map(|call| call.path).collect();
+    assert_eq!(
+        paths,
+        ["/v2/probe-routed"],
+        "only the routed request reached the fake"
+    );
+}
