@@ -187,7 +187,10 @@ fn describe(code: &ErrorCode) -> String {
         | ErrorCode::DestinationUnavailable
         | ErrorCode::DestinationIpProhibited
         | ErrorCode::DestinationIpUnroutable => "the server could not be reached".into(),
-        ErrorCode::ConnectionTimeout => "connecting to the server timed out".into(),
+        ErrorCode::ConnectionTimeout => {
+            "the connection to the server timed out; the request may or may not have taken effect"
+                .into()
+        }
         ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
             "the server did not answer in time; the request may or may not have taken effect".into()
         }
@@ -231,9 +234,10 @@ fn no_answer(error: &SendError) -> NoAnswer {
         ErrorCode::ConnectionRefused => NoAnswer::Refused,
         ErrorCode::DestinationUnavailable
         | ErrorCode::DestinationIpProhibited
-        | ErrorCode::DestinationIpUnroutable
-        | ErrorCode::ConnectionTimeout => NoAnswer::Unreachable,
-        ErrorCode::ConnectionReadTimeout
+        | ErrorCode::DestinationIpUnroutable => NoAnswer::Unreachable,
+        // See `never_sent`: a host may say `connection-timeout` after the request left.
+        ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
         | ErrorCode::ConnectionWriteTimeout
         | ErrorCode::HttpResponseTimeout => NoAnswer::TimedOut,
         ErrorCode::TlsProtocolError
@@ -248,7 +252,9 @@ fn no_answer(error: &SendError) -> NoAnswer {
 /// refused it (`HTTP-request-denied`; `internal-error`, which the engine's hosts use only for
 /// a request they will not send, as `wit/engine.wit` says) or no connection was made. A
 /// timeout or a closed connection while waiting for the answer is not one of them: the
-/// request may have arrived.
+/// request may have arrived. Nor is `connection-timeout`: jco's Node.js host gives its
+/// connect timeout to the socket as an idle timeout, which also fires while the server is
+/// working on a request it received, and answers `connection-timeout` then.
 fn never_sent(code: &ErrorCode) -> bool {
     matches!(
         code,
@@ -261,7 +267,6 @@ fn never_sent(code: &ErrorCode) -> bool {
             | ErrorCode::DestinationIpProhibited
             | ErrorCode::DestinationIpUnroutable
             | ErrorCode::ConnectionRefused
-            | ErrorCode::ConnectionTimeout
     )
 }
 

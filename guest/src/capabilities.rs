@@ -80,8 +80,9 @@ pub struct TransportError {
     /// Whether the request certainly never reached the server, so that the server cannot
     /// have acted on it: the host refused to send it (its sandbox, a `Retry-After` that
     /// outlasts the call) or no connection was made (the name did not resolve, the connection
-    /// was refused or timed out). False when it may have arrived: a timeout waiting for the
-    /// answer, a connection that closed mid-answer. A creation that was not sent needs no
+    /// was refused, no route). False when it may have arrived: any timeout (a host may report
+    /// one that struck after the request left as a connect timeout), a connection that closed
+    /// mid-answer. A creation that was not sent needs no
     /// lookup of what it may have created.
     pub unsent: bool,
 }
@@ -96,7 +97,7 @@ pub enum NoAnswer {
     Unresolved,
     /// The server refused the connection.
     Refused,
-    /// No connection was made for another reason (it timed out, no route).
+    /// No connection was made for another reason (no route to the server).
     Unreachable,
     /// The server did not answer in time; the request may have arrived.
     TimedOut,

@@ -1,4 +1,4 @@
-//! Who may do what on a host that speaks Vault's HTTP API itself (`serve`; the gateway next):
+//! Who may do what on a host that speaks Vault's HTTP API itself (`serve`, the gateway):
 //! tokens and their Vault policies.
 //!
 //! Such a host speaks Vault's HTTP API, so it decides access the way Vault does and

@@ -10,6 +10,19 @@ pub fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
+/// A host's max lease TTL setting (the gateway's `DOCKERHUB_SECRETS_MAX_LEASE_TTL`): a
+/// duration such as `768h` or `90s`, of at least one second, in whole seconds; the error
+/// says what is wrong with it.
+pub fn max_lease_ttl(text: &str) -> Result<u64, String> {
+    let seconds = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration such as 768h or 90s: {e}"))?
+        .as_secs();
+    match seconds {
+        0 => Err(format!("{text:?} is less than a second")),
+        seconds => Ok(seconds),
+    }
+}
+
 /// Whole seconds from a JSON number or a duration string (`300`, `"300"`, `"1h"`); the error
 /// is Go's `time.ParseDuration` message where OpenBao passes that on.
 pub fn parse_duration(value: &serde_json::Value) -> Result<u64, String> {
@@ -63,6 +76,15 @@ pub fn mount_path(spelling: &str) -> Result<String, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_max_lease_ttl_is_a_duration_of_a_second_or_more() {
+        assert_eq!(max_lease_ttl("768h"), Ok(768 * 3600));
+        assert_eq!(max_lease_ttl(" 90s "), Ok(90));
+        for bad in ["banana", "0", "0s", "-5s", "", "500ms"] {
+            assert!(max_lease_ttl(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_as_the_cli_sends_them() {

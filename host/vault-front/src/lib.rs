@@ -6,10 +6,9 @@
 //!
 //! It is plain Rust with no runtime of its own (no tokio, no HTTP server, no store), so that
 //! every host that speaks Vault's API speaks it alike: `dockerhub-secrets serve` natively,
-//! and the gateway front (issue 8) compiled to wasm32-wasip2, for which `just lint` builds
-//! it. A host hands over a request's head and a way to
-//! read its body ([`Body`]), and supplies the engine and the leases ([`Host`]); [`handle`]
-//! answers with Vault's status, headers and JSON.
+//! and the gateway front (`host/gateway/front`) compiled to wasm32-wasip2. A host hands over
+//! a request's head and a way to read its body ([`Body`]), and supplies the engine and the
+//! leases ([`Host`]); [`handle`] answers with Vault's status, headers and JSON.
 //!
 //! Requests and responses have Vault's shapes: a JSON body (or query parameters for reads),
 //! `X-Vault-Token` or `Authorization: Bearer`, `LIST` or `?list=true`; answers carry
@@ -35,7 +34,7 @@ pub mod timestamp;
 
 pub use acl::AccessControl;
 pub use answer::ApiError;
-pub use input::{mount_path, parse_bool, parse_duration};
+pub use input::{max_lease_ttl, mount_path, parse_bool, parse_duration};
 pub use lease::{
     FIRST_REVOCATION_BACKOFF, LeaseFailure, LeaseRecord, MAX_REVOCATION_BACKOFF, RevocationState,
     capped_increment, list_leases, named_by_prefix, revocation_backoff,

@@ -197,10 +197,11 @@ impl Gateway {
         prefix: &str,
         extra: &str,
     ) -> anyhow::Result<Gateway> {
-        Gateway::start_component(kind, &gateway_component()?, hub, etcd, prefix, extra)
+        Gateway::start_component(kind, &gateway_component()?, hub, etcd, prefix, extra, &[])
     }
 
-    /// As [`Gateway::start_with_tokens`], serving `component` (another composition).
+    /// As [`Gateway::start_with_tokens`], serving `component` (another composition), with
+    /// `settings` added to (or replacing) the environment's.
     pub fn start_component(
         kind: Kind,
         component: &Path,
@@ -208,6 +209,7 @@ impl Gateway {
         etcd: &Etcd,
         prefix: &str,
         extra: &str,
+        settings: &[(&str, &str)],
     ) -> anyhow::Result<Gateway> {
         let dir = scratch_dir("gateway")?;
         let log = std::fs::File::create(dir.join("gateway.log"))?;
@@ -220,12 +222,23 @@ impl Gateway {
             ("DOCKERHUB_SECRETS_STORE_KEY", STORE_KEY.to_string()),
             ("DOCKERHUB_SECRETS_LOG", "debug".to_string()),
         ];
+        let env: Vec<(&str, String)> = env
+            .into_iter()
+            .filter(|(name, _)| !settings.iter().any(|(set, _)| set == name))
+            .chain(
+                settings
+                    .iter()
+                    .map(|(name, value)| (*name, value.to_string())),
+            )
+            .collect();
         let (mut command, ready_line) = match kind {
             Kind::Wasmtime => {
                 let mut command = Command::new(tool("wasmtime")?);
                 command.args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")]);
+                // As the README says to: `--env NAME` hands the component the value of the
+                // process's own variable, so that no secret is on the command line.
                 for (name, value) in &env {
-                    command.arg("--env").arg(format!("{name}={value}"));
+                    command.arg("--env").arg(name).env(name, value);
                 }
                 (command, "Serving HTTP on")
             }
@@ -238,7 +251,9 @@ impl Gateway {
                 (command, "Server listening @")
             }
         };
-        let mut child = command
+        // Its own process group: `jco` runs the server as a child `node` process, which a
+        // stop must end too.
+        let mut child = std::os::unix::process::CommandExt::process_group(&mut command, 0)
             .arg(component)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -308,11 +323,11 @@ impl Gateway {
         Ok((status, json))
     }
 
-    /// SIGTERM, then SIGKILL after 20 s.
+    /// SIGTERM to the gateway's process group, then SIGKILL to what is left of it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let pid = child.id() as i32;
-            crate::terminate(&mut child, pid, Duration::from_secs(20));
+            let group = -(child.id() as i32);
+            crate::terminate(&mut child, group, Duration::from_secs(20));
         }
     }
 }

@@ -9,7 +9,7 @@ use dockerhub_secrets_e2e::openbao::eventually;
 use dockerhub_secrets_e2e::serve::{CI_TOKEN, ROOT_TOKEN};
 use dockerhub_secrets_e2e::{PASSWORD, row};
 use dockerhub_secrets_gateway_compose::{Parts, compose};
-use fakehub::{Config, FakeHub};
+use fakehub::{Config, FakeHub, Fault, FaultKind};
 use std::path::Path;
 use std::time::Duration;
 
@@ -241,6 +241,7 @@ fn the_engine_reaches_only_docker_hub_through_the_shims() {
         &etcd,
         &prefix("egress"),
         "",
+        &[],
     )
     .unwrap();
     let _ = std::fs::remove_file(&component);
@@ -285,4 +286,79 @@ fn the_engine_reaches_only_docker_hub_through_the_shims() {
         ["/v2/probe-routed"],
         "only the routed request reached the fake"
     );
+}
+
+/// jco's Node.js host gives a request's connect timeout (10 s, the engine's) to the socket as
+/// an idle timeout and reports a slow answer as `connection-timeout`: the engine must not
+/// take such a creation for one that never left, but find its token by label and delete it.
+#[test]
+fn a_creation_answered_late_under_jco_leaves_no_token() {
+    let (hub, etcd) = (hub(), Etcd::start().unwrap());
+    let gateway = Gateway::start(Kind::Jco, &hub, &etcd, &prefix("late")).unwrap();
+    gateway.write_seed_config(PASSWORD).unwrap();
+    hub.inject(
+        Fault::on(
+            "POST",
+            "/v2/access-tokens",
+            FaultKind::LatencyAfterProcessing(Duration::from_secs(12)),
+        )
+        .times(1),
+    );
+    let refused = gateway
+        .bao(&[
+            "write",
+            "dockerhub/token/hoeg/my-organization",
+            "label=late",
+        ])
+        .unwrap();
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        eventually(Duration::from_secs(30), || hub.live_tokens().is_empty()),
+        "a token outlived its failed creation: {:?}\n{}",
+        hub.live_tokens(),
+        gateway.log()
+    );
+    // The Hub made the token, and the engine deleted it.
+    let deleted = hub.calls().into_iter().any(|call| {
+        call.method == "DELETE" && call.path.starts_with("/v2/access-tokens/") && call.status == 204
+    });
+    assert!(deleted, "{:?}", hub.calls());
+}
+
+/// A setting that is not what it must be stops the gateway: every request is answered 500,
+/// naming the variable, rather than run without the limit it sets.
+#[test]
+fn a_bad_setting_stops_the_gateway_and_names_the_variable() {
+    let (hub, etcd) = (hub(), Etcd::start().unwrap());
+    let component = dockerhub_secrets_e2e::gateway::gateway_component().unwrap();
+    for (name, value) in [
+        ("DOCKERHUB_SECRETS_MAX_LEASE_TTL", "banana"),
+        ("DOCKERHUB_SECRETS_TOKENS_HCL", "token {"),
+        ("DOCKERHUB_SECRETS_MOUNT", "sys"),
+    ] {
+        let gateway = Gateway::start_component(
+            Kind::Wasmtime,
+            &component,
+            &hub,
+            &etcd,
+            &prefix("bad-setting"),
+            "",
+            &[(name, value)],
+        )
+        .unwrap();
+        let (status, answer) = gateway
+            .http(
+                "PUT",
+                "/v1/dockerhub/token/hoeg/my-organization",
+                Some(ROOT_TOKEN),
+                b"{}",
+            )
+            .unwrap();
+        assert_eq!(status, 500, "{name}={value}: {answer}");
+        assert!(
+            answer.to_string().contains(name),
+            "{name}={value}: {answer}"
+        );
+    }
+    assert!(hub.calls().is_empty(), "nothing reached Docker Hub");
 }

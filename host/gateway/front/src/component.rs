@@ -290,6 +290,7 @@ fn to_wit(request: &engine::Request) -> wit::Request {
             O::List => wit::Operation::List,
             O::Renew => wit::Operation::Renew,
             O::Revoke => wit::Operation::Revoke,
+            O::Rollback => wit::Operation::Rollback,
         },
         path: request.path.clone(),
         data: request.data.clone(),

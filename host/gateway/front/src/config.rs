@@ -8,6 +8,9 @@ use vault_front::{AccessControl, Front};
 pub const TOKENS: &str = "DOCKERHUB_SECRETS_TOKENS_HCL";
 /// Where the engine is mounted: `/v1/<mount>/...`, taken as `serve --mount` takes it.
 pub const MOUNT: &str = "DOCKERHUB_SECRETS_MOUNT";
+/// The longest a lease may last (the gateway shims give it to the engine); checked here too,
+/// so that a typo stops the gateway instead of lifting the limit.
+pub const MAX_LEASE_TTL: &str = "DOCKERHUB_SECRETS_MAX_LEASE_TTL";
 /// The mount when [`MOUNT`] is not set.
 pub const DEFAULT_MOUNT: &str = "dockerhub";
 /// The `storage_type` that `sys/seal-status` reports.
@@ -27,6 +30,8 @@ pub enum ConfigError {
     BadTokens(String),
     #[error("{MOUNT} {spelling:?}: {why}")]
     BadMount { spelling: String, why: String },
+    #[error("{MAX_LEASE_TTL}: {0}")]
+    BadMaxLeaseTtl(String),
 }
 
 impl Config {
@@ -37,6 +42,9 @@ impl Config {
             .ok_or(ConfigError::NoTokens)?;
         let acl =
             AccessControl::parse(&tokens).map_err(|e| ConfigError::BadTokens(e.to_string()))?;
+        if let Some(text) = var(MAX_LEASE_TTL) {
+            vault_front::max_lease_ttl(&text).map_err(ConfigError::BadMaxLeaseTtl)?;
+        }
         let spelling = var(MOUNT).unwrap_or_else(|| DEFAULT_MOUNT.to_string());
         let mount = vault_front::mount_path(&spelling).map_err(|why| ConfigError::BadMount {
             spelling: spelling.clone(),
@@ -86,6 +94,21 @@ mod tests {
                 .starts_with("DOCKERHUB_SECRETS_MOUNT \"sys\": "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_bad_max_lease_ttl_stops_the_gateway_rather_than_lift_the_limit() {
+        assert!(config(&[(TOKENS, TOKENS_TEXT), (MAX_LEASE_TTL, "30s")]).is_ok());
+        for bad in ["banana", "0", "-5s"] {
+            let Err(e) = config(&[(TOKENS, TOKENS_TEXT), (MAX_LEASE_TTL, bad)]) else {
+                panic!("{bad} is no max lease TTL");
+            };
+            assert!(
+                e.to_string()
+                    .starts_with("DOCKERHUB_SECRETS_MAX_LEASE_TTL: "),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub trait Engine {
     fn existence_check(&self, request: &Request) -> Result<Option<bool>, EngineError>;
 }
 
-/// The contract's `operation`, without `rollback`, which the front never sends.
+/// The contract's `operation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     Read,
@@ -26,6 +26,9 @@ pub enum Operation {
     Renew,
     /// End a lease; `Request::lease` is set.
     Revoke,
+    /// The engine's housekeeping (interrupted creations, tokens of forgotten leases), which
+    /// the gateway runs about once a minute across its instances ([`crate::leases`]).
+    Rollback,
 }
 
 /// The contract's `lease-state`: what the engine is told of a lease it renews or revokes.

@@ -54,6 +54,16 @@ const MAX_RETRY_AFTER: u64 = 60;
 pub(crate) const UNDER_WAY: &str = "revocation under way";
 /// The key of the tidy hint: the earliest moment, in Unix seconds, a lease may be due.
 const HINT_KEY: &str = "tidy.next-due";
+/// How long a synchronous revocation waits for another instance's attempt at the same lease,
+/// and how often it looks.
+const CLAIMED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const CLAIMED_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+/// How often, in seconds, one instance of all runs the engine's rollback, as OpenBao's
+/// rollback manager runs a mount's every minute.
+pub const ROLLBACK_INTERVAL: u64 = 60;
+/// The key that says when the next rollback is due (Unix seconds); the first instance to
+/// increment `rollback.claim.<that time>` runs it.
+const ROLLBACK_KEY: &str = "rollback.next-due";
 
 /// What one tidy call did. `due = revoked + failed + left`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -91,6 +101,8 @@ pub struct Leases<S, E> {
     mount: String,
     /// Set by `PUT sys/leases/tidy`: [`Leases::after_answer`] tidies with [`TIDY_BUDGET`].
     tidy_requested: std::cell::Cell<bool>,
+    /// How long a synchronous revocation waits for another's attempt: [`CLAIMED_WAIT`].
+    pub(crate) claimed_wait: std::time::Duration,
 }
 
 impl<S: Store, E: Engine> Leases<S, E> {
@@ -102,6 +114,7 @@ impl<S: Store, E: Engine> Leases<S, E> {
             engine,
             mount: mount.to_string(),
             tidy_requested: std::cell::Cell::new(false),
+            claimed_wait: CLAIMED_WAIT,
         }
     }
 
@@ -138,9 +151,13 @@ impl<S: Store, E: Engine> Leases<S, E> {
             if key.contains('.') {
                 continue;
             }
-            // Deleted since the listing: revoked meanwhile.
-            if let Some(record) = self.read(&key)? {
-                records.push((key, record));
+            // Deleted since the listing: revoked meanwhile. One record that cannot be read
+            // (a damaged value, one sealed with another key) must not stop every other
+            // lease from ending: it is named in the log, and left.
+            match self.read(&key) {
+                Ok(Some(record)) => records.push((key, record)),
+                Ok(None) => {}
+                Err(e) => eprintln!("ERROR skipping lease {key}: {e}"),
             }
         }
         Ok(records)
@@ -252,6 +269,8 @@ impl<S: Store, E: Engine> Leases<S, E> {
             ..record
         };
         self.write(key, &renewed).map_err(storage)?;
+        // A renewal may end the lease sooner than the hint says the next lease is due.
+        self.lower_hint(renewed.expire_time);
         Ok((renewed, warnings))
     }
 
@@ -266,24 +285,37 @@ impl<S: Store, E: Engine> Leases<S, E> {
         self.end(key, lease_id, sync)
     }
 
-    /// [`Leases::revoke`] of the lease stored under `key`.
+    /// [`Leases::revoke`] of the lease stored under `key`. A synchronous revocation that
+    /// finds another instance (or another request's tidy) at the same lease waits for it, up
+    /// to [`CLAIMED_WAIT`], and then tries itself if that attempt failed: as in `serve`, the
+    /// caller learns how the lease ended, not that someone else was busy.
     fn end(&self, key: &str, lease_id: &str, sync: bool) -> Result<(), LeaseFailure> {
-        match self
-            .revoke_key(key, Timestamp::now(), true)
-            .map_err(storage)?
-        {
-            Revocation::Done | Revocation::Gone | Revocation::NotDue => Ok(()),
-            _ if !sync => Ok(()),
-            Revocation::Failed(e) => Err(engine_failure(e)),
-            Revocation::Claimed => match self.find(lease_id).map_err(storage)? {
-                None => Ok(()),
-                Some(_) => Err(LeaseFailure::Engine {
-                    status: 409,
-                    message: "another gateway instance is revoking this lease; look it up to \
-                              see when it is gone"
-                        .into(),
-                }),
-            },
+        let waiting_since = std::time::Instant::now();
+        loop {
+            match self
+                .revoke_key(key, Timestamp::now(), true)
+                .map_err(storage)?
+            {
+                Revocation::Done | Revocation::Gone | Revocation::NotDue => return Ok(()),
+                _ if !sync => return Ok(()),
+                Revocation::Failed(e) => return Err(engine_failure(e)),
+                Revocation::Claimed => {
+                    if self.find(lease_id).map_err(storage)?.is_none() {
+                        return Ok(());
+                    }
+                    if waiting_since.elapsed() >= self.claimed_wait {
+                        return Err(LeaseFailure::Engine {
+                            status: 409,
+                            message: format!(
+                                "another gateway instance has been revoking this lease for \
+                                 {}s; look it up to see when it is gone",
+                                self.claimed_wait.as_secs()
+                            ),
+                        });
+                    }
+                    std::thread::sleep(CLAIMED_POLL);
+                }
+            }
         }
     }
 
@@ -401,6 +433,7 @@ impl<S: Store, E: Engine> Leases<S, E> {
     /// for, with [`TIDY_BUDGET`], or else [`Leases::tidy_if_due`] with
     /// [`REQUEST_TIDY_BUDGET`]. `None` when the hint said nothing is due.
     pub fn after_answer(&self, now: Timestamp) -> Result<Option<TidyReport>, StoreError> {
+        self.rollback_if_due(now)?;
         if !self.tidy_requested.replace(false) {
             return self.tidy_if_due(now, REQUEST_TIDY_BUDGET);
         }
@@ -410,6 +443,41 @@ impl<S: Store, E: Engine> Leases<S, E> {
             report.due, report.revoked, report.failed, report.left
         );
         Ok(Some(report))
+    }
+
+    /// The engine's rollback, when it is due and this instance is the first to claim it:
+    /// every [`ROLLBACK_INTERVAL`] seconds across all instances, as long as requests (or a
+    /// scheduled `PUT sys/leases/tidy`) arrive. It deletes the tokens of creations whose
+    /// answer was lost (a store that failed after the Hub created the token) and of leases
+    /// that `revoke-force` forgot, once their time has come (`guest/src/rollback.rs`).
+    /// Returns whether this call ran it.
+    pub fn rollback_if_due(&self, now: Timestamp) -> Result<bool, StoreError> {
+        let due = self
+            .store
+            .get(ROLLBACK_KEY)?
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| text.parse::<u64>().ok())
+            .unwrap_or(0);
+        if due > now.secs() {
+            return Ok(false);
+        }
+        if self.store.increment(&format!("rollback.claim.{due}"), 1)? != 1 {
+            return Ok(false);
+        }
+        let next = now.secs() + ROLLBACK_INTERVAL;
+        self.store.set(ROLLBACK_KEY, next.to_string().as_bytes())?;
+        let _ = self.store.delete(&format!("rollback.claim.{due}"));
+        let rollback = Request {
+            operation: Operation::Rollback,
+            path: String::new(),
+            data: "{}".into(),
+            display_name: None,
+            lease: None,
+        };
+        if let Err(e) = self.engine.handle(&rollback) {
+            eprintln!("rollback left work for its next run: {e}");
+        }
+        Ok(true)
     }
 
     fn hint(&self) -> Result<Option<u64>, StoreError> {

@@ -158,7 +158,9 @@ impl Engine for StubEngine {
                     None => Ok(Response::default()),
                 }
             }
-            Operation::Read | Operation::Delete | Operation::List => Ok(Response::default()),
+            Operation::Read | Operation::Delete | Operation::List | Operation::Rollback => {
+                Ok(Response::default())
+            }
         }
     }
 
@@ -400,14 +402,16 @@ fn two_instances_revoking_one_lease_at_once_revoke_it_once() {
 #[test]
 fn interleaved_instances_revoke_once_and_a_finished_claim_is_not_redone() {
     let (store, engine) = (MemoryStore::default(), StubEngine::default());
-    let (one, two) = (gateway(&store, &engine), gateway(&store, &engine));
+    let (mut one, two) = (gateway(&store, &engine), gateway(&store, &engine));
+    one.claimed_wait = Duration::ZERO;
     let lease_id = issue(&one, 300);
     let key = LeaseRecord::storage_key(&lease_id).unwrap().to_string();
     // Instance two has claimed the first attempt and is calling the engine.
     assert_eq!(store.increment(&format!("claim.{key}.0"), 1), Ok(1));
     assert_eq!(
         one.revoke(&lease_id, true).map_err(|e| e.http_status()),
-        Err(409)
+        Err(409),
+        "done waiting for it"
     );
     assert_eq!(
         one.revoke(&lease_id, false),
@@ -424,7 +428,8 @@ fn interleaved_instances_revoke_once_and_a_finished_claim_is_not_redone() {
 #[test]
 fn an_instance_that_died_during_a_revocation_leaves_it_to_the_next_attempt() {
     let (store, engine) = (MemoryStore::default(), StubEngine::default());
-    let gateway = gateway(&store, &engine);
+    let mut gateway = gateway(&store, &engine);
+    gateway.claimed_wait = Duration::ZERO;
     let lease_id = issue(&gateway, 300);
     let key = LeaseRecord::storage_key(&lease_id).unwrap().to_string();
     // Claimed and marked by an instance that never came back.
@@ -657,4 +662,130 @@ fn put_tidy_is_answered_202_at_once_and_tidies_after_the_answer_beyond_the_reque
     assert!(ids.iter().all(|id| store.record(id).is_none()));
     // Once: the next request is back to the hint and its own budget.
     assert_eq!(gateway.after_answer(expired).unwrap(), None);
+}
+
+/// The revocation under way elsewhere: claimed and marked by another instance.
+fn claimed_elsewhere(store: &MemoryStore, lease_id: &str) {
+    let key = LeaseRecord::storage_key(lease_id).unwrap();
+    store.increment(&format!("claim.{key}.0"), 1).unwrap();
+    let mut record = store.record(lease_id).unwrap();
+    record.revocation = Some(RevocationState {
+        attempts: 1,
+        last_error: leases::UNDER_WAY.into(),
+        next_attempt: Timestamp::now().plus_secs(leases::REVOCATION_UNDER_WAY_FOR),
+    });
+    store
+        .set(key, &serde_json::to_vec(&record).unwrap())
+        .unwrap();
+}
+
+#[test]
+fn a_synchronous_revocation_waits_for_another_instances_attempt() {
+    let (store, engine) = (MemoryStore::default(), StubEngine::default());
+    let gateway = gateway(&store, &engine);
+
+    // The other instance succeeds: the lease is gone, and the client hears so.
+    let lease_id = issue(&gateway, 300);
+    claimed_elsewhere(&store, &lease_id);
+    let other = {
+        let (store, key) = (
+            store.clone(),
+            LeaseRecord::storage_key(&lease_id).unwrap().to_string(),
+        );
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            store.delete(&key).unwrap();
+        })
+    };
+    let started = std::time::Instant::now();
+    assert_eq!(gateway.revoke(&lease_id, true), Ok(()));
+    assert!(started.elapsed() >= Duration::from_millis(300), "it waited");
+    other.join().unwrap();
+    assert!(engine.calls(Operation::Revoke).is_empty());
+
+    // The other instance fails: this one tries the next attempt itself.
+    let lease_id = issue(&gateway, 300);
+    claimed_elsewhere(&store, &lease_id);
+    let other = {
+        let store = store.clone();
+        let lease_id = lease_id.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let mut record = store.record(&lease_id).unwrap();
+            record.revocation = Some(RevocationState {
+                attempts: 1,
+                last_error: "Docker Hub could not be reached".into(),
+                next_attempt: Timestamp::now().plus_secs(1),
+            });
+            let key = LeaseRecord::storage_key(&lease_id).unwrap();
+            store
+                .set(key, &serde_json::to_vec(&record).unwrap())
+                .unwrap();
+        })
+    };
+    assert_eq!(gateway.revoke(&lease_id, true), Ok(()));
+    other.join().unwrap();
+    assert_eq!(engine.calls(Operation::Revoke).len(), 1);
+    assert!(store.record(&lease_id).is_none());
+}
+
+#[test]
+fn a_lease_that_cannot_be_read_does_not_stop_the_others_from_ending() {
+    let (store, engine) = (MemoryStore::default(), StubEngine::default());
+    let gateway = gateway(&store, &engine);
+    // A value sealed with another key, or damaged: the store hands back what is no record.
+    store
+        .entries()
+        .insert("AAAAdamaged".into(), b"\xff not a lease".to_vec());
+    let lease_id = issue(&gateway, 0);
+    let report = gateway.tidy(Timestamp::now().plus_secs(1), 5).unwrap();
+    assert_eq!((report.due, report.revoked), (1, 1));
+    assert!(store.record(&lease_id).is_none());
+    assert_eq!(engine.calls(Operation::Revoke).len(), 1);
+}
+
+#[test]
+fn a_renewal_to_an_earlier_end_brings_the_tidy_hint_forward() {
+    let (store, engine) = (MemoryStore::default(), StubEngine::default());
+    let gateway = gateway(&store, &engine);
+    let now = Timestamp::now();
+    let lease_id = issue(&gateway, 3000);
+    // The hint now says: nothing due within the next minute.
+    gateway.tidy(now, 5).unwrap();
+    assert_eq!(gateway.tidy_if_due(now.plus_secs(5), 5).unwrap(), None);
+    let (status, body) = send(
+        &gateway,
+        "PUT",
+        "/v1/sys/leases/renew",
+        json!({"lease_id": lease_id, "increment": 2}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let report = gateway.tidy_if_due(now.plus_secs(5), 5).unwrap();
+    assert_eq!(
+        report.map(|r| r.revoked),
+        Some(1),
+        "due, and tidied at once"
+    );
+}
+
+#[test]
+fn rollback_runs_once_a_minute_across_instances() {
+    let (store, engine) = (MemoryStore::default(), StubEngine::default());
+    let (one, two) = (gateway(&store, &engine), gateway(&store, &engine));
+    let now = Timestamp::now();
+    assert!(one.rollback_if_due(now).unwrap());
+    assert!(!two.rollback_if_due(now).unwrap(), "one instance of all");
+    assert!(!one.rollback_if_due(now.plus_secs(59)).unwrap());
+    one.after_answer(now.plus_secs(leases::ROLLBACK_INTERVAL))
+        .unwrap();
+    let rollbacks = engine.calls(Operation::Rollback);
+    assert_eq!(
+        rollbacks.len(),
+        2,
+        "every request may run it once it is due"
+    );
+    assert!(
+        rollbacks.iter().all(|r| r.data == "{}"),
+        "never `immediate`"
+    );
 }

@@ -66,7 +66,8 @@ pub struct Settings {
     /// (every Hub request is then refused with that reason).
     pub hub: Result<HubOrigin, String>,
     /// The longest a lease may last from its issue, in seconds; `Err` holds why the setting
-    /// was refused (the engine is then told of no limit, and the reason is logged).
+    /// was refused (the engine is then told of no limit and the reason is logged, but the
+    /// front refuses every request while the setting is bad: the gateway fails closed).
     pub max_lease_ttl: Result<u64, String>,
     /// The least severe level logged.
     pub log_level: Level,
@@ -79,14 +80,8 @@ impl Settings {
             .unwrap_or_else(|| format!("https://{}", egress::ENGINE_HUB_AUTHORITY));
         let max_lease_ttl = match var("DOCKERHUB_SECRETS_MAX_LEASE_TTL") {
             None => Ok(DEFAULT_MAX_LEASE_TTL.as_secs()),
-            Some(text) => humantime::parse_duration(&text)
-                .map_err(|e| format!("DOCKERHUB_SECRETS_MAX_LEASE_TTL={text:?}: {e}"))
-                .and_then(|d| match d.as_secs() {
-                    0 => Err(format!(
-                        "DOCKERHUB_SECRETS_MAX_LEASE_TTL={text:?}: at least 1s"
-                    )),
-                    secs => Ok(secs),
-                }),
+            Some(text) => vault_front::max_lease_ttl(&text)
+                .map_err(|e| format!("DOCKERHUB_SECRETS_MAX_LEASE_TTL: {e}")),
         };
         Settings {
             hub: HubOrigin::parse(&hub_url).map_err(|e| format!("DOCKERHUB_SECRETS_HUB_URL: {e}")),
@@ -174,7 +169,7 @@ mod tests {
         assert!(
             bad.max_lease_ttl
                 .unwrap_err()
-                .starts_with("DOCKERHUB_SECRETS_MAX_LEASE_TTL=")
+                .starts_with("DOCKERHUB_SECRETS_MAX_LEASE_TTL: ")
         );
         let zero = settings(&[("DOCKERHUB_SECRETS_MAX_LEASE_TTL", "0s")]);
         assert!(zero.max_lease_ttl.is_err());

@@ -4,12 +4,15 @@
 //! - [`plugin`]: the plugin in one `bao server -dev` (request latency against builtins, start
 //!   to handshake, memory, Docker Hub calls per token lifecycle), the fake answering at once;
 //! - [`serve`]: the standalone server, `dockerhub-secrets serve` (issuance throughput at fixed
-//!   concurrency, and the mass expiry of 10 000 leases under the fake's rate limit).
+//!   concurrency, and the mass expiry of 10 000 leases under the fake's rate limit);
+//! - [`gateway`]: the composed gateway component in `wasmtime serve` with etcd, against
+//!   `serve` (sizes, cold start, issuance, etcd requests per lease).
 //!
 //! The machine is shared and small, so an absolute millisecond says little: every claim is a
 //! ratio against a baseline measured in the same run. The report goes to stdout and to
 //! `BENCHMARKS.md`. Everything started here stops when the run ends, also on error.
 
+mod gateway;
 mod pacing;
 mod plugin;
 mod report;
@@ -25,11 +28,13 @@ fn main() -> anyhow::Result<()> {
     let machine = report::Machine::describe()?;
     let plugin = plugin::measure()?;
     let serve = serve::measure()?;
+    let gateway = gateway::measure()?;
 
     let mut report = String::new();
     report::header(&mut report, &machine, &plugin.version)?;
     plugin.write(&mut report)?;
     serve.write(&mut report)?;
+    gateway.write(&mut report)?;
     report::goals(&mut report, plugin.goals().into_iter().chain(serve.goals()))?;
 
     print!("{report}");

@@ -72,7 +72,8 @@ pub fn header(out: &mut String, machine: &Machine, openbao: &str) -> fmt::Result
          on loopback against the\nDocker Hub fake: sections 1–4 measure the plugin in one \
          OpenBao dev server, with the fake answering at\nonce, so the numbers are the plugin's \
          own cost, not Docker Hub's; sections 5–6 measure the standalone\nserver \
-         (`dockerhub-secrets serve`), the last one with the fake's rate limit on."
+         (`dockerhub-secrets serve`), the last one with the fake's rate limit on; section 7 \
+         the\ngateway component in `wasmtime serve` with etcd, against `serve`."
     )?;
     writeln!(out)?;
     writeln!(
