@@ -1,5 +1,6 @@
 //! The same requests to OpenBao with the plugin, to `serve` and (the main table) to the gateway
-//! component in `wasmtime serve`, and the same answers back:
+//! component in `wasmtime serve` and in `jco serve` (but for `LIST` and unknown methods, which
+//! Node.js refuses), and the same answers back:
 //! every spelling of a path a policy denies, the request shapes Vault clients send (list
 //! flags, headers), and the lease endpoints with the id in the path or in the body, under
 //! one policy text loaded by both hosts. Raw HTTP, the `bao` CLI and hvac. Answers are
@@ -707,6 +708,7 @@ fn every_host_answers_every_request_alike() {
         Host::openbao().unwrap(),
         Host::serve().unwrap(),
         Host::gateway(Kind::Wasmtime).unwrap(),
+        Host::gateway(Kind::Jco).unwrap(),
     ];
     let leases: Vec<[String; 4]> = hosts
         .iter()
@@ -725,6 +727,13 @@ fn every_host_answers_every_request_alike() {
             row.method, row.target, row.who, row.headers
         );
         for ((host, answer), host_leases) in hosts.iter().zip(&answers).zip(&leases).skip(1) {
+            // Node.js refuses a method it does not know (`LIST`, `FOO`) before jco sees the
+            // request (400, no body): clients list with `?list=true` there, which rows of
+            // their own cover.
+            if host.name == "jco-serve" && matches!(row.method, "LIST" | "FOO") {
+                assert_eq!(answer.status, 400, "{what}: jco-serve: {answer:?}");
+                continue;
+            }
             let same_location = bao.location.as_deref().map(|l| fill_none(l, &leases[0][0]))
                 == answer
                     .location
