@@ -130,44 +130,45 @@ fn connect_if_imported(
     Ok(())
 }
 
+/// The names in a component's own world type: its imports, or the instances and functions
+/// it exports, sorted.
+fn world_names(bytes: &[u8], exported: bool) -> anyhow::Result<Vec<String>> {
+    let mut graph = CompositionGraph::new();
+    let package = Package::from_bytes(
+        "inspected:component",
+        None,
+        bytes.to_vec(),
+        graph.types_mut(),
+    )?;
+    let world = &graph.types()[package.ty()];
+    let items = if exported {
+        &world.exports
+    } else {
+        &world.imports
+    };
+    let mut names: Vec<String> = items
+        .iter()
+        .filter(|(_, kind)| !exported || matches!(kind, ItemKind::Instance(_) | ItemKind::Func(_)))
+        .map(|(name, _)| name.clone())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// The names a component imports (`wasi:http/types@0.2.12`, ...), from its own type.
 ///
 /// # Errors
 /// When the bytes are not a component.
 pub fn imports(bytes: &[u8]) -> anyhow::Result<Vec<String>> {
-    let mut graph = CompositionGraph::new();
-    let package = Package::from_bytes(
-        "inspected:component",
-        None,
-        bytes.to_vec(),
-        graph.types_mut(),
-    )?;
-    let world = &graph.types()[package.ty()];
-    let mut names: Vec<String> = world.imports.keys().cloned().collect();
-    names.sort();
-    Ok(names)
+    world_names(bytes, false)
 }
 
 /// The names a component exports.
 ///
 /// # Errors
-/// When the bytes are not a component.
+/// When the bytes are not a component, or it exports nothing.
 pub fn exports(bytes: &[u8]) -> anyhow::Result<Vec<String>> {
-    let mut graph = CompositionGraph::new();
-    let package = Package::from_bytes(
-        "inspected:component",
-        None,
-        bytes.to_vec(),
-        graph.types_mut(),
-    )?;
-    let world = &graph.types()[package.ty()];
-    let mut names: Vec<String> = world
-        .exports
-        .iter()
-        .filter(|(_, kind)| matches!(kind, ItemKind::Instance(_) | ItemKind::Func(_)))
-        .map(|(name, _)| name.clone())
-        .collect();
-    names.sort();
+    let names = world_names(bytes, true)?;
     if names.is_empty() {
         bail!("the component exports nothing");
     }
