@@ -22,8 +22,8 @@ use super::proto::pb::{
     ProtoError, Secret, SetupArgs, SetupReply, SpecialPathsReply, TypeReply,
 };
 use super::storage::{CallStorage, MountState, OpenBaoStorage, SystemViewLimits};
-use crate::runtime::{
-    Datetime, EngineError, Lease, LeaseState, Operation, Request, Response, Runtime,
+use crate::engine::{
+    Datetime, Engine, EngineError, Lease, LeaseState, Operation, Request, Response,
 };
 use crate::{CachedStorage, CallError, Storage};
 use std::sync::{Arc, OnceLock};
@@ -69,7 +69,7 @@ struct Mount {
 }
 
 pub struct BackendService {
-    runtime: Arc<Runtime>,
+    engine: Arc<Engine>,
     broker: Broker,
     mount: OnceLock<Mount>,
     /// Held shared by every engine call and exclusively by `Cleanup`, which so waits for
@@ -85,20 +85,15 @@ pub struct BackendService {
 }
 
 impl BackendService {
-    /// `time_limit` is the engine's per-call limit; `unmount_wait` how long an unmount waits
-    /// for Docker Hub to settle pending creations.
-    pub fn new(
-        runtime: Arc<Runtime>,
-        broker: Broker,
-        time_limit: Duration,
-        unmount_wait: Duration,
-    ) -> BackendService {
+    /// `unmount_wait` is how long an unmount waits for Docker Hub to settle pending
+    /// creations.
+    pub fn new(engine: Arc<Engine>, broker: Broker, unmount_wait: Duration) -> BackendService {
         BackendService {
-            runtime,
+            drain_wait: engine.time_limit() + Duration::from_secs(5),
+            engine,
             broker,
             mount: OnceLock::new(),
             calls: RwLock::new(()),
-            drain_wait: time_limit + Duration::from_secs(5),
             unmount_wait,
         }
     }
@@ -115,7 +110,7 @@ impl BackendService {
         let operation = match operation(&request.operation) {
             Some(op) => op,
             None if request.operation == "help" => {
-                return match self.runtime.help().await {
+                return match self.engine.help().await {
                     Ok(engine_help) => reply(help::response(&engine_help, &request.path)),
                     Err(e) => failure(&e),
                 };
@@ -167,7 +162,7 @@ impl BackendService {
         let storage = Arc::new(CallStorage::new(mount.storage.clone()));
         let _in_flight = self.calls.read().await;
         let outcome = self
-            .runtime
+            .engine
             .handle(storage.clone(), mount.limits.clone(), &engine_request)
             .await;
         if let (Err(e), Some(read_only)) = (&outcome, storage.read_only()) {
@@ -257,26 +252,8 @@ impl BackendService {
         path: &str,
         lease: Lease,
     ) -> Result<Response, CallError> {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let revoke = Request {
-            operation: Operation::Revoke,
-            path: path.to_string(),
-            data: "{}".into(),
-            display_name: None,
-            entity_id: None,
-            lease: Some(LeaseState {
-                internal_data: lease.internal_data,
-                issue_time: Datetime {
-                    seconds: now.as_secs(),
-                    nanoseconds: now.subsec_nanos(),
-                },
-                ttl: lease.ttl,
-                increment: 0,
-            }),
-        };
-        self.runtime
+        let revoke = Request::revoke(path, LeaseState::now(&lease.internal_data, lease.ttl));
+        self.engine
             .handle(mount.storage.clone(), mount.limits.clone(), &revoke)
             .await
     }
@@ -288,22 +265,14 @@ impl BackendService {
     /// still make (`awaiting_creations`), it runs again every [`LANDING_POLL`], for up to
     /// `unmount_wait`; then it logs an ERROR naming the labels of the tokens left.
     async fn settle_pending_creations(&self, mount: &Mount) {
-        let request = Request {
-            operation: Operation::Rollback,
-            path: String::new(),
-            // OpenBao has revoked every lease of the mount before `Cleanup`: a token the
-            // engine still tracks is one whose lease was forced out (`lease revoke -force`).
-            data: serde_json::json!({ "immediate": true, "leases_ended": true }).to_string(),
-            display_name: None,
-            entity_id: None,
-            lease: None,
-        };
         let started = Instant::now();
         let mut failures = 0;
         loop {
+            // OpenBao has revoked every lease of the mount before `Cleanup`: a token the
+            // engine still tracks is one whose lease was forced out (`lease revoke -force`).
             match self
-                .runtime
-                .handle(mount.storage.clone(), mount.limits.clone(), &request)
+                .engine
+                .rollback(mount.storage.clone(), true, true)
                 .await
             {
                 Ok(response) => {
@@ -574,7 +543,7 @@ impl Backend for Arc<BackendService> {
         };
         let outcome = {
             let _in_flight = self.calls.read().await;
-            self.runtime
+            self.engine
                 .existence_check(mount.storage.clone(), &engine_request)
                 .await
         };
@@ -723,22 +692,31 @@ impl Backend for Arc<BackendService> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::UpstreamError;
-    use crate::{MemoryStorage, RuntimeConfig};
+    use crate::MemoryStorage;
+    use crate::engine::UpstreamError;
+    use crate::engine::stub::{Answer, StubSandbox};
 
-    /// The plugin with a mount on `storage`, on a standby or not. Nothing answers the
-    /// system view: these calls must not need it.
-    fn mounted(storage: Arc<dyn Storage>, standby: bool) -> Arc<BackendService> {
-        let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).unwrap());
+    /// The plugin with a mount on `storage`, on a standby or not, and the stub engine it
+    /// calls. Nothing answers the system view: these calls must not need it.
+    fn mounted(
+        storage: Arc<dyn Storage>,
+        standby: bool,
+    ) -> (Arc<BackendService>, Arc<StubSandbox>) {
+        mounted_waiting(storage, standby, Duration::from_secs(120))
+    }
+
+    /// As [`mounted`], with an unmount that waits `unmount_wait` for pending creations.
+    fn mounted_waiting(
+        storage: Arc<dyn Storage>,
+        standby: bool,
+        unmount_wait: Duration,
+    ) -> (Arc<BackendService>, Arc<StubSandbox>) {
+        let stub = StubSandbox::new();
         let identity = super::super::tls::Identity::generate().unwrap();
         let broker =
             Broker::new(super::super::tls::client_config(&identity, &identity.cert).unwrap());
-        let service = BackendService::new(
-            runtime,
-            broker,
-            Duration::from_secs(60),
-            Duration::from_secs(120),
-        );
+        let service =
+            BackendService::new(Arc::new(Engine::new(stub.clone())), broker, unmount_wait);
         let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
         let _ = service.mount.set(Mount {
             storage,
@@ -747,7 +725,7 @@ mod tests {
             state: MountState::new(channel),
             standby,
         });
-        Arc::new(service)
+        (Arc::new(service), stub)
     }
 
     fn request(operation: &str, path: &str, data: serde_json::Value) -> pb::Request {
@@ -762,7 +740,10 @@ mod tests {
     #[tokio::test]
     async fn a_write_that_meets_read_only_storage_is_forwarded() {
         let standby = Arc::new(super::super::storage::tests::Standby(MemoryStorage::new()));
-        let service = mounted(standby, true);
+        let (service, stub) = mounted(standby, true);
+        stub.answer(Answer::Write {
+            key: "config/hoeg".into(),
+        });
         let reply = service
             .handle(request(
                 "update",
@@ -801,7 +782,7 @@ mod tests {
     async fn a_key_openbao_reports_changed_is_read_again() {
         let storage = Arc::new(MemoryStorage::new());
         let cache = Arc::new(CachedStorage::new(storage.clone()));
-        let mut service = mounted(cache.clone(), false);
+        let (mut service, _) = mounted(cache.clone(), false);
         Arc::get_mut(&mut service)
             .unwrap()
             .mount
@@ -832,14 +813,128 @@ mod tests {
             )
             .await
             .unwrap();
-        let reply = mounted(storage.clone(), true)
+        let (service, stub) = mounted(storage.clone(), true);
+        let reply = service
             .handle(request("rollback", "", serde_json::Value::Null))
             .await;
         assert_eq!(
             reply.err.map(|e| e.err_msg),
             Some("cannot write to readonly storage".to_string())
         );
-        assert_eq!(storage.keys(), ["wal/0"], "the engine did not run");
+        assert_eq!(stub.calls(), 0, "the engine did not run");
+        assert_eq!(storage.keys(), ["wal/0"]);
+    }
+
+    /// A secret in an answer nobody received: what [`BackendService::abandoned`] gets.
+    fn abandoned_reply() -> HandleRequestReply {
+        reply(to_proto(
+            Response {
+                data: Some("{}".into()),
+                lease: Some(Lease {
+                    ttl: 300,
+                    max_ttl: 3600,
+                    renewable: true,
+                    internal_data: r#"{"uuid":"u-1"}"#.into(),
+                }),
+                warnings: vec![],
+            },
+            None,
+        ))
+    }
+
+    #[tokio::test]
+    async fn the_token_of_an_answer_nobody_received_is_revoked_again() {
+        let (service, stub) = mounted(Arc::new(MemoryStorage::new()), false);
+        service
+            .abandoned("token/hoeg/my-organization", abandoned_reply())
+            .await;
+        let revoke = stub.last_request().expect("a revocation");
+        assert_eq!(
+            (revoke.operation, revoke.path.as_str()),
+            (Operation::Revoke, "token/hoeg/my-organization")
+        );
+        let lease = revoke.lease.expect("the lease to revoke");
+        assert_eq!(
+            (lease.internal_data.as_str(), lease.ttl),
+            (r#"{"uuid":"u-1"}"#, 300)
+        );
+
+        // An answer with no secret leaves nothing to revoke.
+        service
+            .abandoned("config/hoeg", HandleRequestReply::default())
+            .await;
+        assert_eq!(stub.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unmount_settles_pending_creations_and_ends_what_leases_left() {
+        let (service, stub) = mounted(Arc::new(MemoryStorage::new()), false);
+        service
+            .settle_pending_creations(service.mount().unwrap())
+            .await;
+        let rollback = stub.requests();
+        assert_eq!(rollback.len(), 1, "nothing pending: one rollback");
+        assert_eq!(rollback[0].operation, Operation::Rollback);
+        let data: serde_json::Value = serde_json::from_str(&rollback[0].data).unwrap();
+        assert_eq!(
+            data,
+            serde_json::json!({"immediate": true, "leases_ended": true})
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unmount_waits_for_creations_the_hub_may_still_make() {
+        let (service, stub) = mounted(Arc::new(MemoryStorage::new()), false);
+        stub.answer(Answer::Response(Response {
+            data: Some(r#"{"awaiting_token_labels":["release-build"]}"#.into()),
+            lease: None,
+            warnings: vec![],
+        }));
+        stub.answer(Answer::Error(EngineError::Internal("storage".into())));
+        service
+            .settle_pending_creations(service.mount().unwrap())
+            .await;
+        assert_eq!(
+            stub.calls(),
+            3,
+            "asked again after an awaited creation and after a failure, until settled"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unmount_stops_waiting_after_unmount_wait() {
+        let (service, stub) =
+            mounted_waiting(Arc::new(MemoryStorage::new()), false, Duration::ZERO);
+        stub.answer(Answer::Error(EngineError::Internal("storage".into())));
+        service
+            .settle_pending_creations(service.mount().unwrap())
+            .await;
+        assert_eq!(stub.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn existence_checks_reach_the_engine_only_where_its_help_declares_one() {
+        let (service, stub) = mounted(Arc::new(MemoryStorage::new()), false);
+        stub.declare_existence_check("config/[^/]+$");
+        let check = |path: &str| {
+            tonic::Request::new(HandleExistenceCheckArgs {
+                request: Some(request("update", path, serde_json::Value::Null)),
+                ..Default::default()
+            })
+        };
+        let reply = service
+            .handle_existence_check(check("token/hoeg/x"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!reply.check_found);
+        let reply = service
+            .handle_existence_check(check("config/hoeg"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(reply.check_found && !reply.exists);
+        assert_eq!(stub.existence_checks(), 1);
     }
 
     #[test]

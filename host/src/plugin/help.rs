@@ -1,7 +1,7 @@
 //! `path-help`: the engine's own help text, laid out the way Vault's framework does.
 
 use super::proto::pb;
-use crate::runtime::{BackendHelp, FieldKind, PathHelp};
+use crate::engine::{BackendHelp, FieldKind, PathHelp};
 use std::fmt::Write;
 
 fn kind(kind: FieldKind) -> &'static str {
@@ -71,7 +71,7 @@ pub fn response(help: &BackendHelp, request_path: &str) -> pb::Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{Field, Operation};
+    use crate::engine::{Field, Operation};
 
     fn help() -> BackendHelp {
         BackendHelp {

@@ -17,7 +17,7 @@ mod proto;
 mod storage;
 mod tls;
 
-use crate::{Runtime, RuntimeConfig};
+use crate::{Engine, Runtime, RuntimeConfig};
 use anyhow::Context;
 use base64::Engine as _;
 use std::io::Write;
@@ -147,8 +147,7 @@ pub async fn serve(config: RuntimeConfig, unmount_wait: Duration) -> anyhow::Res
     let host_cert = tls::parse_host_cert(&host_cert)?;
     tls::warm_up();
     let identity = tls::Identity::generate()?;
-    let time_limit = config.time_limit;
-    let runtime = Arc::new(Runtime::new(config)?);
+    let engine = Arc::new(Engine::new(Arc::new(Runtime::new(config)?)));
 
     let path = socket_path();
     let listener =
@@ -230,9 +229,8 @@ pub async fn serve(config: RuntimeConfig, unmount_wait: Duration) -> anyhow::Res
         .add_service(PluginVersionServer::new(go_plugin::Version))
         .add_service(
             BackendServer::new(Arc::new(backend::BackendService::new(
-                runtime,
+                engine,
                 broker,
-                time_limit,
                 unmount_wait,
             )))
             // OpenBao sends a request of any size its listener took (`max_request_size`,

@@ -6,7 +6,7 @@ use super::proto::pb::system_view_client::SystemViewClient;
 use super::proto::pb::{
     Empty, StorageDeleteArgs, StorageEntry, StorageGetArgs, StorageListArgs, StoragePutArgs,
 };
-use crate::runtime::LeaseLimits;
+use crate::engine::LeaseLimits;
 use crate::storage::{Storage, StorageError};
 use std::sync::{Arc, Mutex};
 use tonic::transport::Channel;

@@ -1,5 +1,7 @@
-//! The wasmtime runtime that every host front end shares: it loads the engine component
-//! once, runs each call in a fresh, sandboxed instance, and supplies the capabilities.
+//! The sandbox: the wasmtime runtime that loads the engine component once, runs each call
+//! in a fresh, limited instance, and supplies the capabilities. Front ends reach it through
+//! the engine layer ([`crate::engine::Engine`]), for which it is the
+//! [`Sandbox`](crate::engine::Sandbox).
 //!
 //! Sandbox, per call: a memory limit (a [`ResourceLimiter`] on linear-memory growth), a time
 //! limit (an epoch deadline for guest code that spins, a timer for guest code blocked on
@@ -25,6 +27,7 @@ pub use egress::HubUrlError;
 pub use gate::MAX_WAIT as MAX_UPSTREAM_WAIT;
 pub use limits::{FixedLimit, LeaseLimits};
 
+use crate::engine::{CallError, Sandbox};
 use crate::storage::Storage;
 use bindings::{Engine as EngineWorld, EnginePre};
 use engine_config::{POOL_MAX_MEMORY, POOL_SLOTS};
@@ -41,17 +44,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// How often the epoch advances; the time limit's resolution.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// How long a revocation may wait at the upstream's gate (see `gate`) before its error goes
-/// back to the host's own retry (OpenBao's ladder, the standalone lease timers).
-const REVOKE_RATE_LIMIT_PATIENCE: Duration = Duration::from_secs(15);
-/// The least time between two attempts of one rate-limited revocation.
-const MIN_REVOKE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// What the engine may write to stderr (panic messages) before it is cut off.
 const STDERR_CAPACITY: usize = 16 * 1024;
-/// The most request data (the request's JSON) a call takes, in bytes. The engine's requests
-/// are a few hundred bytes; a larger one is refused before the engine is called, so that it
-/// costs the sandbox no memory.
-pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 
 /// The operator's settings for the runtime.
 #[derive(Debug, Clone)]
@@ -70,57 +64,6 @@ impl Default for RuntimeConfig {
             hub_url: "https://hub.docker.com".to_string(),
             memory_limit: 64 << 20,
             time_limit: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Why a call did not produce the engine's answer.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// The engine answered with an error (a 4xx, or an upstream failure).
-    #[error("{}", engine_error_message(.0))]
-    Engine(EngineError),
-    #[error("the engine exceeded its time limit of {0:?}")]
-    TimeLimit(Duration),
-    #[error("the engine exceeded its memory limit of {0} bytes")]
-    MemoryLimit(usize),
-    /// The engine crashed; the message is wasmtime's description of the trap.
-    #[error("the engine failed: {0}")]
-    Trap(String),
-    /// The runtime itself failed (instantiation, pool exhausted).
-    #[error("the engine could not be started: {0}")]
-    Runtime(String),
-    /// The request's data is over [`MAX_REQUEST_BYTES`]: the engine was not called.
-    #[error("request body too large: the engine takes at most {MAX_REQUEST_BYTES} bytes")]
-    RequestTooLarge,
-}
-
-fn engine_error_message(e: &EngineError) -> &str {
-    match e {
-        EngineError::InvalidRequest(m)
-        | EngineError::PermissionDenied(m)
-        | EngineError::UnsupportedPath(m)
-        | EngineError::UnsupportedOperation(m)
-        | EngineError::Internal(m) => m,
-        EngineError::Upstream(u) => &u.message,
-    }
-}
-
-impl CallError {
-    /// The HTTP status Vault would answer with.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            CallError::Engine(EngineError::InvalidRequest(_)) => 400,
-            CallError::Engine(EngineError::PermissionDenied(_)) => 403,
-            CallError::Engine(EngineError::UnsupportedPath(_)) => 404,
-            CallError::Engine(EngineError::UnsupportedOperation(_)) => 405,
-            CallError::Engine(EngineError::Upstream(_)) => 502,
-            CallError::TimeLimit(_) => 504,
-            CallError::RequestTooLarge => 413,
-            CallError::Engine(EngineError::Internal(_))
-            | CallError::MemoryLimit(_)
-            | CallError::Trap(_)
-            | CallError::Runtime(_) => 500,
         }
     }
 }
@@ -200,8 +143,6 @@ pub struct Runtime {
     config: RuntimeConfig,
     ticker: EpochTicker,
     slots: Semaphore,
-    /// The paths whose help declares an existence check, learnt on first use.
-    checked_paths: tokio::sync::OnceCell<Vec<regex::Regex>>,
 }
 
 impl Runtime {
@@ -257,7 +198,6 @@ impl Runtime {
             config,
             ticker,
             slots: Semaphore::new(POOL_SLOTS as usize),
-            checked_paths: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -335,54 +275,12 @@ impl Runtime {
             Ok(Err(e)) => Err(CallError::Trap(format!("{e:#}"))),
         }
     }
+}
 
-    /// Handle one request. A revocation that the upstream rate-limits is retried here once
-    /// the upstream's gate opens (see `gate`), waiting outside any instance, for up to
-    /// [`REVOKE_RATE_LIMIT_PATIENCE`] or the call's time limit, whichever is shorter, in all; a revocation also waits for a closed gate
-    /// before it starts, so that a burst of them does not fill the instance pool with calls
-    /// that can only wait, and is not tried at all if the gate stays closed past the
-    /// patience (a 429 error with `retry_after` until it opens).
-    pub async fn handle(
-        &self,
-        storage: Arc<dyn Storage>,
-        limits: Arc<dyn LeaseLimits>,
-        request: &Request,
-    ) -> Result<Response, CallError> {
-        if request.data.len() > MAX_REQUEST_BYTES {
-            return Err(CallError::RequestTooLarge);
-        }
-        if request.operation != Operation::Revoke {
-            return self.handle_once(storage, limits, request).await;
-        }
-        // The call's time limit covers its waits for the upstream too.
-        let patience = Instant::now() + REVOKE_RATE_LIMIT_PATIENCE.min(self.config.time_limit);
-        let gate = self.hub.gate();
-        if let Err(closed) = gate.pass(patience).await {
-            return Err(still_rate_limited(closed.opens_in));
-        }
-        loop {
-            let started = Instant::now();
-            let outcome = self
-                .handle_once(storage.clone(), limits.clone(), request)
-                .await;
-            let rate_limited = matches!(
-                &outcome,
-                Err(CallError::Engine(EngineError::Upstream(UpstreamError {
-                    status: 429,
-                    ..
-                })))
-            );
-            // The gate holds the retry until the upstream's time; the floor keeps a 429 that
-            // names no wait (or `Retry-After: 0`) from making this loop hammer the upstream.
-            let retry_at = started + MIN_REVOKE_RETRY_INTERVAL;
-            if !rate_limited || retry_at > patience || gate.pass(patience).await.is_err() {
-                return outcome;
-            }
-            tokio::time::sleep_until(retry_at.into()).await;
-        }
-    }
-
-    async fn handle_once(
+/// Each call in a fresh instance within the call's limits; the gate is the Hub route's.
+#[async_trait::async_trait]
+impl Sandbox for Runtime {
+    async fn handle(
         &self,
         storage: Arc<dyn Storage>,
         limits: Arc<dyn LeaseLimits>,
@@ -397,30 +295,11 @@ impl Runtime {
         .await
     }
 
-    /// Whether the object a write would touch exists (`None`: the path has no check).
-    /// Hosts ask before every write; paths whose help declares no existence check are
-    /// answered without starting an instance.
-    pub async fn existence_check(
+    async fn existence_check(
         &self,
         storage: Arc<dyn Storage>,
         request: &Request,
     ) -> Result<Option<bool>, CallError> {
-        let checked = self
-            .checked_paths
-            .get_or_try_init(|| async {
-                let help = self.help().await?;
-                Ok::<_, CallError>(
-                    help.paths
-                        .iter()
-                        .filter(|p| p.existence_check)
-                        .filter_map(|p| regex::Regex::new(&format!("^{}", p.pattern)).ok())
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .await?;
-        if !checked.iter().any(|re| re.is_match(&request.path)) {
-            return Ok(None);
-        }
         self.run(storage, no_limit(), async |engine, store| {
             engine
                 .dockerhub_secrets_engine_backend()
@@ -430,8 +309,7 @@ impl Runtime {
         .await
     }
 
-    /// The engine's paths and help text.
-    pub async fn help(&self) -> Result<BackendHelp, CallError> {
+    async fn help(&self) -> Result<BackendHelp, CallError> {
         self.run(
             Arc::new(crate::MemoryStorage::new()),
             no_limit(),
@@ -445,20 +323,18 @@ impl Runtime {
         )
         .await
     }
-}
 
-/// A revocation not tried because the upstream's gate stays closed past the runtime's
-/// patience: the error the engine gives for a 429, with `retry_after` the whole seconds until
-/// the gate opens, so that the host's own retry waits for it.
-fn still_rate_limited(opens_in: Duration) -> CallError {
-    let seconds = opens_in.as_secs() + u64::from(opens_in.subsec_nanos() > 0);
-    CallError::Engine(EngineError::Upstream(UpstreamError {
-        status: 429,
-        message: format!(
-            "not tried: the server asked for no requests for another {seconds} s (Retry-After)"
-        ),
-        retry_after: Some(seconds),
-    }))
+    async fn upstream_open(&self, deadline: Instant) -> Result<(), Duration> {
+        self.hub
+            .gate()
+            .pass(deadline)
+            .await
+            .map_err(|closed| closed.opens_in)
+    }
+
+    fn time_limit(&self) -> Duration {
+        self.config.time_limit
+    }
 }
 
 /// For calls that issue no lease (existence checks, help).

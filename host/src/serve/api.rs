@@ -2,11 +2,10 @@
 //! bound on memory, and the engine and the lease manager behind [`vault_front`], which
 //! answers every request as OpenBao would (`tests/e2e/tests/differential.rs` compares).
 
-use super::leases::{LeaseError, Leases};
-use crate::CallError;
-use crate::runtime::{
-    EngineError, LeaseLimits, MAX_REQUEST_BYTES, Operation, Request, Response as EngineResponse,
-    Runtime,
+use super::leases::Leases;
+use crate::engine::{
+    CallError, Engine, EngineError, LeaseLimits, LeaseState, MAX_REQUEST_BYTES, Operation, Request,
+    Response as EngineResponse,
 };
 use crate::storage::Storage;
 use axum::body::{Body, Bytes};
@@ -34,7 +33,7 @@ pub const BODIES_IN_FLIGHT: usize = 32;
 /// Everything a request may need.
 pub struct Api {
     pub front: Front,
-    pub runtime: Arc<Runtime>,
+    pub engine: Arc<Engine>,
     /// Engine calls under way, which a shutdown waits for.
     pub tasks: tokio_util::task::TaskTracker,
     pub leases: Arc<Leases>,
@@ -67,21 +66,6 @@ impl From<CallError> for EngineFailure {
     }
 }
 
-impl From<LeaseError> for LeaseFailure {
-    fn from(e: LeaseError) -> LeaseFailure {
-        match e {
-            LeaseError::NotFound => LeaseFailure::NotFound,
-            LeaseError::Expired => LeaseFailure::Expired,
-            LeaseError::NotRenewable => LeaseFailure::NotRenewable,
-            LeaseError::Engine(e) => LeaseFailure::Engine {
-                status: e.http_status(),
-                message: e.to_string(),
-            },
-            LeaseError::Storage(e) => LeaseFailure::Storage(e.to_string()),
-        }
-    }
-}
-
 /// The engine and the lease manager, for the front.
 struct ServeHost<'a>(&'a Arc<Api>);
 
@@ -92,7 +76,7 @@ impl vault_front::Host for ServeHost<'_> {
     ) -> Result<Option<bool>, EngineFailure> {
         Ok(self
             .0
-            .runtime
+            .engine
             .existence_check(
                 self.0.engine_storage.clone(),
                 &engine_request(request.clone()),
@@ -132,11 +116,11 @@ impl vault_front::Host for ServeHost<'_> {
         lease_id: &str,
         increment: u64,
     ) -> Result<(LeaseRecord, Vec<String>), LeaseFailure> {
-        Ok(self.0.leases.renew(lease_id, increment).await?)
+        self.0.leases.renew(lease_id, increment).await
     }
 
     async fn revoke(&self, lease_id: &str, sync: bool) -> Result<(), LeaseFailure> {
-        Ok(self.0.leases.revoke(lease_id, sync).await?)
+        self.0.leases.revoke(lease_id, sync).await
     }
 
     async fn revoke_prefix(&self, prefix: &str, sync: bool) -> Result<(), LeaseFailure> {
@@ -251,7 +235,7 @@ async fn issue(
 ) -> Result<(EngineResponse, Option<LeaseRecord>), EngineFailure> {
     let issued = Timestamp::now();
     let response = api
-        .runtime
+        .engine
         .handle(api.engine_storage.clone(), api.limits.clone(), &request)
         .await?;
     let Some(lease) = &response.lease else {
@@ -262,21 +246,12 @@ async fn issue(
         Err(e) => {
             // The secret must not outlive a lease nobody can revoke: undo it at once.
             tracing::error!(error = %e, "storing a new lease failed; revoking its secret");
-            let undo = Request {
-                operation: Operation::Revoke,
-                lease: Some(crate::runtime::LeaseState {
-                    internal_data: lease.internal_data.clone(),
-                    issue_time: crate::runtime::Datetime {
-                        seconds: 0,
-                        nanoseconds: 0,
-                    },
-                    ttl: lease.ttl,
-                    increment: 0,
-                }),
-                ..request
-            };
+            let undo = Request::revoke(
+                &request.path,
+                LeaseState::now(&lease.internal_data, lease.ttl),
+            );
             let _ = api
-                .runtime
+                .engine
                 .handle(api.engine_storage.clone(), api.limits.clone(), &undo)
                 .await;
             Err(EngineFailure::Plain {
@@ -346,6 +321,121 @@ pub async fn serve_http(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::stub::{Answer, StubSandbox};
+    use crate::engine::{FixedLimit, Lease};
+    use crate::{MemoryStorage, StorageError};
+
+    /// Lease storage that reads nothing and refuses every write (a full disk).
+    struct Full;
+
+    #[async_trait::async_trait]
+    impl Storage for Full {
+        async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StorageError> {
+            Ok(None)
+        }
+        async fn put(&self, _: &str, _: Vec<u8>) -> Result<(), StorageError> {
+            Err(StorageError("no space left on device".into()))
+        }
+        async fn delete(&self, _: &str) -> Result<(), StorageError> {
+            Ok(())
+        }
+        async fn list(&self, _: &str) -> Result<Vec<String>, StorageError> {
+            Ok(vec![])
+        }
+    }
+
+    async fn api(lease_storage: Arc<dyn Storage>) -> (Arc<Api>, Arc<StubSandbox>) {
+        let stub = StubSandbox::new();
+        let engine = Arc::new(Engine::new(stub.clone()));
+        let engine_storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let limits: Arc<dyn LeaseLimits> = Arc::new(FixedLimit(None));
+        let leases = Leases::load(
+            lease_storage,
+            engine_storage.clone(),
+            engine.clone(),
+            "dockerhub",
+            limits.clone(),
+        )
+        .await
+        .unwrap();
+        let api = Api {
+            front: Front {
+                acl: vault_front::AccessControl::parse("").unwrap(),
+                mount: "dockerhub".into(),
+                storage_type: "redb",
+            },
+            engine,
+            tasks: tokio_util::task::TaskTracker::new(),
+            leases,
+            engine_storage,
+            limits,
+            bodies: tokio::sync::Semaphore::new(1),
+        };
+        (Arc::new(api), stub)
+    }
+
+    fn token_answer() -> Answer {
+        Answer::Response(EngineResponse {
+            data: Some(r#"{"token":"dckr_pat_x"}"#.into()),
+            lease: Some(Lease {
+                ttl: 300,
+                max_ttl: 3600,
+                renewable: true,
+                internal_data: r#"{"uuid":"u-1"}"#.into(),
+            }),
+            warnings: vec![],
+        })
+    }
+
+    fn write() -> Request {
+        Request {
+            operation: Operation::Update,
+            path: "token/hoeg/my-organization".into(),
+            data: "{}".into(),
+            display_name: None,
+            entity_id: None,
+            lease: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_whose_lease_is_stored_is_answered_with_it() {
+        let (api, stub) = api(Arc::new(MemoryStorage::new())).await;
+        stub.answer(token_answer());
+        let (_, lease) = issue(api.clone(), write()).await.unwrap();
+        let lease = lease.expect("a lease");
+        assert!(
+            lease
+                .lease_id
+                .starts_with("dockerhub/token/hoeg/my-organization/")
+        );
+        assert_eq!(api.leases.lookup(&lease.lease_id), Some(lease));
+    }
+
+    #[tokio::test]
+    async fn a_token_whose_lease_cannot_be_stored_is_revoked_at_once() {
+        let (api, stub) = api(Arc::new(Full)).await;
+        stub.answer(token_answer());
+        let failure = issue(api, write()).await.expect_err("no lease, no token");
+        let ApiError(status, errors) = ApiError::from(failure);
+        assert_eq!(status.as_u16(), 500);
+        assert!(errors[0].contains("no space left on device"), "{errors:?}");
+        assert!(
+            !errors[0].contains("dckr_pat_x"),
+            "the token is not in the error"
+        );
+        let requests = stub.requests();
+        assert_eq!(requests.len(), 2, "issued, then revoked");
+        let undo = &requests[1];
+        assert_eq!(
+            (undo.operation, undo.path.as_str()),
+            (Operation::Revoke, "token/hoeg/my-organization")
+        );
+        assert_eq!(
+            undo.lease.as_ref().unwrap().internal_data,
+            r#"{"uuid":"u-1"}"#
+        );
+    }
 
     #[test]
     fn engine_errors_are_worded_as_openbao_words_a_plugins() {

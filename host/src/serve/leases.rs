@@ -12,16 +12,16 @@
 //! runs under that lease's lock, and every change that moves a lease's due time wakes the
 //! timer, so that it never sleeps past the new time.
 
-use crate::runtime::{
-    CallError, Datetime, EngineError, Lease, LeaseLimits, LeaseState, MAX_UPSTREAM_WAIT, Operation,
-    Request, Runtime,
+use crate::engine::{
+    CallError, Datetime, Engine, EngineError, Lease, LeaseLimits, LeaseState, Request,
 };
+use crate::runtime::MAX_UPSTREAM_WAIT;
 use crate::storage::{Storage, StorageError};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
-use vault_front::{LeaseRecord, RevocationState, Timestamp};
+use vault_front::{LeaseFailure, LeaseRecord, RevocationState, Timestamp};
 
 /// Revocations running at once; the Hub's rate limit is the real bound.
 const REVOKE_CONCURRENCY: usize = 16;
@@ -46,31 +46,18 @@ fn lease_state(record: &LeaseRecord) -> LeaseState {
     }
 }
 
-/// Why a lease operation failed, with the HTTP status Vault would give.
-/// The messages are OpenBao's (`leaseEntry.renewable` in `vault/expiration.go`).
-#[derive(Debug, thiserror::Error)]
-pub enum LeaseError {
-    #[error("lease not found")]
-    NotFound,
-    /// Past its expiry, or being revoked: renewing it would revive a token on its way out.
-    #[error("lease expired")]
-    Expired,
-    #[error("lease is not renewable")]
-    NotRenewable,
-    #[error(transparent)]
-    Engine(#[from] CallError),
-    #[error("storing the lease failed: {0}")]
-    Storage(#[from] StorageError),
-}
-
-impl LeaseError {
-    pub fn http_status(&self) -> u16 {
-        match self {
-            LeaseError::NotFound | LeaseError::Expired | LeaseError::NotRenewable => 400,
-            LeaseError::Engine(e) => e.http_status(),
-            LeaseError::Storage(_) => 500,
+/// The engine's failure to renew or revoke, as the front words it: its status and text.
+impl From<CallError> for LeaseFailure {
+    fn from(e: CallError) -> LeaseFailure {
+        LeaseFailure::Engine {
+            status: e.http_status(),
+            message: e.to_string(),
         }
     }
+}
+
+fn storage_failure(e: StorageError) -> LeaseFailure {
+    LeaseFailure::Storage(e.to_string())
 }
 
 #[derive(Default)]
@@ -102,7 +89,7 @@ pub struct Leases {
     storage: Arc<dyn Storage>,
     /// The engine's own storage view.
     engine_storage: Arc<dyn Storage>,
-    runtime: Arc<Runtime>,
+    engine: Arc<Engine>,
     mount: String,
     limits: Arc<dyn LeaseLimits>,
     index: Mutex<Index>,
@@ -117,7 +104,7 @@ impl Leases {
     pub async fn load(
         storage: Arc<dyn Storage>,
         engine_storage: Arc<dyn Storage>,
-        runtime: Arc<Runtime>,
+        engine: Arc<Engine>,
         mount: &str,
         limits: Arc<dyn LeaseLimits>,
     ) -> anyhow::Result<Arc<Leases>> {
@@ -158,7 +145,7 @@ impl Leases {
         Ok(Arc::new(Leases {
             storage,
             engine_storage,
-            runtime,
+            engine,
             mount: mount.to_string(),
             limits,
             index: Mutex::new(index),
@@ -241,37 +228,31 @@ impl Leases {
         &self,
         lease_id: &str,
         increment: u64,
-    ) -> Result<(LeaseRecord, Vec<String>), LeaseError> {
-        let (key, _) = self.find(lease_id).ok_or(LeaseError::NotFound)?;
+    ) -> Result<(LeaseRecord, Vec<String>), LeaseFailure> {
+        let (key, _) = self.find(lease_id).ok_or(LeaseFailure::NotFound)?;
         let _lock = self.lock(key).await;
-        let record = self.record(key).ok_or(LeaseError::NotFound)?;
+        let record = self.record(key).ok_or(LeaseFailure::NotFound)?;
         // OpenBao's order: an expired lease is "expired" even if it was not renewable.
         if record.expire_time <= now() || record.revocation.is_some() {
-            return Err(LeaseError::Expired);
+            return Err(LeaseFailure::Expired);
         }
         if !record.renewable {
-            return Err(LeaseError::NotRenewable);
+            return Err(LeaseFailure::NotRenewable);
         }
         // Counted from before the engine's call, as in `create`.
         let renewed_at = now();
         let mut state = lease_state(&record);
         state.increment = increment;
-        let request = Request {
-            operation: Operation::Renew,
-            path: record.path.clone(),
-            data: "{}".into(),
-            display_name: None,
-            entity_id: None,
-            lease: Some(state),
-        };
+        let request = Request::renew(&record.path, state);
         let response = self
-            .runtime
+            .engine
             .handle(self.engine_storage.clone(), self.limits.clone(), &request)
             .await?;
         let Some(lease) = response.lease else {
-            return Err(LeaseError::Engine(CallError::Engine(
-                EngineError::Internal("the engine renewed no lease".into()),
-            )));
+            return Err(CallError::Engine(EngineError::Internal(
+                "the engine renewed no lease".into(),
+            ))
+            .into());
         };
         let mut warnings = response.warnings;
         warnings.extend(vault_front::capped_increment(
@@ -287,7 +268,7 @@ impl Leases {
             renewable: lease.renewable,
             ..record
         };
-        self.persist(key, &renewed).await?;
+        self.persist(key, &renewed).await.map_err(storage_failure)?;
         self.index().insert(key, renewed.clone());
         self.wake.notify_one();
         Ok((renewed, warnings))
@@ -296,14 +277,14 @@ impl Leases {
     /// Revoke one lease: now (`sync`), or by handing it to the timer. A lease that does not
     /// exist (never did, or was revoked already, e.g. at its expiry) is no error, as in
     /// OpenBao: the caller wants it gone, and it is.
-    pub async fn revoke(&self, lease_id: &str, sync: bool) -> Result<(), LeaseError> {
+    pub async fn revoke(&self, lease_id: &str, sync: bool) -> Result<(), LeaseFailure> {
         let Some((key, _)) = self.find(lease_id) else {
             return Ok(());
         };
         if sync {
             return self.revoke_now(key).await;
         }
-        Ok(self.schedule_now(key).await?)
+        self.schedule_now(key).await.map_err(storage_failure)
     }
 
     /// The lease ids one level below the directory `prefix`, as OpenBao's
@@ -330,11 +311,11 @@ impl Leases {
         self: &Arc<Self>,
         prefix: &str,
         sync: bool,
-    ) -> Result<usize, LeaseError> {
+    ) -> Result<usize, LeaseFailure> {
         let keys = self.prefix_keys(prefix);
         if !sync {
             for key in &keys {
-                self.schedule_now(key).await?;
+                self.schedule_now(key).await.map_err(storage_failure)?;
             }
             return Ok(keys.len());
         }
@@ -362,7 +343,7 @@ impl Leases {
     /// OpenBao's `RevokeForce` ignores the engine's errors. The token of a lease forgotten so
     /// stays recorded in the engine, whose rollback revokes it once the lease would have
     /// ended. Returns how many leases it ended.
-    pub async fn revoke_force(self: &Arc<Self>, prefix: &str) -> Result<usize, LeaseError> {
+    pub async fn revoke_force(self: &Arc<Self>, prefix: &str) -> Result<usize, LeaseFailure> {
         let keys = self.prefix_keys(prefix);
         // Failures are what this forgets; each left its error on its record.
         let _ = self.revoke_prefix(prefix, true).await;
@@ -371,10 +352,7 @@ impl Leases {
             let Some(record) = self.record(key) else {
                 continue;
             };
-            self.storage
-                .delete(key)
-                .await
-                .map_err(LeaseError::Storage)?;
+            self.storage.delete(key).await.map_err(storage_failure)?;
             self.index().remove(key);
             let error = record.revocation.map(|r| r.last_error).unwrap_or_default();
             tracing::warn!(
@@ -406,7 +384,7 @@ impl Leases {
     /// Revoke now. If a revocation of the same lease is under way, wait for it: when it
     /// succeeded the lease is gone and this one is done; when it failed, try again, so that
     /// success here always means the token is gone at the Hub.
-    async fn revoke_now(&self, key: &str) -> Result<(), LeaseError> {
+    async fn revoke_now(&self, key: &str) -> Result<(), LeaseFailure> {
         let _lock = self.lock(key).await;
         let Some(record) = self.record(key) else {
             return Ok(());
@@ -416,45 +394,42 @@ impl Leases {
 
     /// Ask the engine to revoke; forget the lease on success, schedule a retry on failure.
     /// The caller holds the lease's lock.
-    async fn revoke_locked(&self, key: &str, record: LeaseRecord) -> Result<(), LeaseError> {
-        let request = Request {
-            operation: Operation::Revoke,
-            path: record.path.clone(),
-            data: "{}".into(),
-            display_name: None,
-            entity_id: None,
-            lease: Some(lease_state(&record)),
-        };
+    async fn revoke_locked(&self, key: &str, record: LeaseRecord) -> Result<(), LeaseFailure> {
+        let request = Request::revoke(&record.path, lease_state(&record));
         let outcome = self
-            .runtime
+            .engine
             .handle(self.engine_storage.clone(), self.limits.clone(), &request)
             .await;
-        let result = match outcome {
+        let (result, retry_after) = match outcome {
             Ok(_) => match self.storage.delete(key).await {
                 Ok(()) => {
                     self.index().remove(key);
                     tracing::info!(lease_id = %record.lease_id, "revoked lease");
-                    Ok(())
+                    return Ok(());
                 }
-                Err(e) => Err(LeaseError::Storage(e)),
+                Err(e) => (storage_failure(e), None),
             },
-            Err(e) => Err(LeaseError::Engine(e)),
+            Err(e) => {
+                let retry_after = e.retry_after();
+                (LeaseFailure::from(e), retry_after)
+            }
         };
-        if let Err(e) = &result {
-            self.retry_later(key, record, e).await;
-        }
-        result
+        self.retry_later(key, record, &result, retry_after).await;
+        Err(result)
     }
 
     /// Record a failed revocation and when to try again, and wake the timer for that time:
     /// whoever revoked (the timer, `lease revoke -sync`, `revoke-prefix`), the retry comes
     /// when it is announced, not at the lease's old due time.
-    async fn retry_later(&self, key: &str, mut record: LeaseRecord, error: &LeaseError) {
+    /// `retry_after`: the upstream's `Retry-After`, in seconds, when it named one.
+    async fn retry_later(
+        &self,
+        key: &str,
+        mut record: LeaseRecord,
+        error: &LeaseFailure,
+        retry_after: Option<u64>,
+    ) {
         let attempts = record.revocation.as_ref().map_or(0, |r| r.attempts) + 1;
-        let retry_after = match error {
-            LeaseError::Engine(CallError::Engine(EngineError::Upstream(u))) => u.retry_after,
-            _ => None,
-        };
         let wait = vault_front::revocation_backoff(
             attempts,
             retry_after.map(|wait| wait.min(MAX_UPSTREAM_WAIT.as_secs())),
@@ -546,6 +521,124 @@ impl Leases {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemoryStorage;
+    use crate::engine::FixedLimit;
+    use crate::engine::stub::{Answer, StubSandbox};
+
+    const PATH: &str = "token/hoeg/my-organization";
+
+    /// A lease manager over memory, its lease storage, and the stub engine it calls.
+    async fn leases() -> (Arc<Leases>, Arc<MemoryStorage>, Arc<StubSandbox>) {
+        let stub = StubSandbox::new();
+        let storage = Arc::new(MemoryStorage::new());
+        let leases = Leases::load(
+            storage.clone(),
+            Arc::new(MemoryStorage::new()),
+            Arc::new(Engine::new(stub.clone())),
+            "dockerhub",
+            Arc::new(FixedLimit(None)),
+        )
+        .await
+        .unwrap();
+        (leases, storage, stub)
+    }
+
+    async fn issued(leases: &Leases) -> LeaseRecord {
+        let lease = Lease {
+            ttl: 300,
+            max_ttl: 3600,
+            renewable: true,
+            internal_data: r#"{"uuid":"u-1"}"#.into(),
+        };
+        leases.create(PATH, &lease, now()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failed_revocation_keeps_the_lease_with_its_error_until_one_succeeds() {
+        let (leases, storage, stub) = leases().await;
+        let record = issued(&leases).await;
+        stub.answer(Answer::TimeLimit);
+        let error = leases
+            .revoke(&record.lease_id, true)
+            .await
+            .expect_err("the engine timed out");
+        assert_eq!(error.http_status(), 504);
+        let kept = leases.lookup(&record.lease_id).expect("the lease stays");
+        let revocation = kept.revocation.expect("its failure is recorded");
+        assert_eq!(revocation.attempts, 1);
+        assert!(
+            revocation.last_error.contains("time limit"),
+            "{revocation:?}"
+        );
+        let stored: LeaseRecord =
+            serde_json::from_slice(&storage.get(&storage.keys()[0]).await.unwrap().unwrap())
+                .unwrap();
+        assert_eq!(stored.revocation.map(|r| r.attempts), Some(1), "durably");
+
+        leases.revoke(&record.lease_id, true).await.unwrap();
+        assert!(leases.lookup(&record.lease_id).is_none());
+        assert!(storage.keys().is_empty());
+        let revoke = stub.last_request().unwrap();
+        assert_eq!(
+            (revoke.operation, revoke.path.as_str()),
+            (crate::engine::Operation::Revoke, PATH)
+        );
+        assert_eq!(revoke.lease.unwrap().internal_data, r#"{"uuid":"u-1"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_past_the_upstream_cap_is_held_for_the_cap() {
+        let (leases, _, stub) = leases().await;
+        let record = issued(&leases).await;
+        stub.answer(Answer::RateLimited { seconds: 3600 });
+        let before = now();
+        leases.revoke(&record.lease_id, true).await.unwrap_err();
+        let next = leases
+            .lookup(&record.lease_id)
+            .unwrap()
+            .revocation
+            .unwrap()
+            .next_attempt;
+        let wait = next.since(before).as_secs();
+        assert!(
+            (MAX_UPSTREAM_WAIT.as_secs()..=MAX_UPSTREAM_WAIT.as_secs() + 1).contains(&wait),
+            "retried {wait} s on"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_renewal_sends_the_increment_and_keeps_the_issue_time() {
+        let (leases, _, stub) = leases().await;
+        let record = issued(&leases).await;
+        stub.answer(Answer::Response(crate::engine::Response {
+            data: None,
+            lease: Some(Lease {
+                ttl: 600,
+                max_ttl: 3600,
+                renewable: true,
+                internal_data: "{}".into(),
+            }),
+            warnings: vec![],
+        }));
+        let (renewed, _) = leases.renew(&record.lease_id, 600).await.unwrap();
+        assert_eq!(renewed.ttl, 600);
+        assert_eq!(renewed.issue_time, record.issue_time);
+        let sent = stub.last_request().unwrap().lease.unwrap();
+        assert_eq!(sent.increment, 600);
+        assert_eq!(sent.issue_time.seconds, record.issue_time.secs());
+    }
+
+    #[tokio::test]
+    async fn a_renewal_the_engine_answers_without_a_lease_fails_and_keeps_the_lease() {
+        let (leases, _, _stub) = leases().await;
+        let record = issued(&leases).await;
+        let error = leases
+            .renew(&record.lease_id, 60)
+            .await
+            .expect_err("no lease in the answer");
+        assert_eq!(error.http_status(), 500);
+        assert_eq!(leases.lookup(&record.lease_id), Some(record));
+    }
 
     /// A store written before lease times were kept to the nanosecond is read as it was.
     #[test]

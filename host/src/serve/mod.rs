@@ -11,7 +11,8 @@ mod api;
 mod leases;
 pub mod store;
 
-use crate::runtime::{FixedLimit, LeaseLimits, Operation, Request, Runtime, RuntimeConfig};
+use crate::engine::{Engine, FixedLimit, LeaseLimits};
+use crate::runtime::{Runtime, RuntimeConfig};
 use crate::storage::{CachedStorage, PrefixedStorage, Storage};
 use anyhow::Context;
 use std::io::Write;
@@ -41,19 +42,8 @@ pub struct ServeConfig {
     pub runtime: RuntimeConfig,
 }
 
-async fn rollback(runtime: &Runtime, storage: &Arc<dyn Storage>, immediate: bool) {
-    let request = Request {
-        operation: Operation::Rollback,
-        path: String::new(),
-        data: serde_json::json!({ "immediate": immediate }).to_string(),
-        display_name: None,
-        entity_id: None,
-        lease: None,
-    };
-    if let Err(e) = runtime
-        .handle(storage.clone(), Arc::new(FixedLimit(None)), &request)
-        .await
-    {
+async fn rollback(engine: &Engine, storage: &Arc<dyn Storage>, immediate: bool) {
+    if let Err(e) = engine.rollback(storage.clone(), immediate, false).await {
         tracing::warn!(error = %e, "rollback left work for its next run");
     }
 }
@@ -90,12 +80,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         PrefixedStorage::new(store.clone(), format!("logical/{}/", config.mount)),
     )));
     let lease_storage: Arc<dyn Storage> = Arc::new(PrefixedStorage::new(store, "sys/leases/"));
-    let runtime = Arc::new(Runtime::new(config.runtime)?);
+    let engine = Arc::new(Engine::new(Arc::new(Runtime::new(config.runtime)?)));
     let limits: Arc<dyn LeaseLimits> = Arc::new(FixedLimit(Some(config.max_lease_ttl.as_secs())));
     let leases = leases::Leases::load(
         lease_storage,
         engine_storage.clone(),
-        runtime.clone(),
+        engine.clone(),
         &config.mount,
         limits.clone(),
     )
@@ -117,18 +107,18 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     // Nothing is in flight yet: interrupted work of any age belongs to the previous process.
     // So no request is handled before it ends: with `immediate` it would also settle the
     // creations of new requests.
-    rollback(&runtime, &engine_storage, true).await;
+    rollback(&engine, &engine_storage, true).await;
     let (stop, stopped) = watch::channel(false);
     let lease_timers = tokio::spawn(leases.clone().run(stopped.clone()));
     let periodic_rollback = {
-        let (runtime, storage, mut stopped) =
-            (runtime.clone(), engine_storage.clone(), stopped.clone());
+        let (engine, storage, mut stopped) =
+            (engine.clone(), engine_storage.clone(), stopped.clone());
         let interval = config.rollback_interval;
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = stopped.changed() => break,
-                    _ = tokio::time::sleep(interval) => rollback(&runtime, &storage, false).await,
+                    _ = tokio::time::sleep(interval) => rollback(&engine, &storage, false).await,
                 }
             }
         })
@@ -141,7 +131,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             mount: config.mount.clone(),
             storage_type: "redb",
         },
-        runtime,
+        engine,
         tasks: tasks.clone(),
         leases,
         engine_storage,

@@ -9,7 +9,7 @@ pub mod openbao;
 pub mod raft;
 pub mod serve;
 
-use dockerhub_secrets::runtime::{
+use dockerhub_secrets::engine::{
     FixedLimit, LeaseLimits, LeaseState, Operation, Request, Response,
 };
 use dockerhub_secrets::{CallError, MemoryStorage, Runtime, RuntimeConfig};
@@ -23,7 +23,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The compiled engine, its storage, and the fake Hub it talks to.
 pub struct Engine {
-    pub runtime: Runtime,
+    /// The engine as the hosts call it, over the wasmtime runtime.
+    pub layer: dockerhub_secrets::Engine,
     pub storage: Arc<MemoryStorage>,
     pub hub: FakeHub,
     /// The host's max lease TTL as the engine sees it; none by default.
@@ -47,7 +48,7 @@ impl Engine {
         })
         .expect("load the engine component");
         Engine {
-            runtime,
+            layer: dockerhub_secrets::Engine::new(Arc::new(runtime)),
             storage: Arc::new(MemoryStorage::new()),
             hub,
             limits: Arc::new(FixedLimit(None)),
@@ -64,7 +65,7 @@ impl Engine {
     }
 
     pub async fn send(&self, request: Request) -> Result<Response, CallError> {
-        self.runtime
+        self.layer
             .handle(self.storage.clone(), self.limits.clone(), &request)
             .await
     }
@@ -151,8 +152,8 @@ impl From<Response> for Issued {
     }
 }
 
-fn wasmtime_datetime(since_epoch: std::time::Duration) -> dockerhub_secrets::runtime::Datetime {
-    dockerhub_secrets::runtime::Datetime {
+fn wasmtime_datetime(since_epoch: std::time::Duration) -> dockerhub_secrets::engine::Datetime {
+    dockerhub_secrets::engine::Datetime {
         seconds: since_epoch.as_secs(),
         nanoseconds: since_epoch.subsec_nanos(),
     }

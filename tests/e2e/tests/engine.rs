@@ -3,7 +3,7 @@
 //! everything that can go wrong on the way.
 
 use dockerhub_secrets::CallError;
-use dockerhub_secrets::runtime::{LeaseLimits, Operation};
+use dockerhub_secrets::engine::{LeaseLimits, Operation};
 use dockerhub_secrets_e2e::{ACCOUNT, Engine, PASSWORD, data, logs, request};
 use fakehub::{ExpiryGrant, Fault, FaultKind};
 use serde_json::{Value, json};
@@ -437,7 +437,7 @@ async fn an_over_long_password_is_a_400_at_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_over_the_size_limit_is_a_413_and_never_reaches_the_sandbox() {
-    use dockerhub_secrets::runtime::MAX_REQUEST_BYTES;
+    use dockerhub_secrets::engine::MAX_REQUEST_BYTES;
     let engine = Engine::start_with(dockerhub_secrets::RuntimeConfig {
         memory_limit: 16 << 20,
         ..Default::default()
@@ -523,7 +523,7 @@ async fn secrets_never_reach_reads_errors_or_logs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn help_and_existence_checks_come_from_the_component() {
     let engine = Engine::start();
-    let help = engine.runtime.help().await.unwrap();
+    let help = engine.layer.help().await.unwrap();
     let patterns: Vec<&str> = help.paths.iter().map(|p| p.pattern.as_str()).collect();
     assert_eq!(patterns.len(), 3, "{patterns:?}");
     assert!(help.description.contains("Docker Hub"));
@@ -531,7 +531,7 @@ async fn help_and_existence_checks_come_from_the_component() {
     let check = async |path: &str| {
         let request = request(Operation::Update, path, Value::Null);
         engine
-            .runtime
+            .layer
             .existence_check(engine.storage.clone(), &request)
             .await
     };
@@ -575,7 +575,7 @@ async fn a_rate_limited_revoke_waits_at_the_runtimes_gate_and_succeeds() {
     ));
     let asked = std::time::Instant::now();
     match engine.revoke(&refused.lease).await {
-        Err(CallError::Engine(dockerhub_secrets::runtime::EngineError::Upstream(u))) => {
+        Err(CallError::Engine(dockerhub_secrets::engine::EngineError::Upstream(u))) => {
             assert_eq!(u.status, 429);
             assert!(matches!(u.retry_after, Some(15..=16)), "{u:?}");
             assert!(

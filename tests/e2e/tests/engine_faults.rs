@@ -5,7 +5,7 @@
 
 use dockerhub_secrets::RuntimeConfig;
 use dockerhub_secrets::Storage;
-use dockerhub_secrets::runtime::{LeaseState, Operation};
+use dockerhub_secrets::engine::{LeaseState, Operation};
 use dockerhub_secrets_e2e::{Engine, Issued};
 use fakehub::{Fault, FaultKind};
 use serde_json::Value;

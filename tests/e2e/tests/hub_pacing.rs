@@ -10,7 +10,7 @@
 //! - A Hub that never answers, never finishes an answer, or answers too much ends the call
 //!   with a clear error by its time limit, and other calls go on meanwhile.
 
-use dockerhub_secrets::runtime::{
+use dockerhub_secrets::engine::{
     EngineError, FixedLimit, LeaseLimits, Operation, Request, Response,
 };
 use dockerhub_secrets::{CallError, MemoryStorage, Runtime, RuntimeConfig, Storage};
@@ -229,7 +229,7 @@ fn rate_limited(seconds: u64) -> Reply {
 
 /// The compiled engine against `server`, with storage in memory.
 struct Engine {
-    runtime: Runtime,
+    layer: dockerhub_secrets::Engine,
     storage: Arc<MemoryStorage>,
 }
 
@@ -247,14 +247,14 @@ impl Engine {
         })
         .expect("load the engine component");
         Engine {
-            runtime,
+            layer: dockerhub_secrets::Engine::new(Arc::new(runtime)),
             storage: Arc::new(MemoryStorage::new()),
         }
     }
 
     async fn send(&self, request: Request) -> Result<Response, CallError> {
         let limits: Arc<dyn LeaseLimits> = Arc::new(FixedLimit(None));
-        self.runtime
+        self.layer
             .handle(self.storage.clone(), limits, &request)
             .await
     }

@@ -2,7 +2,8 @@
 //! (`tests/probe-guest`): it may reach Docker Hub and nothing else, and a call that spins,
 //! hoards memory, blocks or panics ends with a clear error while the runtime carries on.
 
-use dockerhub_secrets::runtime::{FixedLimit, Operation};
+use dockerhub_secrets::Sandbox;
+use dockerhub_secrets::engine::{FixedLimit, Operation};
 use dockerhub_secrets::{CallError, MemoryStorage, Runtime, RuntimeConfig};
 use dockerhub_secrets_e2e::request;
 use fakehub::{Config, FakeHub};

@@ -634,6 +634,36 @@ fn a_request_tidies_only_when_the_hint_says_a_lease_may_be_due() {
     assert!(store.record(&lease_id).is_none());
 }
 
+/// The README's bound: a hint that another instance's tidy wrote last, over the lower one a
+/// new lease left, hides that lease for at most [`leases::MAX_HINT_AHEAD`] seconds.
+#[test]
+fn a_lease_whose_hint_is_lost_in_a_race_ends_at_most_a_minute_late() {
+    let (store, engine) = (MemoryStore::default(), StubEngine::default());
+    let gateway = gateway(&store, &engine);
+    let now = Timestamp::now();
+    // The racing tidy saw no lease: the latest hint a tidy writes.
+    gateway.tidy(now, 2).unwrap();
+    let racing = store.get("tidy.next-due").unwrap().unwrap();
+    assert_eq!(
+        racing,
+        now.plus_secs(leases::MAX_HINT_AHEAD)
+            .secs()
+            .to_string()
+            .into_bytes()
+    );
+    assert_eq!(leases::MAX_HINT_AHEAD, 60, "the README says a minute");
+    let lease_id = issue(&gateway, 10);
+    store.set("tidy.next-due", &racing).unwrap();
+    assert_eq!(
+        gateway.tidy_if_due(now.plus_secs(59), 2).unwrap(),
+        None,
+        "the lost hint hides the lease due at 10 s"
+    );
+    let report = gateway.tidy_if_due(now.plus_secs(60), 2).unwrap().unwrap();
+    assert_eq!(report.revoked, 1);
+    assert!(store.record(&lease_id).is_none());
+}
+
 #[test]
 fn put_tidy_is_answered_202_at_once_and_tidies_after_the_answer_beyond_the_requests_budget() {
     let (store, engine) = (MemoryStore::default(), StubEngine::default());
