@@ -23,12 +23,26 @@ pub struct HubUrlError {
 }
 
 impl HubUrlError {
-    /// A Hub URL refused for `reason`, such as a host's own (no TLS to reach it with).
+    /// A Hub URL refused for `reason`, such as a host's own (no TLS to reach it with). The
+    /// error shows the URL without its credentials, if it holds any (see [`redacted`]).
     pub fn new(url: &str, reason: &'static str) -> HubUrlError {
         HubUrlError {
-            url: url.to_string(),
+            url: redacted(url),
             reason,
         }
+    }
+}
+
+/// `url` with whatever stands between its `://` and the last `@` before the next `/`
+/// (user and password, RFC 3986 §3.2.1) replaced by `***`: safe to show in an error.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -153,5 +167,24 @@ mod tests {
         ] {
             assert!(HubOrigin::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_refused_url_is_shown_without_its_credentials() {
+        for url in [
+            "https://user:hunter2@hub.example/x",
+            "http://user:hunter2@127.0.0.1:1?x=1",
+            "http://a@b:hunter2@hub.example",
+            "http://user:hunter2 @hub",
+        ] {
+            let message = HubOrigin::parse(url).unwrap_err().to_string();
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(message.contains("***@"), "{message}");
+        }
+        assert_eq!(
+            redacted("https://hub.docker.com/@x"),
+            "https://hub.docker.com/@x"
+        );
+        assert_eq!(redacted("not a url"), "not a url");
     }
 }

@@ -10,10 +10,10 @@ pub fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// A host's max lease TTL setting (the gateway's `DOCKERHUB_SECRETS_MAX_LEASE_TTL`): a
-/// duration such as `768h` or `90s`, of at least one second, in whole seconds; the error
-/// says what is wrong with it.
-pub fn max_lease_ttl(text: &str) -> Result<u64, String> {
+/// A host's duration setting (the gateway's `DOCKERHUB_SECRETS_MAX_LEASE_TTL` and
+/// `DOCKERHUB_SECRETS_BODY_READ_TIMEOUT`): a duration such as `768h` or `90s`, of at least
+/// one second, in whole seconds; the error says what is wrong with it.
+pub fn duration_setting(text: &str) -> Result<u64, String> {
     let seconds = humantime::parse_duration(text.trim())
         .map_err(|e| format!("{text:?} is not a duration such as 768h or 90s: {e}"))?
         .as_secs();
@@ -79,10 +79,10 @@ mod tests {
 
     #[test]
     fn a_max_lease_ttl_is_a_duration_of_a_second_or_more() {
-        assert_eq!(max_lease_ttl("768h"), Ok(768 * 3600));
-        assert_eq!(max_lease_ttl(" 90s "), Ok(90));
+        assert_eq!(duration_setting("768h"), Ok(768 * 3600));
+        assert_eq!(duration_setting(" 90s "), Ok(90));
         for bad in ["banana", "0", "0s", "-5s", "", "500ms"] {
-            assert!(max_lease_ttl(bad).is_err(), "{bad}");
+            assert!(duration_setting(bad).is_err(), "{bad}");
         }
     }
 

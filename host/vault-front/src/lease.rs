@@ -92,7 +92,8 @@ pub enum LeaseFailure {
     /// The engine failed to renew or revoke it: the engine's status and text.
     #[error("{message}")]
     Engine { status: u16, message: String },
-    #[error("storing the lease failed: {0}")]
+    /// Reading or writing the host's lease store failed.
+    #[error("the lease store failed: {0}")]
     Storage(String),
 }
 

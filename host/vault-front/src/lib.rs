@@ -34,7 +34,7 @@ pub mod timestamp;
 
 pub use acl::AccessControl;
 pub use answer::ApiError;
-pub use input::{max_lease_ttl, mount_path, parse_bool, parse_duration};
+pub use input::{duration_setting, mount_path, parse_bool, parse_duration};
 pub use lease::{
     FIRST_REVOCATION_BACKOFF, LeaseFailure, LeaseRecord, MAX_REVOCATION_BACKOFF, RevocationState,
     capped_increment, list_leases, named_by_prefix, revocation_backoff,
@@ -152,6 +152,14 @@ pub trait Host {
     /// this returns, as OpenBao does. A host whose timers already do that (`serve`) does
     /// nothing more; one without timers (the gateway) does it once the answer is sent.
     async fn tidy(&self) -> Result<(), LeaseFailure>;
+
+    /// Whether the host can serve at all; `Err` says why not (its store unreachable, or set
+    /// up with a key that does not open it). `sys/health` then answers 500 with that text,
+    /// so that a load balancer takes the instance out. A host that cannot start without its
+    /// store (`serve`) keeps the default.
+    async fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A request's body, read only once the request is known to be allowed somewhere.

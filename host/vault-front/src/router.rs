@@ -40,6 +40,9 @@ async fn route(
     // HEAD for health), anything else 405 with no message; no token, no query flags.
     if path == "sys/health" {
         let code = health_code(uri)?;
+        if matches!(method.as_str(), "GET" | "HEAD") {
+            host.ready().await.map_err(|why| ApiError::new(500, why))?;
+        }
         return match method.as_str() {
             "GET" => {
                 let mut response = health();
@@ -687,7 +690,7 @@ mod tests {
         let (status, body, _) = send(&front, &host, "PUT", "/v1/sys/leases/tidy");
         assert_eq!(
             (status, &body["errors"][0]),
-            (500, &json!("storing the lease failed: etcd is unavailable"))
+            (500, &json!("the lease store failed: etcd is unavailable"))
         );
     }
 }

@@ -6,12 +6,13 @@ use crate::cli::BaoCli;
 use crate::openbao::{bao_binary, free_port_pair};
 use crate::serve::{ROOT_TOKEN, tokens_file};
 use anyhow::{Context, bail};
+pub use dockerhub_secrets_test_etcd::Etcd;
 use fakehub::FakeHub;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The store key the tests' gateways share (AES-256, hex).
 pub const STORE_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -52,96 +53,6 @@ fn scratch_dir(what: &str) -> anyhow::Result<PathBuf> {
     ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-/// One etcd member on loopback, with its data in a fresh directory.
-pub struct Etcd {
-    child: Option<Child>,
-    /// `http://127.0.0.1:<port>`.
-    pub url: String,
-    dir: PathBuf,
-}
-
-impl Etcd {
-    /// Start etcd and wait until it answers.
-    pub fn start() -> anyhow::Result<Etcd> {
-        let etcd = tool("etcd")?;
-        let dir = scratch_dir("etcd")?;
-        let port = free_port_pair()?;
-        let (client, peer) = (
-            format!("http://127.0.0.1:{port}"),
-            format!("http://127.0.0.1:{}", port + 1),
-        );
-        let log = std::fs::File::create(dir.join("etcd.log"))?;
-        let child = Command::new(etcd)
-            .args(["--name", "gateway-test", "--data-dir"])
-            .arg(dir.join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .arg(format!("--initial-cluster=gateway-test={peer}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting etcd")?;
-        let etcd = Etcd {
-            child: Some(child),
-            url: client,
-            dir,
-        };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(2)))
-            .build()
-            .into();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(mut answer) = agent.get(format!("{}/health", etcd.url)).call()
-                && answer
-                    .body_mut()
-                    .read_to_string()
-                    .unwrap_or_default()
-                    .contains("true")
-            {
-                return Ok(etcd);
-            }
-            if Instant::now() > deadline {
-                bail!("etcd did not become healthy:\n{}", etcd.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default()
-    }
-
-    /// SIGKILL: etcd is gone until [`Etcd::start`] makes another.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.kill();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
 }
 
 /// A wasi:http gateway that serves the component.
@@ -211,6 +122,34 @@ impl Gateway {
         extra: &str,
         settings: &[(&str, &str)],
     ) -> anyhow::Result<Gateway> {
+        Gateway::launch(kind, component, hub, etcd, prefix, extra, settings, &[])
+    }
+
+    /// The gateway component in `wasmtime serve` with wasmtime's `options` (`-O ...`), as
+    /// [`Gateway::start_component`] otherwise.
+    pub fn start_wasmtime_with_options(
+        hub: &FakeHub,
+        etcd: &Etcd,
+        prefix: &str,
+        settings: &[(&str, &str)],
+        options: &[&str],
+    ) -> anyhow::Result<Gateway> {
+        let component = gateway_component()?;
+        let kind = Kind::Wasmtime;
+        Gateway::launch(kind, &component, hub, etcd, prefix, "", settings, options)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        kind: Kind,
+        component: &Path,
+        hub: &FakeHub,
+        etcd: &Etcd,
+        prefix: &str,
+        extra: &str,
+        settings: &[(&str, &str)],
+        wasmtime_options: &[&str],
+    ) -> anyhow::Result<Gateway> {
         let dir = scratch_dir("gateway")?;
         let log = std::fs::File::create(dir.join("gateway.log"))?;
         let port = free_port_pair()?;
@@ -235,6 +174,7 @@ impl Gateway {
             Kind::Wasmtime => {
                 let mut command = Command::new(tool("wasmtime")?);
                 command.args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")]);
+                command.args(wasmtime_options);
                 // As the README says to: `--env NAME` hands the component the value of the
                 // process's own variable, so that no secret is on the command line.
                 for (name, value) in &env {

@@ -54,6 +54,7 @@ in_both_gateways!(
     policies_allow_and_deny_as_in_serve,
     a_restart_keeps_live_leases,
     etcd_gone_is_a_clear_5xx_and_nothing_is_lost,
+    a_body_that_does_not_arrive_in_time_is_answered_408,
 );
 
 fn the_seed_session(kind: Kind) {
@@ -217,6 +218,81 @@ fn etcd_gone_is_a_clear_5xx_and_nothing_is_lost(kind: Kind) {
         "no token lives without a lease: {:?}",
         hub.live_tokens()
     );
+    // A load balancer sees it too.
+    let (status, answer) = gateway.http("GET", "/v1/sys/health", None, b"").unwrap();
+    assert_eq!(status, 500, "{answer}");
+    assert!(
+        answer["errors"][0].as_str().unwrap().contains("etcd"),
+        "{answer}"
+    );
+}
+
+/// A client that sends a write's head and then stalls its body is answered 408 once
+/// `DOCKERHUB_SECRETS_BODY_READ_TIMEOUT` has passed, as `serve` answers after 30 s, and the
+/// gateway serves on. Meanwhile `wasmtime serve` answers other requests; `jco serve` holds
+/// them until the 408 (the README says so: Node runs the component on one thread).
+fn a_body_that_does_not_arrive_in_time_is_answered_408(kind: Kind) {
+    use std::io::{Read, Write};
+    let (hub, etcd) = (hub(), Etcd::start().unwrap());
+    let component = dockerhub_secrets_e2e::gateway::gateway_component().unwrap();
+    let gateway = Gateway::start_component(
+        kind,
+        &component,
+        &hub,
+        &etcd,
+        &prefix("stalled-body"),
+        "",
+        &[("DOCKERHUB_SECRETS_BODY_READ_TIMEOUT", "4s")],
+    )
+    .unwrap();
+    let address = gateway.addr.strip_prefix("http://").unwrap();
+    let mut client = std::net::TcpStream::connect(address).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        client,
+        "PUT /v1/dockerhub/config/hoeg HTTP/1.1\r\nHost: {address}\r\nX-Vault-Token: {ROOT_TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    // Another client's request while the body stalls.
+    let health = std::thread::scope(|scope| {
+        let health = scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(1500));
+            let answer = gateway.http("GET", "/v1/sys/health", None, b"");
+            (answer.map(|(status, _)| status), std::time::Instant::now())
+        });
+        let (mut answer, mut buffer) = (Vec::new(), [0u8; 512]);
+        let mut stalled_answered = None;
+        // The head and the body may come in separate reads (jco sends the body chunked).
+        while !String::from_utf8_lossy(&answer).contains("did not arrive") {
+            let read = client.read(&mut buffer).unwrap();
+            stalled_answered.get_or_insert_with(std::time::Instant::now);
+            if read == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buffer[..read]);
+        }
+        let stalled_answered = stalled_answered.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(
+            answer.contains("the request body did not arrive within 4s"),
+            "{answer}"
+        );
+        let (status, health_answered) = health.join().unwrap();
+        assert_eq!(status.unwrap(), 200);
+        health_answered < stalled_answered
+    });
+    match kind {
+        Kind::Wasmtime => assert!(health, "wasmtime serve answers others meanwhile"),
+        Kind::Jco => assert!(!health, "jco serve holds others until the 408"),
+    }
+    drop(client);
+    let (status, _) = gateway.http("GET", "/v1/sys/health", None, b"").unwrap();
+    assert_eq!(status, 200);
+    assert!(hub.calls().is_empty(), "nothing reached Docker Hub");
 }
 
 /// The gateway's shims let the engine reach Docker Hub's origin only, routed to the operator's
@@ -341,6 +417,13 @@ fn a_bad_setting_stops_the_gateway_and_names_the_variable() {
         ("DOCKERHUB_SECRETS_MAX_LEASE_TTL", "banana"),
         ("DOCKERHUB_SECRETS_TOKENS_HCL", "token {"),
         ("DOCKERHUB_SECRETS_MOUNT", "sys"),
+        (
+            "DOCKERHUB_SECRETS_HUB_URL",
+            "http://user:hunter2@127.0.0.1:1",
+        ),
+        ("DOCKERHUB_SECRETS_BODY_READ_TIMEOUT", "0"),
+        ("DOCKERHUB_SECRETS_STORE_KEY", "abcd"),
+        ("DOCKERHUB_SECRETS_ETCD_URL", "garbage"),
     ] {
         let gateway = Gateway::start_component(
             Kind::Wasmtime,
@@ -365,6 +448,99 @@ fn a_bad_setting_stops_the_gateway_and_names_the_variable() {
             answer.to_string().contains(name),
             "{name}={value}: {answer}"
         );
+        assert!(!answer.to_string().contains("hunter2"), "{answer}");
+        // So that a load balancer takes the instance out.
+        let (status, health) = gateway.http("GET", "/v1/sys/health", None, b"").unwrap();
+        assert_eq!(status, 500, "{name}={value}: {health}");
+        assert!(
+            health.to_string().contains(name),
+            "{name}={value}: {health}"
+        );
     }
     assert!(hub.calls().is_empty(), "nothing reached Docker Hub");
+}
+
+/// A log level that is no level is said once per instance, in the log, and the gateway logs
+/// at `info`.
+#[test]
+fn an_unknown_log_level_is_logged_as_a_warning() {
+    let (hub, etcd) = (hub(), Etcd::start().unwrap());
+    let component = dockerhub_secrets_e2e::gateway::gateway_component().unwrap();
+    let gateway = Gateway::start_component(
+        Kind::Wasmtime,
+        &component,
+        &hub,
+        &etcd,
+        &prefix("log-level"),
+        "",
+        &[("DOCKERHUB_SECRETS_LOG", "verbose")],
+    )
+    .unwrap();
+    gateway.write_seed_config(PASSWORD).unwrap();
+    issue(&gateway, "log-level");
+    let warned = eventually(Duration::from_secs(10), || {
+        gateway.log().contains(
+            "WARN logging: DOCKERHUB_SECRETS_LOG \"verbose\" names no level (trace, debug, info, \
+             warn, error, critical): logging at info",
+        )
+    });
+    let log = gateway.log();
+    assert!(warned, "{log}");
+    assert!(
+        log.contains("INFO hub: logged in to Docker Hub as hoeg"),
+        "{log}"
+    );
+    assert!(!log.contains("DEBUG "), "{log}");
+}
+
+/// The README's sizing of `wasmtime serve`'s pool: one request of the etcd variant takes 14
+/// core instances, so a pool of 13 serves none, and a pool of 14 serves one request at a time
+/// and answers the next with wasmtime's bare 500 while the first is in flight (here,
+/// waiting for its body).
+#[test]
+fn a_wasmtime_pool_holds_as_many_requests_as_the_readme_says() {
+    use std::io::Write;
+    let (hub, etcd) = (hub(), Etcd::start().unwrap());
+    let pool = |core_instances: u32| {
+        Gateway::start_wasmtime_with_options(
+            &hub,
+            &etcd,
+            &prefix("pool"),
+            &[("DOCKERHUB_SECRETS_BODY_READ_TIMEOUT", "4s")],
+            &[
+                "-O",
+                &format!("pooling-total-core-instances={core_instances}"),
+            ],
+        )
+        .unwrap()
+    };
+    // wasmtime's own 500 is HTML: the status alone.
+    let status = |gateway: &Gateway| {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        agent
+            .get(format!("{}/v1/sys/health", gateway.addr))
+            .call()
+            .expect("an answer")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status(&pool(13)), 500, "13 are too few for one request");
+    let gateway = pool(14);
+    assert_eq!(status(&gateway), 200, "one request fits in 14");
+    let address = gateway.addr.strip_prefix("http://").unwrap();
+    let mut stalled = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stalled,
+        "PUT /v1/dockerhub/config/hoeg HTTP/1.1\r\nHost: {address}\r\nX-Vault-Token: {ROOT_TOKEN}\r\n\
+         Content-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    let refused = eventually(Duration::from_secs(3), || status(&gateway) == 500);
+    assert!(refused, "a second request finds the pool full");
+    drop(stalled);
+    let served = eventually(Duration::from_secs(10), || status(&gateway) == 200);
+    assert!(served, "and is served once the first has ended");
 }

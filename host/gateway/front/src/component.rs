@@ -20,10 +20,12 @@ wit_bindgen::generate!({
 use dockerhub_secrets::engine::backend;
 use dockerhub_secrets::engine::types as wit;
 use exports::wasi::http::incoming_handler::Guest;
+use wasi::clocks::monotonic_clock;
 use wasi::clocks::wall_clock::Datetime;
 use wasi::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
+use wasi::io::poll;
 use wasi::io::streams::StreamError;
 use wasi::keyvalue::{atomics, store};
 
@@ -68,6 +70,7 @@ fn answer(
     };
     let body = RequestBody {
         request,
+        timeout: config.body_read_timeout,
         declared: parts
             .headers
             .get(http::header::CONTENT_LENGTH)
@@ -109,6 +112,8 @@ fn head(request: &IncomingRequest) -> Result<http::request::Parts, ApiError> {
 /// The incoming request's body, read only when the front asks for it.
 struct RequestBody {
     request: IncomingRequest,
+    /// How long the body may take, in seconds, from when the front asks for it.
+    timeout: u64,
     /// The `Content-Length` the client declared, if any.
     declared: Option<usize>,
 }
@@ -139,23 +144,36 @@ impl vault_front::Body for RequestBody {
         let stream = body
             .stream()
             .map_err(|()| broken("the body's stream was taken already"))?;
+        // `serve`'s answer to a body that does not arrive in time.
+        let timed_out = ApiError::new(
+            408,
+            format!("the request body did not arrive within {}s", self.timeout),
+        );
+        let deadline =
+            monotonic_clock::subscribe_duration(self.timeout.saturating_mul(1_000_000_000));
+        let readable = stream.subscribe();
         let mut bytes = Vec::new();
-        loop {
-            match stream.blocking_read((MAX_REQUEST_BYTES + 1 - bytes.len()) as u64) {
+        let outcome = loop {
+            if !poll::poll(&[&readable, &deadline]).contains(&0) {
+                break Err(timed_out);
+            }
+            match stream.read((MAX_REQUEST_BYTES + 1 - bytes.len()) as u64) {
                 Ok(chunk) => {
                     bytes.extend_from_slice(&chunk);
                     if bytes.len() > MAX_REQUEST_BYTES {
-                        return Err(too_large());
+                        break Err(too_large());
                     }
                 }
-                Err(StreamError::Closed) => break,
+                Err(StreamError::Closed) => break Ok(bytes),
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(broken(&e.to_debug_string()));
+                    break Err(broken(&e.to_debug_string()));
                 }
             }
-        }
+        };
+        // A pollable goes before the stream it belongs to.
+        drop(readable);
         drop(stream);
-        Ok(bytes)
+        outcome
     }
 }
 

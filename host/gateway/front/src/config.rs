@@ -11,6 +11,15 @@ pub const MOUNT: &str = "DOCKERHUB_SECRETS_MOUNT";
 /// The longest a lease may last (the gateway shims give it to the engine); checked here too,
 /// so that a typo stops the gateway instead of lifting the limit.
 pub const MAX_LEASE_TTL: &str = "DOCKERHUB_SECRETS_MAX_LEASE_TTL";
+/// Where Docker Hub is (the gateway shims route the engine's requests there); checked here
+/// too, so that a bad one stops the gateway, `sys/health` included, instead of failing each
+/// engine call.
+pub const HUB_URL: &str = "DOCKERHUB_SECRETS_HUB_URL";
+/// How long a client may take to send a request's body once its head arrived: Vault's
+/// listener `http_read_timeout` (`serve` waits 30 s). A body later than that is answered 408.
+pub const BODY_READ_TIMEOUT: &str = "DOCKERHUB_SECRETS_BODY_READ_TIMEOUT";
+/// [`BODY_READ_TIMEOUT`] when it is not set, in seconds.
+pub const DEFAULT_BODY_READ_TIMEOUT: u64 = 30;
 /// The mount when [`MOUNT`] is not set.
 pub const DEFAULT_MOUNT: &str = "dockerhub";
 /// The `storage_type` that `sys/seal-status` reports.
@@ -19,6 +28,8 @@ pub const STORAGE_TYPE: &str = "keyvalue";
 /// What the gateway serves.
 pub struct Config {
     pub front: Front,
+    /// [`BODY_READ_TIMEOUT`], in seconds.
+    pub body_read_timeout: u64,
 }
 
 /// Why the gateway cannot serve: every request is answered 500 with this text.
@@ -32,6 +43,11 @@ pub enum ConfigError {
     BadMount { spelling: String, why: String },
     #[error("{MAX_LEASE_TTL}: {0}")]
     BadMaxLeaseTtl(String),
+    #[error("{BODY_READ_TIMEOUT}: {0}")]
+    BadBodyReadTimeout(String),
+    /// The URL is shown without its credentials.
+    #[error("{HUB_URL}: {0}")]
+    BadHubUrl(egress::HubUrlError),
 }
 
 impl Config {
@@ -43,8 +59,17 @@ impl Config {
         let acl =
             AccessControl::parse(&tokens).map_err(|e| ConfigError::BadTokens(e.to_string()))?;
         if let Some(text) = var(MAX_LEASE_TTL) {
-            vault_front::max_lease_ttl(&text).map_err(ConfigError::BadMaxLeaseTtl)?;
+            vault_front::duration_setting(&text).map_err(ConfigError::BadMaxLeaseTtl)?;
         }
+        if let Some(url) = var(HUB_URL) {
+            egress::HubOrigin::parse(&url).map_err(ConfigError::BadHubUrl)?;
+        }
+        let body_read_timeout = match var(BODY_READ_TIMEOUT) {
+            None => DEFAULT_BODY_READ_TIMEOUT,
+            Some(text) => {
+                vault_front::duration_setting(&text).map_err(ConfigError::BadBodyReadTimeout)?
+            }
+        };
         let spelling = var(MOUNT).unwrap_or_else(|| DEFAULT_MOUNT.to_string());
         let mount = vault_front::mount_path(&spelling).map_err(|why| ConfigError::BadMount {
             spelling: spelling.clone(),
@@ -56,6 +81,7 @@ impl Config {
                 mount,
                 storage_type: STORAGE_TYPE,
             },
+            body_read_timeout,
         })
     }
 }
@@ -108,6 +134,34 @@ mod tests {
                     .starts_with("DOCKERHUB_SECRETS_MAX_LEASE_TTL: "),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn a_bad_hub_url_or_body_read_timeout_stops_the_gateway_and_hides_credentials() {
+        let ok = config(&[
+            (TOKENS, TOKENS_TEXT),
+            (HUB_URL, "http://127.0.0.1:4567"),
+            (BODY_READ_TIMEOUT, "5s"),
+        ])
+        .unwrap();
+        assert_eq!(ok.body_read_timeout, 5);
+        assert_eq!(
+            config(&[(TOKENS, TOKENS_TEXT)]).unwrap().body_read_timeout,
+            DEFAULT_BODY_READ_TIMEOUT
+        );
+        for (name, bad) in [
+            (HUB_URL, "garbage"),
+            (HUB_URL, "https://user:hunter2@hub.example"),
+            (BODY_READ_TIMEOUT, "0"),
+            (BODY_READ_TIMEOUT, "soon"),
+        ] {
+            let Err(e) = config(&[(TOKENS, TOKENS_TEXT), (name, bad)]) else {
+                panic!("{name}={bad} is refused");
+            };
+            let message = e.to_string();
+            assert!(message.starts_with(&format!("{name}: ")), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
         }
     }
 

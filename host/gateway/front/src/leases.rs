@@ -308,8 +308,10 @@ impl<S: Store, E: Engine> Leases<S, E> {
                             status: 409,
                             message: format!(
                                 "another gateway instance has been revoking this lease for \
-                                 {}s; look it up to see when it is gone",
-                                self.claimed_wait.as_secs()
+                                 {}s; look it up to see when it is gone (if that instance \
+                                 stopped, the revocation is tried again {}s after it began)",
+                                self.claimed_wait.as_secs(),
+                                REVOCATION_UNDER_WAY_FOR
                             ),
                         });
                     }
@@ -694,5 +696,13 @@ impl<S: Store, E: Engine> vault_front::Host for Leases<S, E> {
     async fn tidy(&self) -> Result<(), LeaseFailure> {
         self.tidy_requested.set(true);
         Ok(())
+    }
+
+    /// One read of the store (the tidy hint's key): it fails when the store is unreachable,
+    /// misconfigured, or sealed with another key.
+    async fn ready(&self) -> Result<(), String> {
+        self.hint()
+            .map(|_| ())
+            .map_err(|e| format!("the lease store cannot be read: {e}"))
     }
 }

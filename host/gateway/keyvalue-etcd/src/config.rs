@@ -59,6 +59,13 @@ impl Endpoint {
         if authority.is_empty() {
             return Err(format!("{url:?} names no host"));
         }
+        // Not repeated: what stands before the `@` is a password.
+        if authority.contains('@') {
+            return Err(
+                "an endpoint must not hold credentials (user:password@); they are not sent to etcd"
+                    .to_string(),
+            );
+        }
         if let Some(c) = authority
             .chars()
             .find(|c| matches!(c, '/' | '?' | '#' | '@') || c.is_whitespace())
@@ -219,6 +226,13 @@ mod tests {
             assert!(message.starts_with(var), "{vars:?}: {message}");
             assert!(!message.contains(&KEY[..62]), "{message}");
         }
+        let message = config(&[(URL_VAR, "http://u:hunter2@a:1"), (KEY_VAR, KEY)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("credentials") && !message.contains("hunter2"),
+            "{message}"
+        );
         assert_eq!(
             config(&[(URL_VAR, "http://a:1")]).unwrap_err().to_string(),
             "DOCKERHUB_SECRETS_STORE_KEY is not set: it must hold the AES-256 key that encrypts \

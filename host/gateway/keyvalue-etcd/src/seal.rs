@@ -50,7 +50,7 @@ impl StoreKey {
             let digit = |d: u8| char::from(d).to_digit(16);
             match (digit(pair[0]), digit(pair[1])) {
                 (Some(high), Some(low)) => *byte = (high * 16 + low) as u8,
-                _ => return Err("it must hold only hexadecimal digits (0-9, a-f)".to_string()),
+                _ => return Err("it must hold only hexadecimal digits (0-9, a-f, A-F)".to_string()),
             }
         }
         let key = StoreKey::from_bytes(bytes);

@@ -52,7 +52,7 @@ fn strings(keys: &[&str]) -> Vec<String> {
 
 #[test]
 fn a_value_is_written_read_and_deleted() {
-    let etcd = Etcd::start();
+    let etcd = Etcd::start().unwrap();
     let config = bucket(&etcd.url, PREFIX, "config");
     assert_eq!(config.get("hoeg"), Ok(None));
     assert_eq!(config.exists("hoeg"), Ok(false));
@@ -88,7 +88,7 @@ fn a_value_is_written_read_and_deleted() {
 
 #[test]
 fn a_bucket_lists_only_its_own_keys() {
-    let etcd = Etcd::start();
+    let etcd = Etcd::start().unwrap();
     let config = bucket(&etcd.url, PREFIX, "config");
     let token = bucket(&etcd.url, PREFIX, "token");
     let elsewhere = bucket(&etcd.url, "gateway-b/", "config");
@@ -127,7 +127,7 @@ fn a_bucket_lists_only_its_own_keys() {
 
 #[test]
 fn the_pages_of_a_listing_are_one_snapshot() {
-    let etcd = Etcd::start();
+    let etcd = Etcd::start().unwrap();
     let token = bucket(&etcd.url, PREFIX, "token").with_page_size(3);
     for i in 0..8 {
         token.set(&format!("k{i}"), b"v").unwrap();
@@ -177,7 +177,7 @@ fn the_pages_of_a_listing_are_one_snapshot() {
 
 #[test]
 fn values_in_etcd_are_sealed_to_their_key() {
-    let etcd = Etcd::start();
+    let etcd = Etcd::start().unwrap();
     let config = bucket(&etcd.url, PREFIX, "config");
     let secret = b"hub-password-Zq81";
     config.set("hoeg", secret).unwrap();
@@ -222,7 +222,7 @@ fn values_in_etcd_are_sealed_to_their_key() {
 
 #[test]
 fn a_wrong_store_key_gives_a_clear_error() {
-    let etcd = Etcd::start();
+    let etcd = Etcd::start().unwrap();
     bucket(&etcd.url, PREFIX, "session")
         .set("hoeg", b"session")
         .unwrap();
@@ -249,7 +249,7 @@ fn a_wrong_store_key_gives_a_clear_error() {
 
 #[test]
 fn concurrent_increments_each_get_their_own_value() {
-    let etcd = Etcd::start();
+    let etcd = Etcd::start().unwrap();
     const THREADS: u64 = 4;
     const EACH: u64 = 25;
     let values: Vec<u64> = std::thread::scope(|scope| {
@@ -298,10 +298,10 @@ fn concurrent_increments_each_get_their_own_value() {
 
 #[test]
 fn a_stopped_etcd_fails_fast_with_a_clear_error() {
-    let mut etcd = Etcd::start();
+    let mut etcd = Etcd::start().unwrap();
     let config = bucket(&etcd.url, PREFIX, "config");
     config.set("hoeg", b"v").unwrap();
-    etcd.stop();
+    etcd.kill();
 
     let started = Instant::now();
     let failures = [
@@ -370,7 +370,7 @@ fn a_hung_etcd_gives_an_error_after_the_timeout() {
 
 #[test]
 fn the_next_endpoint_serves_when_the_first_is_down() {
-    let etcd = Etcd::start();
+    let etcd = Etcd::start().unwrap();
     let [down, _] = free_ports();
     let urls = format!("http://127.0.0.1:{down}, {}", etcd.url);
     let config = Bucket::open(

@@ -18,7 +18,13 @@ use wasi::http::types::{
 /// The settings, read once per instance.
 fn settings() -> &'static Settings {
     static SETTINGS: OnceLock<Settings> = OnceLock::new();
-    SETTINGS.get_or_init(|| Settings::from_env(|name| std::env::var(name).ok()))
+    SETTINGS.get_or_init(|| {
+        let settings = Settings::from_env(|name| std::env::var(name).ok());
+        if let Some(why) = &settings.log_level_refused {
+            eprintln!("{}", log_line(Level::Warn, "logging", why));
+        }
+        settings
+    })
 }
 
 struct Shims;

@@ -71,6 +71,9 @@ pub struct Settings {
     pub max_lease_ttl: Result<u64, String>,
     /// The least severe level logged.
     pub log_level: Level,
+    /// Why `DOCKERHUB_SECRETS_LOG` was not taken, when it names no level: logged as a
+    /// warning once per instance, at the default level.
+    pub log_level_refused: Option<String>,
 }
 
 impl Settings {
@@ -80,15 +83,21 @@ impl Settings {
             .unwrap_or_else(|| format!("https://{}", egress::ENGINE_HUB_AUTHORITY));
         let max_lease_ttl = match var("DOCKERHUB_SECRETS_MAX_LEASE_TTL") {
             None => Ok(DEFAULT_MAX_LEASE_TTL.as_secs()),
-            Some(text) => vault_front::max_lease_ttl(&text)
+            Some(text) => vault_front::duration_setting(&text)
                 .map_err(|e| format!("DOCKERHUB_SECRETS_MAX_LEASE_TTL: {e}")),
         };
+        let log = var("DOCKERHUB_SECRETS_LOG");
+        let log_level = log.as_deref().and_then(Level::parse);
         Settings {
             hub: HubOrigin::parse(&hub_url).map_err(|e| format!("DOCKERHUB_SECRETS_HUB_URL: {e}")),
             max_lease_ttl,
-            log_level: var("DOCKERHUB_SECRETS_LOG")
-                .and_then(|name| Level::parse(&name))
-                .unwrap_or(Level::Info),
+            log_level: log_level.unwrap_or(Level::Info),
+            log_level_refused: log.filter(|_| log_level.is_none()).map(|name| {
+                format!(
+                    "DOCKERHUB_SECRETS_LOG {name:?} names no level (trace, debug, info, warn, \
+                     error, critical): logging at info"
+                )
+            }),
         }
     }
 }
@@ -157,10 +166,21 @@ mod tests {
         assert_eq!(set.max_lease_ttl, Ok(3600));
         assert_eq!(set.log_level, Level::Debug);
 
+        assert_eq!(set.log_level_refused, None);
+
         let bad = settings(&[
             ("DOCKERHUB_SECRETS_HUB_URL", "ftp://hub"),
             ("DOCKERHUB_SECRETS_MAX_LEASE_TTL", "soon"),
+            ("DOCKERHUB_SECRETS_LOG", "verbose"),
         ]);
+        assert_eq!(bad.log_level, Level::Info);
+        assert!(
+            bad.log_level_refused.as_deref().is_some_and(
+                |why| why.starts_with("DOCKERHUB_SECRETS_LOG \"verbose\" names no level")
+            ),
+            "{:?}",
+            bad.log_level_refused
+        );
         assert!(
             bad.hub
                 .unwrap_err()
