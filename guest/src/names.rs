@@ -8,8 +8,8 @@ use crate::api::EngineError;
 /// Docker Hub's PAT scopes, broadest first: each includes the ones after it.
 pub const SCOPES: [&str; 4] = ["repo:admin", "repo:write", "repo:read", "repo:public_read"];
 
-/// The longest label a caller may choose: the Hub's `token_label` allows 100 characters
-/// and [`token_label`] adds a prefix and an id.
+/// The longest label a caller may choose, in characters: the Hub's `token_label` allows 100
+/// (its OpenAPI description, `maxLength: 100`) and [`token_label`] adds a prefix and an id.
 pub const MAX_LABEL_LEN: usize = 64;
 
 /// The longest password accepted, in bytes. Password managers generate at most 64 to 128
@@ -85,15 +85,25 @@ pub fn check_scope(what: &str, scope: &str) -> Result<(), EngineError> {
     }
 }
 
+/// What Docker Hub shows as a label: any character but a control character (a line break,
+/// a tab, an escape), which would garble its UI and our logs.
 fn is_label_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '+' | '=')
+    !c.is_control()
 }
 
+/// A label a caller chose: 1 to [`MAX_LABEL_LEN`] characters, no control characters, no
+/// space at either end. A GitLab project path (`acme/app`), a pipeline name with spaces or
+/// a job URL are labels.
 pub fn check_label(label: &str) -> Result<(), EngineError> {
-    if label.is_empty() || label.len() > MAX_LABEL_LEN || !label.chars().all(is_label_char) {
+    let length = label.chars().count();
+    if length == 0
+        || length > MAX_LABEL_LEN
+        || !label.chars().all(is_label_char)
+        || label.trim() != label
+    {
         return Err(EngineError::invalid(format!(
-            "label {} is not valid: use 1 to {MAX_LABEL_LEN} letters, digits or '-', '_', \
-             '.', '@', '+', '='",
+            "label {} is not valid: use 1 to {MAX_LABEL_LEN} characters, with no control \
+             characters and no space at either end",
             quoted(label)
         )));
     }
@@ -101,19 +111,23 @@ pub fn check_label(label: &str) -> Result<(), EngineError> {
 }
 
 /// The label used when a caller sets none: the requester's display name made valid
-/// (Vault display names look like `token-ci-runner` or `approle`), else `vault`.
+/// (Vault display names look like `token-ci-runner`, `approle` or `jwt-acme/app`): control
+/// characters become `-`, spaces at either end go, and it is cut to [`MAX_LABEL_LEN`]
+/// characters; `vault` when nothing is left.
 pub fn default_label(display_name: Option<&str>) -> String {
     let label: String = display_name
         .unwrap_or_default()
         .chars()
         .map(|c| if is_label_char(c) { c } else { '-' })
+        .collect();
+    let label: String = label
+        .trim_matches(|c: char| c == '-' || c.is_whitespace())
+        .chars()
         .take(MAX_LABEL_LEN)
         .collect();
-    let label = label.trim_matches('-');
-    if label.is_empty() {
-        "vault".to_string()
-    } else {
-        label.to_string()
+    match label.trim_end() {
+        "" => "vault".to_string(),
+        label => label.to_string(),
     }
 }
 
@@ -180,27 +194,48 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert!(check_label("release-build").is_ok());
-        assert!(check_label(&"a".repeat(64)).is_ok());
-        for bad in ["", "has space", "semi;colon", "ünï", &"a".repeat(65)] {
-            assert!(check_label(bad).is_err(), "{bad}");
+        for ok in [
+            "release-build",
+            "acme/app",
+            "acme/app: deploy #42",
+            "ünïcødé ✓",
+            "https://gitlab.example/acme/app/-/jobs/7",
+            &"a".repeat(64),
+            &"ü".repeat(64),
+        ] {
+            assert!(check_label(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            " x",
+            "x ",
+            "line\nbreak",
+            "tab\there",
+            "\u{1b}[31m",
+            &"a".repeat(65),
+        ] {
+            let err = check_label(bad).unwrap_err().to_string();
+            assert!(err.contains("no control characters"), "{bad}: {err}");
         }
     }
 
     #[test]
     fn default_labels_are_valid() {
         assert_eq!(default_label(Some("token-ci-runner")), "token-ci-runner");
-        assert_eq!(default_label(Some("root")), "root");
-        assert_eq!(default_label(Some("oidc-Jane Doe")), "oidc-Jane-Doe");
+        assert_eq!(default_label(Some("jwt-acme/app")), "jwt-acme/app");
+        assert_eq!(default_label(Some("oidc-Jane Doe")), "oidc-Jane Doe");
+        assert_eq!(default_label(Some("a\nb")), "a-b");
         assert_eq!(default_label(Some("  ")), "vault");
         assert_eq!(default_label(None), "vault");
-        let long = default_label(Some(&"x".repeat(300)));
-        assert!(check_label(&long).is_ok());
+        for long in ["x".repeat(300), format!("{} y", "x".repeat(63))] {
+            let label = default_label(Some(&long));
+            assert!(check_label(&label).is_ok(), "{label:?}");
+        }
     }
 
     #[test]
     fn token_label_fits_the_hub_limit() {
-        let label = token_label(&"a".repeat(MAX_LABEL_LEN), "0123456789abcdef");
-        assert!(label.len() <= 100, "{}", label.len());
+        let label = token_label(&"ü".repeat(MAX_LABEL_LEN), "0123456789abcdef");
+        assert!(label.chars().count() <= 100, "{}", label.chars().count());
     }
 }

@@ -52,8 +52,8 @@ pub static FIELDS: &[Field] = &[
         name: "label",
         kind: FieldKind::String,
         description: "Shown in the token's label in Docker Hub's UI, to tell who uses it \
-                      (1-64 letters, digits or - _ . @ + =). Defaults to the requester's \
-                      display name.",
+                      (1-64 characters, no control characters, no space at either end; \
+                      acme/app is a label). Defaults to the requester's display name.",
         default: None,
         required: false,
         sensitive: false,
@@ -443,7 +443,7 @@ mod tests {
         for (path, data, expected) in [
             (
                 "token/hoeg/my-organization",
-                json!({"label": "has space"}),
+                json!({"label": "tab\there"}),
                 "label",
             ),
             (
@@ -504,12 +504,12 @@ mod tests {
     fn the_default_label_comes_from_the_requester() {
         let host = TestHost::configured();
         let mut request = Request::new(Operation::Update, "token/hoeg/hoeg");
-        request.display_name = Some("token-ci runner".into());
+        request.display_name = Some("jwt-acme/app\n".into());
         let data = crate::backend::handle(&host, &request)
             .unwrap()
             .data
             .unwrap();
-        assert_eq!(data["label"], "token-ci-runner");
+        assert_eq!(data["label"], "jwt-acme/app");
     }
 
     #[test]

@@ -215,8 +215,8 @@ async fn bad_input_is_a_400_that_says_what_is_wrong() {
         ),
         (
             "token/hoeg/hoeg",
-            json!({"label": "no spaces please"}).to_string(),
-            "label",
+            json!({"label": "no\nline breaks"}).to_string(),
+            "no control characters",
         ),
         (
             "token/hoeg/hoeg",
@@ -518,6 +518,20 @@ async fn secrets_never_reach_reads_errors_or_logs() {
             assert!(!text.contains(secret), "{secret:?} leaked into: {text}");
         }
     }
+}
+
+/// A GitLab project path, spaces and non-ASCII are labels, as Docker Hub takes them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_path_is_a_label_at_the_hub() {
+    let engine = Engine::start();
+    engine.configure().await;
+    let issued = engine.issue(json!({"label": "acme/app: deploy ✓"})).await;
+    let at_hub = engine.hub.token(issued.uuid()).unwrap();
+    assert!(
+        at_hub.label.contains(":acme/app: deploy ✓:"),
+        "{}",
+        at_hub.label
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
