@@ -53,7 +53,7 @@ pub static FIELDS: &[Field] = &[
         kind: FieldKind::String,
         description: "Shown in the token's label in Docker Hub's UI, to tell who uses it \
                       (1-64 characters, no control characters, no space at either end; \
-                      acme/app is a label). Defaults to the requester's display name.",
+                      acme/app is a label). Empty or unset: the requester's display name.",
         default: None,
         required: false,
         sensitive: false,
@@ -135,7 +135,9 @@ fn issue(
             config.scopes.join(", ")
         )));
     }
-    let label = match data.string("label")? {
+    // `label=` (empty) asks for the default, so that a write with nothing else to say
+    // needs no `-force` in the CLI.
+    let label = match data.string("label")?.filter(|label| !label.is_empty()) {
         Some(label) => {
             names::check_label(&label)?;
             label
@@ -505,6 +507,13 @@ mod tests {
         let host = TestHost::configured();
         let mut request = Request::new(Operation::Update, "token/hoeg/hoeg");
         request.display_name = Some("jwt-acme/app\n".into());
+        let data = crate::backend::handle(&host, &request)
+            .unwrap()
+            .data
+            .unwrap();
+        assert_eq!(data["label"], "jwt-acme/app");
+        // `label=` is the default too.
+        let request = request.with_data(json!({"label": ""}));
         let data = crate::backend::handle(&host, &request)
             .unwrap()
             .data

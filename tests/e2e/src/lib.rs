@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod differential;
 pub mod gateway;
+pub mod oidc;
 pub mod openbao;
 pub mod raft;
 pub mod serve;

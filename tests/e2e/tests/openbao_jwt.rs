@@ -1,0 +1,194 @@
+//! Keyless CI in plugin mode: a pipeline's OIDC identity token (from a test-only issuer,
+//! GitLab- and GitHub-shaped) logs in with OpenBao's own `jwt` auth method and gets a Docker
+//! Hub token for its one path; the token ends with the login token, whether the job revokes
+//! it (`bao token revoke -self`) or it expires.
+
+use dockerhub_secrets_e2e::PASSWORD;
+use dockerhub_secrets_e2e::oidc::{Alg, Issuer, github_claims, gitlab_claims};
+use dockerhub_secrets_e2e::openbao::{OpenBao, eventually};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The audience the pipelines' tokens are minted for (GitLab's `id_tokens: aud:`).
+const AUDIENCE: &str = "https://openbao.example";
+
+/// The README's pipeline policy: one token path, nothing else.
+const POLICY: &str = r#"
+path "dockerhub/token/hoeg/my-organization" {
+  capabilities = ["create", "update"]
+}
+"#;
+
+/// OpenBao with the plugin and an account, `jwt` auth trusting `issuer` (by its JWKS URL, or
+/// by OIDC discovery), the pipeline policy, and `role` on `jwt`.
+fn start(issuer: &Issuer, discovery: bool, role: &str, role_config: Value) -> OpenBao {
+    let bao = OpenBao::start(PASSWORD).expect("start OpenBao with the plugin");
+    bao.write_seed_config(PASSWORD).unwrap();
+    bao.bao_stdin(&["policy", "write", "ci-release", "-"], POLICY)
+        .unwrap();
+    bao.bao_ok(&["auth", "enable", "jwt"]).unwrap();
+    let trust = if discovery {
+        format!("oidc_discovery_url={}", issuer.url())
+    } else {
+        format!("jwks_url={}", issuer.jwks_url())
+    };
+    bao.bao_ok(&[
+        "write",
+        "auth/jwt/config",
+        &trust,
+        &format!("bound_issuer={}", issuer.url()),
+    ])
+    .unwrap();
+    bao.bao_stdin(
+        &["write", &format!("auth/jwt/role/{role}"), "-"],
+        &role_config.to_string(),
+    )
+    .unwrap();
+    bao
+}
+
+/// A GitLab role: `project_path` is the user (so the display name is `jwt-<project_path>`),
+/// bound to one project's protected branches.
+fn gitlab_role(project_path: &str, ttl: &str) -> Value {
+    json!({
+        "role_type": "jwt",
+        "user_claim": "project_path",
+        "bound_audiences": [AUDIENCE],
+        "bound_claims": {"project_path": project_path, "ref_protected": "true"},
+        "token_policies": ["ci-release"],
+        "token_ttl": ttl,
+        "token_max_ttl": ttl,
+    })
+}
+
+/// The README's login: `bao write -field=token auth/jwt/login role=<role> jwt=<jwt>`, the
+/// client token.
+fn login(bao: &OpenBao, role: &str, jwt: &str) -> anyhow::Result<String> {
+    let token = bao.bao_ok(&[
+        "write",
+        "-field=token",
+        "auth/jwt/login",
+        &format!("role={role}"),
+        &format!("jwt={jwt}"),
+    ])?;
+    Ok(token.trim().to_string())
+}
+
+/// The pipeline's write, as the README's recipe makes it: `label=` asks for the default label.
+fn issue(bao: &OpenBao, token: &str) -> Value {
+    bao.bao_json_as(
+        token,
+        &["write", "dockerhub/token/hoeg/my-organization", "label="],
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_gitlab_job_gets_a_token_with_no_static_secret_and_revoke_self_ends_it() {
+    let issuer = Issuer::start().unwrap();
+    let bao = start(&issuer, false, "release", gitlab_role("acme/app", "10m"));
+    let jwt = issuer.sign(
+        Alg::Rs256,
+        gitlab_claims("acme/app", "main", true, AUDIENCE),
+        300,
+    );
+    let token = login(&bao, "release", &jwt).unwrap();
+
+    let secret = issue(&bao, &token);
+    let uuid = secret["data"]["uuid"].as_str().unwrap().to_string();
+    let at_hub = bao.hub.token(&uuid).expect("the token is at the Hub");
+    assert!(
+        at_hub.label.contains(":jwt-acme/app:"),
+        "the Hub's UI names the pipeline: {}",
+        at_hub.label
+    );
+    // The policy holds: another namespace is refused.
+    let other = bao
+        .bao_as(&token, &["write", "dockerhub/token/hoeg/hoeg", "label="])
+        .unwrap();
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("permission denied"));
+
+    // The job's last step, allowed by the default policy: its leases and tokens end with it.
+    let revoked = bao.bao_as(&token, &["token", "revoke", "-self"]).unwrap();
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || bao.hub.token(&uuid).is_none()),
+        "the Docker Hub token is deleted with the login token"
+    );
+}
+
+#[test]
+fn a_login_token_that_expires_takes_its_docker_hub_tokens_with_it() {
+    let issuer = Issuer::start().unwrap();
+    let bao = start(&issuer, false, "release", gitlab_role("acme/app", "15s"));
+    let jwt = issuer.sign(
+        Alg::Es256,
+        gitlab_claims("acme/app", "main", true, AUDIENCE),
+        300,
+    );
+    let token = login(&bao, "release", &jwt).unwrap();
+    let secret = issue(&bao, &token);
+    let uuid = secret["data"]["uuid"].as_str().unwrap().to_string();
+    assert!(bao.hub.token(&uuid).is_some());
+    assert!(
+        eventually(Duration::from_secs(90), || bao.hub.token(&uuid).is_none()),
+        "OpenBao revokes the leases of an expired token, and the engine deletes the Hub token"
+    );
+}
+
+#[test]
+fn a_github_job_logs_in_through_oidc_discovery() {
+    let issuer = Issuer::start().unwrap();
+    let role = json!({
+        "role_type": "jwt",
+        "user_claim": "repository",
+        "bound_audiences": [AUDIENCE],
+        "bound_subject": "repo:acme/app:ref:refs/heads/main",
+        "token_policies": ["ci-release"],
+        "token_ttl": "10m",
+    });
+    let bao = start(&issuer, true, "release", role);
+    let jwt = issuer.sign(Alg::Rs256, github_claims("acme/app", "main", AUDIENCE), 300);
+    let token = login(&bao, "release", &jwt).unwrap();
+    let secret = issue(&bao, &token);
+    let uuid = secret["data"]["uuid"].as_str().unwrap();
+    assert!(
+        bao.hub
+            .token(uuid)
+            .unwrap()
+            .label
+            .contains(":jwt-acme/app:"),
+        "{:?}",
+        bao.hub.token(uuid)
+    );
+}
+
+#[test]
+fn another_projects_identity_is_refused_at_login() {
+    let issuer = Issuer::start().unwrap();
+    let bao = start(&issuer, false, "release", gitlab_role("acme/app", "10m"));
+    for (claims, why) in [
+        (
+            gitlab_claims("acme/other", "main", true, AUDIENCE),
+            "another project",
+        ),
+        (
+            gitlab_claims("acme/app", "feature", false, AUDIENCE),
+            "an unprotected branch",
+        ),
+        (
+            gitlab_claims("acme/app", "main", true, "https://elsewhere.example"),
+            "another audience",
+        ),
+    ] {
+        let jwt = issuer.sign(Alg::Rs256, claims, 300);
+        let refused = login(&bao, "release", &jwt);
+        assert!(refused.is_err(), "{why} must not log in");
+    }
+    assert!(bao.hub.live_tokens().is_empty());
+}
