@@ -192,3 +192,20 @@ fn another_projects_identity_is_refused_at_login() {
     }
     assert!(bao.hub.live_tokens().is_empty());
 }
+
+/// The issuer publishes a new key: OpenBao fetches the JWKS again for the unknown `kid`, with
+/// no restart and no change to its config.
+#[test]
+fn a_rotated_signing_key_is_picked_up_without_a_restart() {
+    let issuer = Issuer::start().unwrap();
+    let bao = start(&issuer, false, "release", gitlab_role("acme/app", "10m"));
+    let claims = || gitlab_claims("acme/app", "main", true, AUDIENCE);
+    login(&bao, "release", &issuer.sign(Alg::Rs256, claims(), 300)).unwrap();
+    let fetched = issuer.jwks_fetches();
+    assert!(fetched >= 1);
+    issuer.rotate(Alg::Rs256, "rs-2");
+    let rotated = issuer.sign(Alg::Rs256, claims(), 300);
+    let token = login(&bao, "release", &rotated).unwrap();
+    assert!(issuer.jwks_fetches() > fetched, "fetched again for the new kid");
+    assert!(issue(&bao, &token)["data"]["token"].is_string());
+}
