@@ -33,15 +33,15 @@ impl HubUrlError {
     }
 }
 
-/// `url` with whatever stands between its `://` and the last `@` before the next `/`
-/// (user and password, RFC 3986 §3.2.1) replaced by `***`: safe to show in an error.
+/// `url` with whatever stands before the last `@` of its authority (user and password,
+/// RFC 3986 §3.2.1) replaced by `***`: safe to show in an error. The authority runs from
+/// after `://` (or from the start, when a scheme is missing) to the next `/`, `?` or `#`.
 pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
+    let start = url.find("://").map_or(0, |at| at + 3);
+    let rest = &url[start..];
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        Some(at) => format!("{}***{}", &url[..start], &rest[at..]),
         None => url.to_string(),
     }
 }
@@ -176,6 +176,8 @@ mod tests {
             "http://user:hunter2@127.0.0.1:1?x=1",
             "http://a@b:hunter2@hub.example",
             "http://user:hunter2 @hub",
+            "user:hunter2@127.0.0.1:8080",
+            "user:hunter2@hub.example/path",
         ] {
             let message = HubOrigin::parse(url).unwrap_err().to_string();
             assert!(!message.contains("hunter2"), "{message}");

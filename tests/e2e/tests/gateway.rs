@@ -67,6 +67,9 @@ fn the_seed_session(kind: Kind) {
     assert_eq!(row(&config, "ttl"), Some("5m0s"));
     assert_eq!(row(&config, "username"), Some("hoeg"));
     assert!(!config.contains(PASSWORD));
+    // `bao list` sends `GET ?list=true`, which Node takes too.
+    let listed = gateway.bao_ok(&["list", "dockerhub/config"]).unwrap();
+    assert!(listed.lines().any(|line| line == "hoeg"), "{listed}");
 
     let token = gateway
         .bao_ok(&[
@@ -421,6 +424,7 @@ fn a_bad_setting_stops_the_gateway_and_names_the_variable() {
             "DOCKERHUB_SECRETS_HUB_URL",
             "http://user:hunter2@127.0.0.1:1",
         ),
+        ("DOCKERHUB_SECRETS_HUB_URL", "user:hunter2@127.0.0.1:1"),
         ("DOCKERHUB_SECRETS_BODY_READ_TIMEOUT", "0"),
         ("DOCKERHUB_SECRETS_STORE_KEY", "abcd"),
         ("DOCKERHUB_SECRETS_ETCD_URL", "garbage"),
@@ -456,6 +460,7 @@ fn a_bad_setting_stops_the_gateway_and_names_the_variable() {
             health.to_string().contains(name),
             "{name}={value}: {health}"
         );
+        assert!(!health.to_string().contains("hunter2"), "{health}");
     }
     assert!(hub.calls().is_empty(), "nothing reached Docker Hub");
 }

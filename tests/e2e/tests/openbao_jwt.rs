@@ -206,6 +206,9 @@ fn a_rotated_signing_key_is_picked_up_without_a_restart() {
     issuer.rotate(Alg::Rs256, "rs-2");
     let rotated = issuer.sign(Alg::Rs256, claims(), 300);
     let token = login(&bao, "release", &rotated).unwrap();
-    assert!(issuer.jwks_fetches() > fetched, "fetched again for the new kid");
+    assert!(
+        issuer.jwks_fetches() > fetched,
+        "fetched again for the new kid"
+    );
     assert!(issue(&bao, &token)["data"]["token"].is_string());
 }

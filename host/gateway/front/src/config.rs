@@ -35,7 +35,7 @@ pub struct Config {
 /// Why the gateway cannot serve: every request is answered 500 with this text.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{TOKENS} is not set: give the gateway the tokens file's HCL text in it")]
+    #[error("{TOKENS} is not set or empty: give the gateway the tokens file's HCL text in it")]
     NoTokens,
     #[error("{TOKENS} does not hold a valid tokens file: {0}")]
     BadTokens(String),
@@ -153,6 +153,7 @@ mod tests {
         for (name, bad) in [
             (HUB_URL, "garbage"),
             (HUB_URL, "https://user:hunter2@hub.example"),
+            (HUB_URL, "user:hunter2@127.0.0.1:8080"),
             (BODY_READ_TIMEOUT, "0"),
             (BODY_READ_TIMEOUT, "soon"),
         ] {

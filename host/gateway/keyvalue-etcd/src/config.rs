@@ -48,6 +48,13 @@ pub struct Endpoint {
 impl Endpoint {
     /// Parse `http://host:port` or `https://host:port` (a trailing `/` is allowed).
     pub fn parse(url: &str) -> Result<Endpoint, String> {
+        // Not repeated: what stands before an `@` is a password, scheme or not.
+        if url.contains('@') {
+            return Err(
+                "an endpoint must not hold credentials (user:password@); they are not sent to etcd"
+                    .to_string(),
+            );
+        }
         let (tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
             (false, rest)
         } else if let Some(rest) = url.strip_prefix("https://") {
@@ -58,13 +65,6 @@ impl Endpoint {
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.is_empty() {
             return Err(format!("{url:?} names no host"));
-        }
-        // Not repeated: what stands before the `@` is a password.
-        if authority.contains('@') {
-            return Err(
-                "an endpoint must not hold credentials (user:password@); they are not sent to etcd"
-                    .to_string(),
-            );
         }
         if let Some(c) = authority
             .chars()
@@ -226,13 +226,15 @@ mod tests {
             assert!(message.starts_with(var), "{vars:?}: {message}");
             assert!(!message.contains(&KEY[..62]), "{message}");
         }
-        let message = config(&[(URL_VAR, "http://u:hunter2@a:1"), (KEY_VAR, KEY)])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains("credentials") && !message.contains("hunter2"),
-            "{message}"
-        );
+        for url in ["http://u:hunter2@a:1", "u:hunter2@a:1"] {
+            let message = config(&[(URL_VAR, url), (KEY_VAR, KEY)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                message.contains("credentials") && !message.contains("hunter2"),
+                "{message}"
+            );
+        }
         assert_eq!(
             config(&[(URL_VAR, "http://a:1")]).unwrap_err().to_string(),
             "DOCKERHUB_SECRETS_STORE_KEY is not set: it must hold the AES-256 key that encrypts \
