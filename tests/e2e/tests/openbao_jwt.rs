@@ -61,16 +61,19 @@ fn gitlab_role(project_path: &str, ttl: &str) -> Value {
     })
 }
 
-/// The README's login: `bao write -field=token auth/jwt/login role=<role> jwt=<jwt>`, the
-/// client token.
+/// The README's login: `printf %s "$JWT" | bao write -field=token auth/jwt/login
+/// role=<role> jwt=-` (the identity token on stdin, off the command line): the client token.
 fn login(bao: &OpenBao, role: &str, jwt: &str) -> anyhow::Result<String> {
-    let token = bao.bao_ok(&[
-        "write",
-        "-field=token",
-        "auth/jwt/login",
-        &format!("role={role}"),
-        &format!("jwt={jwt}"),
-    ])?;
+    let token = bao.bao_stdin(
+        &[
+            "write",
+            "-field=token",
+            "auth/jwt/login",
+            &format!("role={role}"),
+            "jwt=-",
+        ],
+        jwt,
+    )?;
     Ok(token.trim().to_string())
 }
 
