@@ -132,6 +132,12 @@ impl JwtAuth {
             .collect()
     }
 
+    /// Whether the mount has role `name` (case does not matter, as in Vault): a login's
+    /// token is renewed only while its role exists.
+    pub fn has_role(&self, name: &str) -> bool {
+        self.mount.roles.contains_key(&name.to_lowercase())
+    }
+
     /// Vault's `auth/<path>/login` with fields `role` (optional when the mount has
     /// `default_role`; case does not matter) and `jwt`: the token's signature, `alg`, issuer
     /// (`bound_issuer`), subject (`bound_subject`), audience (`bound_audiences`; a token with

@@ -48,6 +48,8 @@ pub struct StubSandbox {
     /// Closed until then.
     upstream_open_at: Mutex<Option<Instant>>,
     waited: AtomicBool,
+    /// The host's max lease TTL each `handle` was given, in call order.
+    max_ttls: Mutex<Vec<Option<u64>>>,
 }
 
 impl StubSandbox {
@@ -90,6 +92,11 @@ impl StubSandbox {
         self.help_calls.load(Ordering::SeqCst)
     }
 
+    /// The host's max lease TTL each `handle` was given, in call order.
+    pub fn max_ttls(&self) -> Vec<Option<u64>> {
+        lock(&self.max_ttls).clone()
+    }
+
     /// Whether a call waited for the upstream to accept requests again.
     pub fn waited_for_upstream(&self) -> bool {
         self.waited.load(Ordering::SeqCst)
@@ -101,9 +108,11 @@ impl Sandbox for StubSandbox {
     async fn handle(
         &self,
         storage: Arc<dyn Storage>,
-        _limits: Arc<dyn LeaseLimits>,
+        limits: Arc<dyn LeaseLimits>,
         request: &Request,
     ) -> Result<Response, CallError> {
+        let max_ttl = limits.max_ttl().await;
+        lock(&self.max_ttls).push(max_ttl);
         lock(&self.requests).push(request.clone());
         let answer = lock(&self.script).pop_front().unwrap_or(Answer::Empty);
         match answer {

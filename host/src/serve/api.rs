@@ -2,10 +2,12 @@
 //! bound on memory, and the engine and the lease manager behind [`vault_front`], which
 //! answers every request as OpenBao would (`tests/e2e/tests/differential.rs` compares).
 
+use super::auth::AuthMounts;
 use super::leases::Leases;
+use super::tokens::LoginTokens;
 use crate::engine::{
-    CallError, Engine, EngineError, LeaseLimits, LeaseState, MAX_REQUEST_BYTES, Operation, Request,
-    Response as EngineResponse,
+    CallError, Engine, EngineError, FixedLimit, LeaseLimits, LeaseState, MAX_REQUEST_BYTES,
+    Operation, Request, Response as EngineResponse,
 };
 use crate::storage::Storage;
 use axum::body::{Body, Bytes};
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use vault_front::{
     ApiError, EngineAnswer, EngineFailure, EngineRequest, Front, LeaseFailure, LeaseRecord,
-    Timestamp,
+    LoginToken, Timestamp,
 };
 
 /// Vault's listener defaults (`http_read_header_timeout`, `http_read_timeout`): a client has
@@ -37,6 +39,10 @@ pub struct Api {
     /// Engine calls under way, which a shutdown waits for.
     pub tasks: tokio_util::task::TaskTracker,
     pub leases: Arc<Leases>,
+    /// The tokens logins created.
+    pub tokens: Arc<LoginTokens>,
+    /// The auth mounts of the tokens file (`auth/<path>/login`).
+    pub auth: AuthMounts,
     pub engine_storage: Arc<dyn Storage>,
     pub limits: Arc<dyn LeaseLimits>,
     /// Permits to receive a body: [`BODIES_IN_FLIGHT`].
@@ -87,10 +93,11 @@ impl vault_front::Host for ServeHost<'_> {
     async fn call(&self, request: EngineRequest) -> Result<EngineAnswer, EngineFailure> {
         // Run to completion even if the client goes away: a token the engine creates must
         // get its lease stored, whether or not anyone reads the answer.
+        let token = request.token.clone();
         let (response, lease) = self
             .0
             .tasks
-            .spawn(issue(self.0.clone(), engine_request(request)))
+            .spawn(issue(self.0.clone(), engine_request(request), token))
             .await
             .map_err(|e| EngineFailure::Coded {
                 status: 500,
@@ -137,6 +144,43 @@ impl vault_front::Host for ServeHost<'_> {
     async fn tidy(&self) -> Result<(), LeaseFailure> {
         Ok(())
     }
+
+    fn serves_login(&self, mount: &str) -> bool {
+        self.0.auth.serves(mount)
+    }
+
+    async fn login(
+        &self,
+        mount: &str,
+        data: &serde_json::Value,
+    ) -> Result<(String, LoginToken, u64), ApiError> {
+        let grant = self.0.auth.login(mount, data).await?;
+        Ok(self.0.tokens.create(grant).await?)
+    }
+
+    async fn token(&self, secret: &str) -> Result<Option<LoginToken>, LeaseFailure> {
+        Ok(self.0.tokens.lookup(secret))
+    }
+
+    async fn renew_token(
+        &self,
+        secret: &str,
+        increment: u64,
+    ) -> Result<(LoginToken, u64, Vec<String>), ApiError> {
+        // As OpenBao's jwt renewal (`pathLoginRenew`): only while its role still exists.
+        if let Some(token) = self.0.tokens.lookup(secret) {
+            self.0.auth.check_renewal(&token)?;
+        }
+        self.0
+            .tokens
+            .renew(secret, increment)
+            .await?
+            .ok_or_else(|| ApiError::new(403, "permission denied"))
+    }
+
+    async fn revoke_token(&self, secret: &str) -> Result<(), ApiError> {
+        Ok(self.0.tokens.revoke(secret).await?)
+    }
 }
 
 fn engine_request(request: EngineRequest) -> Request {
@@ -154,6 +198,22 @@ fn engine_request(request: EngineRequest) -> Request {
         entity_id: None,
         lease: None,
     }
+}
+
+/// The limit on a lease created with `token`: the server's max lease TTL, and the time the
+/// token has left at `issued`, so that the lease and the Hub's own expiry of its token end
+/// no later than the login token does.
+async fn lease_limits(
+    api: &Api,
+    token: Option<&LoginToken>,
+    issued: Timestamp,
+) -> Arc<dyn LeaseLimits> {
+    let Some(token) = token else {
+        return api.limits.clone();
+    };
+    let left = token.expire_time.since(issued).as_secs().max(1);
+    let limit = api.limits.max_ttl().await.map_or(left, |max| max.min(left));
+    Arc::new(FixedLimit(Some(limit)))
 }
 
 /// A request's body as a connection delivers it.
@@ -228,21 +288,41 @@ async fn read_body(
     }
 }
 
-/// Call the engine and store the lease of what it created.
+/// Call the engine and store the lease of what it created, tied to the login `token` the
+/// request came with.
 async fn issue(
     api: Arc<Api>,
     request: Request,
+    token: Option<LoginToken>,
 ) -> Result<(EngineResponse, Option<LeaseRecord>), EngineFailure> {
     let issued = Timestamp::now();
+    let limits = lease_limits(&api, token.as_ref(), issued).await;
     let response = api
         .engine
-        .handle(api.engine_storage.clone(), api.limits.clone(), &request)
+        .handle(api.engine_storage.clone(), limits, &request)
         .await?;
     let Some(lease) = &response.lease else {
         return Ok((response, None));
     };
-    match api.leases.create(&request.path, lease, issued).await {
-        Ok(record) => Ok((response, Some(record))),
+    let accessor = token.map(|t| t.accessor);
+    match api
+        .leases
+        .create(&request.path, lease, issued, accessor.clone())
+        .await
+    {
+        Ok(record) => {
+            // The token ended while the engine worked (`revoke-self`, expiry): its leases
+            // were revoked before this one existed, so end this one too.
+            if let Some(accessor) = accessor.filter(|a| api.tokens.by_accessor(a).is_none()) {
+                tracing::info!(%accessor, lease_id = %record.lease_id, "the login token ended during the request; revoking its new lease");
+                let _ = api.leases.revoke(&record.lease_id, true).await;
+                return Err(EngineFailure::Plain {
+                    status: 403,
+                    message: "permission denied".into(),
+                });
+            }
+            Ok((response, Some(record)))
+        }
         Err(e) => {
             // The secret must not outlive a lease nobody can revoke: undo it at once.
             tracing::error!(error = %e, "storing a new lease failed; revoking its secret");
@@ -348,7 +428,7 @@ mod tests {
         let stub = StubSandbox::new();
         let engine = Arc::new(Engine::new(stub.clone()));
         let engine_storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
-        let limits: Arc<dyn LeaseLimits> = Arc::new(FixedLimit(None));
+        let limits: Arc<dyn LeaseLimits> = Arc::new(FixedLimit(Some(3600)));
         let leases = Leases::load(
             lease_storage,
             engine_storage.clone(),
@@ -358,6 +438,9 @@ mod tests {
         )
         .await
         .unwrap();
+        let tokens = LoginTokens::load(Arc::new(MemoryStorage::new()), leases.clone(), 3600)
+            .await
+            .unwrap();
         let api = Api {
             front: Front {
                 acl: vault_front::AccessControl::parse("").unwrap(),
@@ -367,11 +450,66 @@ mod tests {
             engine,
             tasks: tokio_util::task::TaskTracker::new(),
             leases,
+            tokens,
+            auth: AuthMounts::default(),
             engine_storage,
             limits,
             bodies: tokio::sync::Semaphore::new(1),
         };
         (Arc::new(api), stub)
+    }
+
+    fn grant(ttl: u64) -> super::super::tokens::Grant {
+        super::super::tokens::Grant {
+            mount: "jwt".into(),
+            role: "ci".into(),
+            display_name: "jwt-acme/app".into(),
+            policies: vec!["ci".into()],
+            no_default_policy: false,
+            meta: Default::default(),
+            ttl,
+            max_ttl: 0,
+            explicit_max_ttl: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lease_made_with_a_login_token_ends_no_later_than_the_token() {
+        let (api, stub) = api(Arc::new(MemoryStorage::new())).await;
+        let (secret, token, _) = api.tokens.create(grant(60)).await.unwrap();
+        stub.answer(token_answer());
+        let (_, lease) = issue(api.clone(), write(), Some(token.clone()))
+            .await
+            .unwrap();
+        let lease = lease.unwrap();
+        assert_eq!(lease.token_accessor.as_deref(), Some(token.accessor.as_str()));
+        let limit = stub.max_ttls()[0].expect("a limit");
+        assert!((59..=60).contains(&limit), "the token's time left, not 3600: {limit}");
+        // Without a login token, the server's limit.
+        stub.answer(token_answer());
+        issue(api.clone(), write(), None).await.unwrap();
+        assert_eq!(stub.max_ttls()[1], Some(3600));
+
+        api.tokens.revoke(&secret).await.unwrap();
+        assert!(api.tokens.lookup(&secret).is_none());
+        assert_eq!(api.leases.lookup(&lease.lease_id), None, "its lease ended with it");
+        let revoked = stub.last_request().unwrap();
+        assert_eq!(revoked.operation, Operation::Revoke);
+        assert_eq!(api.leases.list("dockerhub/token/hoeg/my-organization").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lease_whose_token_ended_during_the_request_is_revoked_at_once() {
+        let (api, stub) = api(Arc::new(MemoryStorage::new())).await;
+        let (secret, token, _) = api.tokens.create(grant(60)).await.unwrap();
+        api.tokens.revoke(&secret).await.unwrap();
+        stub.answer(token_answer());
+        let failure = issue(api.clone(), write(), Some(token)).await.unwrap_err();
+        assert_eq!(ApiError::from(failure).0.as_u16(), 403);
+        assert!(api.leases.list("dockerhub/token/hoeg/my-organization").is_empty());
+        let requests = stub.requests();
+        assert_eq!(requests.len(), 2, "issued, then revoked");
+        assert_eq!(requests[1].operation, Operation::Revoke);
     }
 
     fn token_answer() -> Answer {
@@ -402,7 +540,7 @@ mod tests {
     async fn a_token_whose_lease_is_stored_is_answered_with_it() {
         let (api, stub) = api(Arc::new(MemoryStorage::new())).await;
         stub.answer(token_answer());
-        let (_, lease) = issue(api.clone(), write()).await.unwrap();
+        let (_, lease) = issue(api.clone(), write(), None).await.unwrap();
         let lease = lease.expect("a lease");
         assert!(
             lease
@@ -416,7 +554,7 @@ mod tests {
     async fn a_token_whose_lease_cannot_be_stored_is_revoked_at_once() {
         let (api, stub) = api(Arc::new(Full)).await;
         stub.answer(token_answer());
-        let failure = issue(api, write()).await.expect_err("no lease, no token");
+        let failure = issue(api, write(), None).await.expect_err("no lease, no token");
         let ApiError(status, errors) = ApiError::from(failure);
         assert_eq!(status.as_u16(), 500);
         assert!(errors[0].contains("no space left on device"), "{errors:?}");

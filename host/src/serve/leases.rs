@@ -184,13 +184,15 @@ impl Leases {
     /// `issued` is when the request reached the engine, so that the lease ends no later than
     /// the engine's own count: its TTL is capped at the Hub's expiry from the engine's clock,
     /// and a lease counted from the end of the call could outlast the token.
+    /// `token_accessor`: the login token the lease was created with, whose end ends it.
     pub async fn create(
         &self,
         path: &str,
         lease: &Lease,
         issued: Timestamp,
+        token_accessor: Option<String>,
     ) -> Result<LeaseRecord, StorageError> {
-        let record = LeaseRecord::issue(
+        let mut record = LeaseRecord::issue(
             &self.mount,
             path,
             lease.ttl,
@@ -198,6 +200,7 @@ impl Leases {
             &lease.internal_data,
             issued,
         );
+        record.token_accessor = token_accessor;
         let id = LeaseRecord::storage_key(&record.lease_id)
             .expect("an issued lease id has a key")
             .to_string();
@@ -319,6 +322,12 @@ impl Leases {
             }
             return Ok(keys.len());
         }
+        self.revoke_keys(keys).await
+    }
+
+    /// Revoke the leases stored under `keys` now, some at once; the first failure is
+    /// returned after all were tried (the failed ones stay, scheduled for retry).
+    async fn revoke_keys(self: &Arc<Self>, keys: Vec<String>) -> Result<usize, LeaseFailure> {
         let slots = Arc::new(Semaphore::new(REVOKE_CONCURRENCY));
         let mut tasks = tokio::task::JoinSet::new();
         let count = keys.len();
@@ -336,6 +345,28 @@ impl Leases {
             }
         }
         first_error.map_or(Ok(count), Err)
+    }
+
+    /// Revoke, now, every lease created with the login token `accessor` (OpenBao's
+    /// `RevokeByToken`), as [`Leases::revoke_prefix`] with `sync` does: all are tried, the
+    /// failed ones stay scheduled for retry, and the first failure is returned. Returns how
+    /// many leases the token had.
+    pub async fn revoke_token(self: &Arc<Self>, accessor: &str) -> Result<usize, LeaseFailure> {
+        let keys: Vec<String> = self
+            .index()
+            .records
+            .iter()
+            .filter(|(_, r)| r.token_accessor.as_deref() == Some(accessor))
+            .map(|(key, _)| key.clone())
+            .collect();
+        self.revoke_keys(keys).await
+    }
+
+    /// The login tokens that leases were created with, each once.
+    pub fn token_accessors(&self) -> BTreeSet<String> {
+        let index = self.index();
+        let accessors = index.records.values();
+        accessors.filter_map(|r| r.token_accessor.clone()).collect()
     }
 
     /// `sys/leases/revoke-force/<prefix>` (`bao lease revoke -force -prefix`): revoke every
@@ -550,7 +581,7 @@ mod tests {
             renewable: true,
             internal_data: r#"{"uuid":"u-1"}"#.into(),
         };
-        leases.create(PATH, &lease, now()).await.unwrap()
+        leases.create(PATH, &lease, now(), None).await.unwrap()
     }
 
     #[tokio::test]

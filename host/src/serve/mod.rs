@@ -5,11 +5,15 @@
 //! One process, one mount: [`api`] receives Vault's requests and hands them to
 //! [`vault_front`], which answers them (with its `acl` deciding who may do what from an
 //! operator's tokens file with Vault policies), [`store`] keeps everything in an encrypted,
-//! crash-safe file, and [`leases`] revokes what expires, durably.
+//! crash-safe file, and [`leases`] revokes what expires, durably. The tokens file may also
+//! declare JWT auth mounts ([`auth`]): their logins create tokens ([`tokens`]) whose end
+//! ends the leases created with them.
 
 mod api;
+mod auth;
 mod leases;
 pub mod store;
+mod tokens;
 
 use crate::engine::{Engine, FixedLimit, LeaseLimits};
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -73,13 +77,17 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let acl = vault_front::AccessControl::load(&config.tokens)
         .with_context(|| format!("loading the tokens file {}", config.tokens.display()))?;
+    let auth = auth::AuthMounts::load(&acl)
+        .with_context(|| format!("loading the tokens file {}", config.tokens.display()))?;
     let store: Arc<dyn Storage> =
         Arc::new(store::Store::open(&config.data, config.key, config.create)?);
     // Every write of the engine goes through this process, so its reads can be cached.
     let engine_storage: Arc<dyn Storage> = Arc::new(CachedStorage::new(Arc::new(
         PrefixedStorage::new(store.clone(), format!("logical/{}/", config.mount)),
     )));
-    let lease_storage: Arc<dyn Storage> = Arc::new(PrefixedStorage::new(store, "sys/leases/"));
+    let lease_storage: Arc<dyn Storage> =
+        Arc::new(PrefixedStorage::new(store.clone(), "sys/leases/"));
+    let token_storage: Arc<dyn Storage> = Arc::new(PrefixedStorage::new(store, "sys/token/"));
     let engine = Arc::new(Engine::new(Arc::new(Runtime::new(config.runtime)?)));
     let limits: Arc<dyn LeaseLimits> = Arc::new(FixedLimit(Some(config.max_lease_ttl.as_secs())));
     let leases = leases::Leases::load(
@@ -90,6 +98,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         limits.clone(),
     )
     .await?;
+    let tokens =
+        tokens::LoginTokens::load(token_storage, leases.clone(), config.max_lease_ttl.as_secs())
+            .await?;
 
     let stopping = shutdown_signal();
     // Bound before the start-up rollback, which may call the Hub for a while: clients'
@@ -110,6 +121,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     rollback(&engine, &engine_storage, true).await;
     let (stop, stopped) = watch::channel(false);
     let lease_timers = tokio::spawn(leases.clone().run(stopped.clone()));
+    let token_timers = tokio::spawn(tokens.clone().run(stopped.clone()));
     let periodic_rollback = {
         let (engine, storage, mut stopped) =
             (engine.clone(), engine_storage.clone(), stopped.clone());
@@ -134,6 +146,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         engine,
         tasks: tasks.clone(),
         leases,
+        tokens,
+        auth,
         engine_storage,
         limits,
         bodies: tokio::sync::Semaphore::new(api::BODIES_IN_FLIGHT),
@@ -142,6 +156,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tasks.close();
     tasks.wait().await;
     stop.send_replace(true);
-    let _ = tokio::join!(lease_timers, periodic_rollback);
+    let _ = tokio::join!(lease_timers, token_timers, periodic_rollback);
     Ok(())
 }

@@ -19,14 +19,18 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::LoginToken;
 use hcl::{Block, Body, Structure};
 use sha2::{Digest, Sha256};
 
 /// The part of Vault's built-in `default` policy that concerns this server: a token may look
-/// itself up (`bao login` does), ask what it may do, and renew or look up its leases. The rest
+/// itself up (`bao login` does), renew and revoke itself (a login's token), ask what it may
+/// do, and renew or look up its leases. The rest
 /// (cubbyhole, response wrapping, identity) names features this server does not have.
 const DEFAULT_POLICY: &str = r#"
 path "auth/token/lookup-self" { capabilities = ["read"] }
+path "auth/token/renew-self" { capabilities = ["update"] }
+path "auth/token/revoke-self" { capabilities = ["update"] }
 path "sys/capabilities-self" { capabilities = ["update"] }
 path "sys/renew" { capabilities = ["update"] }
 path "sys/leases/renew" { capabilities = ["update"] }
@@ -97,12 +101,26 @@ impl FromStr for Capability {
 /// The holder of a token, as the rest of the server (audit, lease metadata) names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The label of the token's block in the tokens file.
+    /// The label of the token's block in the tokens file; a login's token's display name.
     pub name: String,
-    /// `token-<name>`, as Vault names tokens.
+    /// `token-<name>`, as Vault names tokens, or the login's (`jwt-acme/app`).
     pub display_name: String,
     /// As Vault reports them: sorted and with `default`, or just `root` for a root token.
     pub policies: Vec<String>,
+    /// For a token a login created: its record. `None` for a token of the tokens file.
+    pub login: Option<LoginToken>,
+}
+
+impl Principal {
+    /// The holder of a login's token.
+    pub fn of_login(login: LoginToken) -> Principal {
+        Principal {
+            name: login.display_name.clone(),
+            display_name: login.display_name.clone(),
+            policies: login.policies.clone(),
+            login: Some(login),
+        }
+    }
 }
 
 /// Deliberately says nothing more, as Vault: whether the token exists must not leak.
@@ -132,6 +150,8 @@ pub enum AclError {
     DuplicatePolicy(String),
     #[error("token \"{0}\" is defined twice")]
     DuplicateToken(String),
+    #[error("auth \"{0}\" is defined twice")]
+    DuplicateAuth(String),
     #[error("tokens \"{0}\" and \"{1}\" have the same sha256, so the same secret")]
     DuplicateSha256(String, String),
 }
@@ -141,7 +161,7 @@ pub enum AclError {
 pub enum Problem {
     #[error("unknown {0} `{1}` (expected {2})")]
     Unknown(&'static str, String, &'static str),
-    #[error("a `{0}` block needs exactly one label, its name")]
+    #[error("every `{0}` block needs exactly one label, its name")]
     Label(String),
     /// Serde's words for a missing, unknown or mistyped attribute.
     #[error("{0}")]
@@ -221,6 +241,9 @@ pub struct AccessControl {
     tokens: HashMap<[u8; 32], Principal>,
     /// Includes `default`; `root` has no rules, it is a short cut.
     policies: HashMap<String, Vec<Rule>>,
+    /// The file's `auth "<path>" { ... }` blocks (auth mounts, `serve`'s JWT auth), for
+    /// the host to read: this file only checks that each has one label, once.
+    auth: Vec<Block>,
 }
 
 impl AccessControl {
@@ -234,6 +257,7 @@ impl AccessControl {
         let mut policies = HashMap::from([("default".to_owned(), default)]);
         let body = parse_hcl(text)?;
         let mut token_blocks = Vec::new();
+        let mut auth = Vec::new();
         for structure in body.iter() {
             let block = match structure {
                 Structure::Block(block) if block.identifier() == "token" => block,
@@ -248,7 +272,21 @@ impl AccessControl {
                     }
                     continue;
                 }
-                other => return Err(unknown(FILE, other, "`token` and `policy` blocks")),
+                Structure::Block(block) if block.identifier() == "auth" => {
+                    let path = label(block, FILE)?;
+                    if auth.iter().any(|known: &Block| known.labels()[0].as_str() == path) {
+                        return Err(AclError::DuplicateAuth(path));
+                    }
+                    auth.push(block.clone());
+                    continue;
+                }
+                other => {
+                    return Err(unknown(
+                        FILE,
+                        other,
+                        "`token`, `policy` and `auth` blocks",
+                    ));
+                }
             };
             token_blocks.push(block);
         }
@@ -264,7 +302,21 @@ impl AccessControl {
                 return Err(AclError::DuplicateSha256(first.name, name));
             }
         }
-        Ok(AccessControl { tokens, policies })
+        Ok(AccessControl {
+            tokens,
+            policies,
+            auth,
+        })
+    }
+
+    /// The file's `auth "<path>"` blocks, in file order, each with exactly one label.
+    pub fn auth_blocks(&self) -> &[Block] {
+        &self.auth
+    }
+
+    /// Whether the file defines policy `name` (or it is built in: `root`, `default`).
+    pub fn has_policy(&self, name: &str) -> bool {
+        name == "root" || self.policies.contains_key(name)
     }
 
     /// The principal behind `token` if the token is known and its policies grant `capability` on
@@ -300,8 +352,21 @@ impl AccessControl {
         capability: Capability,
         sudo: bool,
     ) -> Result<Principal, PermissionDenied> {
-        let bits = capability.bit() | if sudo { Capability::Sudo.bit() } else { 0 };
         let principal = self.principal(token).ok_or(PermissionDenied)?;
+        self.check(principal, path, capability, sudo)?;
+        Ok(principal.clone())
+    }
+
+    /// As [`AccessControl::authorize`] (with `sudo`, [`AccessControl::authorize_sudo`]) for
+    /// a principal already known, such as a login's token, whose policies are this file's.
+    pub fn check(
+        &self,
+        principal: &Principal,
+        path: &str,
+        capability: Capability,
+        sudo: bool,
+    ) -> Result<(), PermissionDenied> {
+        let bits = capability.bit() | if sudo { Capability::Sudo.bit() } else { 0 };
         let granted = if capability == Capability::List {
             let directory = path.strip_suffix('/').unwrap_or(path);
             self.granted(principal, &format!("{directory}/"), Some(directory))
@@ -310,16 +375,22 @@ impl AccessControl {
         };
         match granted & bits == bits {
             false => Err(PermissionDenied),
-            true => Ok(principal.clone()),
+            true => Ok(()),
         }
     }
 
     /// The capabilities `token` has on `path`, in [`Capability::ALL`] order; empty for an unknown
     /// token, a path no rule matches, or a denied one.
     pub fn capabilities(&self, token: Option<&str>, path: &str) -> Vec<Capability> {
-        let granted = self
-            .principal(token)
-            .map_or(0, |p| self.granted(p, path, None));
+        match self.principal(token) {
+            Some(principal) => self.capabilities_of(principal, path),
+            None => Vec::new(),
+        }
+    }
+
+    /// The capabilities `principal` has on `path`, in [`Capability::ALL`] order.
+    pub fn capabilities_of(&self, principal: &Principal, path: &str) -> Vec<Capability> {
+        let granted = self.granted(principal, path, None);
         let granted = |capability: &Capability| granted & capability.bit() != 0;
         Capability::ALL.into_iter().filter(granted).collect()
     }
@@ -428,6 +499,7 @@ fn parse_token(
         name,
         display_name,
         policies: names,
+        login: None,
     };
     Ok((sha256, principal))
 }
@@ -793,10 +865,10 @@ token "t" {
   sha256 = "SHA(t)"
 }
 ---
-the tokens file: unknown block `tokens` (expected `token` and `policy` blocks)
+the tokens file: unknown block `tokens` (expected `token`, `policy` and `auth` blocks)
 tokens "t" {}
 ---
-the tokens file: a `token` block needs exactly one label, its name
+the tokens file: every `token` block needs exactly one label, its name
 token {}
 ---
 policy "p", path "a": unknown field `allowed_parameters`, expected `capabilities`
@@ -812,7 +884,14 @@ policy "p" {
 policy "p", path "a": invalid type: string "read", expected a sequence
 policy "p" {
   path "a" { capabilities = "read" }
-}"#;
+}
+---
+the tokens file: every `auth` block needs exactly one label, its name
+auth {}
+---
+auth "jwt" is defined twice
+auth "jwt" { type = "jwt" }
+auth "jwt" { type = "jwt" }"#;
 
     #[test]
     fn mistakes_are_refused_and_named() {

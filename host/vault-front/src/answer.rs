@@ -5,7 +5,7 @@
 use crate::acl::Principal;
 use crate::input::parse_bool;
 use crate::request::query_pairs;
-use crate::{EngineFailure, LeaseFailure, Response, Timestamp};
+use crate::{EngineFailure, LeaseFailure, LoginToken, Response, Timestamp};
 use http::{HeaderValue, Method, StatusCode, Uri, header};
 use serde_json::{Value, json};
 
@@ -129,6 +129,8 @@ pub(crate) struct Answer {
     pub lease_duration: u64,
     pub data: Option<Value>,
     pub warnings: Vec<String>,
+    /// A login's or a token renewal's `auth` section.
+    pub auth: Option<Value>,
 }
 
 impl Answer {
@@ -141,7 +143,7 @@ impl Answer {
             "data": self.data,
             "wrap_info": null,
             "warnings": if self.warnings.is_empty() { Value::Null } else { json!(self.warnings) },
-            "auth": null,
+            "auth": self.auth,
         });
         json_response(StatusCode::OK, &body)
     }
@@ -188,10 +190,11 @@ pub(crate) fn redirect(method: &Method, location: &str) -> Response {
 /// What clients call to check their token (hvac's `is_authenticated`, `bao login`).
 /// OpenBao's fields for a token of the tokens file: no expiry, no TTL, unlimited uses, no
 /// parent, no entity. Left out: `accessor` (there are no accessor endpoints to use one with),
-/// `creation_time` and `issue_time` (the file does not say when a token was made).
+/// `creation_time` and `issue_time` (the file does not say when a token was made). A login's
+/// token has them, with its TTL left, its login path and metadata.
 pub(crate) fn lookup_self(principal: Principal, token: &str) -> Response {
-    Answer {
-        data: Some(json!({
+    let data = match &principal.login {
+        None => json!({
             "id": token,
             "display_name": principal.display_name,
             "policies": principal.policies,
@@ -206,6 +209,59 @@ pub(crate) fn lookup_self(principal: Principal, token: &str) -> Response {
             "entity_id": "",
             "meta": null,
             "type": "service",
+        }),
+        // OpenBao's fields for a login's token (`handleLookup` in `vault/token_store.go`).
+        Some(login) => json!({
+            "id": token,
+            "accessor": login.accessor,
+            "display_name": login.display_name,
+            "policies": login.policies,
+            "path": login.path,
+            "renewable": true,
+            "ttl": login.remaining(Timestamp::now()),
+            "creation_time": login.issue_time.secs(),
+            "creation_ttl": login.creation_ttl,
+            "explicit_max_ttl": login.explicit_max_ttl,
+            "issue_time": login.issue_time.to_string(),
+            "expire_time": login.expire_time.to_string(),
+            "num_uses": 0,
+            "orphan": true,
+            "entity_id": "",
+            "meta": login.meta,
+            "type": "service",
+        }),
+    };
+    Answer {
+        data: Some(data),
+        ..Answer::default()
+    }
+    .into_response()
+}
+
+/// A login's answer, or a token renewal's: OpenBao's `auth` section (`logical.Auth` as
+/// `respondLogical` writes it) for `login`, whose secret is `token`, granted `ttl` seconds
+/// by this login or renewal, with `warnings`.
+pub(crate) fn auth_answer(
+    token: &str,
+    login: &LoginToken,
+    ttl: u64,
+    warnings: Vec<String>,
+) -> Response {
+    Answer {
+        warnings,
+        auth: Some(json!({
+            "client_token": token,
+            "accessor": login.accessor,
+            "policies": login.policies,
+            "token_policies": login.policies,
+            "metadata": login.meta,
+            "lease_duration": ttl,
+            "renewable": true,
+            "entity_id": "",
+            "token_type": "service",
+            "orphan": true,
+            "mfa_requirement": null,
+            "num_uses": 0,
         })),
         ..Answer::default()
     }

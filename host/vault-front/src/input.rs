@@ -40,6 +40,19 @@ pub fn parse_duration(value: &serde_json::Value) -> Result<u64, String> {
     }
 }
 
+/// Seconds as OpenBao's TTL warnings write them: units that are zero left out (`1h`, `2m`,
+/// `1h0m30s` is `1h30s`), `0s` for none.
+pub fn format_duration(secs: u64) -> String {
+    let (hours, minutes, seconds) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut text = String::new();
+    for (value, unit) in [(hours, "h"), (minutes, "m"), (seconds, "s")] {
+        if value > 0 {
+            text.push_str(&format!("{value}{unit}"));
+        }
+    }
+    if text.is_empty() { "0s".into() } else { text }
+}
+
 /// The first path segments Vault keeps for itself (OpenBao's `protectedMounts`,
 /// vault/mount.go): it refuses to mount a secrets engine under them.
 const RESERVED_MOUNTS: [&str; 5] = ["sys", "auth", "audit", "identity", "cubbyhole"];
@@ -95,6 +108,14 @@ mod tests {
         assert!(parse_duration(&json!("soon")).is_err());
         assert!(parse_duration(&json!(-1)).is_err());
         assert!(parse_duration(&json!(true)).is_err());
+    }
+
+    #[test]
+    fn durations_as_openbao_warnings_write_them() {
+        assert_eq!(format_duration(3600), "1h");
+        assert_eq!(format_duration(120), "2m");
+        assert_eq!(format_duration(3630), "1h30s");
+        assert_eq!(format_duration(0), "0s");
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct LeaseRecord {
     /// Set once a revocation was attempted and failed.
     #[serde(default)]
     pub revocation: Option<RevocationState>,
+    /// The accessor of the login token that created the lease, which ends it when the token
+    /// ends; `None` for a token of the tokens file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_accessor: Option<String>,
 }
 
 impl LeaseRecord {
@@ -49,6 +53,7 @@ impl LeaseRecord {
             renewable,
             internal_data: internal_data.to_string(),
             revocation: None,
+            token_accessor: None,
         }
     }
 
@@ -112,7 +117,7 @@ impl LeaseFailure {
 ///
 /// # Panics
 /// When the system's random generator fails: a guessable lease id is not an option.
-fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).expect("the system random generator works");

@@ -1,7 +1,8 @@
 //! Vault's HTTP API in front of the dockerhub-secrets engine, as much of it as the
 //! `bao`/`vault` CLI and client libraries need: `/v1/<mount>/...` for the engine,
 //! `sys/leases/*` for leases (and `sys/leases/lookup/<prefix>` to list them),
-//! `auth/token/lookup-self`, and `sys/health`, `sys/seal-status`, `sys/leader`, `sys/init`
+//! `auth/token/lookup-self`, `renew-self` and `revoke-self`, the logins of a host that has
+//! them (`auth/<mount>/login`, `serve`'s JWT auth), and `sys/health`, `sys/seal-status`, `sys/leader`, `sys/init`
 //! for probes.
 //!
 //! It is plain Rust with no runtime of its own (no tokio, no HTTP server, no store), so that
@@ -31,6 +32,7 @@ mod lease;
 mod request;
 mod router;
 pub mod timestamp;
+mod token;
 
 pub use acl::AccessControl;
 pub use answer::ApiError;
@@ -41,6 +43,7 @@ pub use lease::{
 };
 pub use router::handle;
 pub use timestamp::Timestamp;
+pub use token::{LoginToken, new_secret_and_accessor, token_hash};
 
 /// The answer a host sends back: Vault's status, headers and body.
 pub type Response = http::Response<Vec<u8>>;
@@ -75,8 +78,12 @@ pub struct EngineRequest {
     pub path: String,
     /// The request's fields as a JSON object.
     pub data: String,
-    /// The requester's display name (the token's name in the tokens file).
+    /// The requester's display name (`token-<name>` for a token of the tokens file, the
+    /// login's for a login's token).
     pub display_name: Option<String>,
+    /// The login token the request came with; `None` for a token of the tokens file. A
+    /// lease it creates ends when the token does, and never lasts longer.
+    pub token: Option<LoginToken>,
 }
 
 /// The engine's answer to a request that succeeded, with the lease the host stored for it.
@@ -159,6 +166,42 @@ pub trait Host {
     /// store (`serve`) keeps the default.
     async fn ready(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// Whether `auth/<mount>/login` is a login this host serves (`serve`'s JWT auth mounts).
+    /// Hosts without logins keep the default: none.
+    fn serves_login(&self, _mount: &str) -> bool {
+        false
+    }
+
+    /// `auth/<mount>/login` with the request's fields: the new token's secret, its record
+    /// (stored before this returns) and the TTL granted, or the refusal to answer with.
+    async fn login(
+        &self,
+        _mount: &str,
+        _data: &serde_json::Value,
+    ) -> Result<(String, LoginToken, u64), ApiError> {
+        Err(ApiError::new(405, "unsupported operation"))
+    }
+
+    /// The live login token whose secret is `secret`, if there is one.
+    async fn token(&self, _secret: &str) -> Result<Option<LoginToken>, LeaseFailure> {
+        Ok(None)
+    }
+
+    /// `auth/token/renew-self` for a login token: extend it by `increment` seconds (0: its
+    /// creation TTL). Returns the token as renewed, the TTL granted and the warnings.
+    async fn renew_token(
+        &self,
+        _secret: &str,
+        _increment: u64,
+    ) -> Result<(LoginToken, u64, Vec<String>), ApiError> {
+        Err(ApiError::new(400, "lease is not renewable"))
+    }
+
+    /// `auth/token/revoke-self` for a login token: end the leases it created, then it.
+    async fn revoke_token(&self, _secret: &str) -> Result<(), ApiError> {
+        Err(ApiError::new(400, "no such token"))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::acl::{Capability, Principal};
 use crate::answer::{
-    Answer, ApiError, empty, field_invalid, health, health_code, init_status, leader, lookup_self,
+    Answer, ApiError, auth_answer, empty, field_invalid, health, health_code, init_status, leader, lookup_self,
     redirect, seal_status, unsupported, unsupported_path,
 };
 use crate::input::parse_duration;
@@ -86,12 +86,19 @@ async fn route(
     if verb == Verb::List && !path.ends_with('/') {
         path.push('/');
     }
+    // A login needs no token: the request is its credential (`auth/<mount>/login`).
+    if let Some(mount) = login_mount(&path).filter(|mount| host.serves_login(mount)) {
+        if verb != Verb::Write {
+            return Err(ApiError::new(405, "unsupported operation"));
+        }
+        let data = body_data(headers, &body.read().await?)?;
+        let (secret, login, ttl) = host.login(mount, &data).await?;
+        return Ok(auth_answer(&secret, &login, ttl, Vec::new()));
+    }
     // An unknown token, or one that may do nothing here, never costs a body read nor any
     // work; its request is refused before its body is received.
-    if front.acl.principal(token).is_none() {
-        return Err(ApiError::unauthenticated());
-    }
-    if verb.writes() && front.acl.capabilities(token, &path).is_empty() {
+    let principal = principal(front, host, token).await?;
+    if verb.writes() && front.acl.capabilities_of(&principal, &path).is_empty() {
         return Err(ApiError::denied());
     }
     let data = match verb.writes() {
@@ -103,7 +110,7 @@ async fn route(
     // OpenBao's `sys/leases/tidy`: an update, and not among the system backend's sudo
     // paths (`PathsSpecial.Root` in `logical_system.go`).
     if path == "sys/leases/tidy" {
-        authorize(front, token, path, verb.capability())?;
+        authorize(front, &principal, path, verb.capability())?;
         if verb != Verb::Write {
             return Err(unsupported(method));
         }
@@ -115,7 +122,7 @@ async fn route(
     // `sys/leases/revoke` the same call with the id in the body.
     if let Some((endpoint, url_id)) = lease_endpoint(path) {
         if verb != Verb::Write {
-            authorize(front, token, path, verb.capability())?;
+            authorize(front, &principal, path, verb.capability())?;
             // OpenBao's routes take `renew/` and `revoke/` only with an id after the slash
             // (a LIST adds one).
             if url_id.is_none() && path.ends_with('/') {
@@ -123,7 +130,7 @@ async fn route(
             }
             return Err(unsupported(method));
         }
-        authorize(front, token, path, Capability::Update)?;
+        authorize(front, &principal, path, Capability::Update)?;
         let lease_id = lease_id(&data, url_id)?;
         return match endpoint {
             "lookup" => lookup(host, &lease_id).await,
@@ -133,7 +140,7 @@ async fn route(
     }
     // Vault requires sudo on these two: one call lists, or ends, every lease of a mount.
     if let Some(prefix) = path.strip_prefix("sys/leases/lookup/") {
-        authorize_sudo(front, token, path, verb.capability())?;
+        authorize_sudo(front, &principal, path, verb.capability())?;
         if verb != Verb::List {
             return Err(unsupported(method));
         }
@@ -148,7 +155,7 @@ async fn route(
         .into_response());
     }
     if let Some(prefix) = path.strip_prefix("sys/leases/revoke-prefix/") {
-        authorize_sudo(front, token, path, verb.capability())?;
+        authorize_sudo(front, &principal, path, verb.capability())?;
         if prefix.is_empty() {
             return Err(unsupported_path());
         }
@@ -163,7 +170,7 @@ async fn route(
     }
     // Vault's force revoke: the leases end even where the engine fails to revoke them.
     if let Some(prefix) = path.strip_prefix("sys/leases/revoke-force/") {
-        authorize_sudo(front, token, path, verb.capability())?;
+        authorize_sudo(front, &principal, path, verb.capability())?;
         if prefix.is_empty() {
             return Err(unsupported_path());
         }
@@ -174,23 +181,48 @@ async fn route(
         return Ok(revoked(true));
     }
     if path == "auth/token/lookup-self" {
-        let principal = authorize(front, token, path, verb.capability())?;
+        authorize(front, &principal, path, verb.capability())?;
         // OpenBao takes it as a read and as an update (PUT or POST).
         if !matches!(verb, Verb::Read | Verb::Write) {
             return Err(unsupported(method));
         }
         return Ok(lookup_self(principal, token.unwrap_or_default()));
     }
+    if path == "auth/token/renew-self" || path == "auth/token/revoke-self" {
+        authorize(front, &principal, path, verb.capability())?;
+        if verb != Verb::Write {
+            return Err(unsupported(method));
+        }
+        let secret = token.unwrap_or_default();
+        if path.ends_with("revoke-self") {
+            // A token of the tokens file lives as long as the file names it.
+            if principal.login.is_none() {
+                return Err(ApiError::new(
+                    400,
+                    "a token of the tokens file cannot be revoked: remove it from the file",
+                ));
+            }
+            host.revoke_token(secret).await?;
+            return Ok(empty(StatusCode::NO_CONTENT));
+        }
+        // OpenBao's answer for a token without a TTL (a root token).
+        if principal.login.is_none() {
+            return Err(ApiError::new(400, "lease is not renewable"));
+        }
+        let increment = increment(&data)?;
+        let (login, ttl, warnings) = host.renew_token(secret, increment).await?;
+        return Ok(auth_answer(secret, &login, ttl, warnings));
+    }
     match path.strip_prefix(front.mount.as_str()) {
         // Exactly one slash after the mount goes: what follows, even another slash, is the
         // engine's path, the one the policy was checked on.
         Some(rest) if rest.is_empty() || rest.starts_with('/') => {
             let engine_path = rest.strip_prefix('/').unwrap_or(rest);
-            engine(front, host, verb, token, path, engine_path, data).await
+            engine(front, host, verb, &principal, path, engine_path, data).await
         }
         _ => {
             // As Vault: a token that may not touch the path learns nothing about it.
-            authorize(front, token, path, verb.capability())?;
+            authorize(front, &principal, path, verb.capability())?;
             Err(ApiError::new(
                 404,
                 format!("no handler for route {path:?}. route entry not found."),
@@ -199,27 +231,51 @@ async fn route(
     }
 }
 
+/// The `auth/<mount>/login` a path names, if it names one.
+fn login_mount(path: &str) -> Option<&str> {
+    let mount = path.strip_prefix("auth/")?.strip_suffix("/login")?;
+    (!mount.is_empty() && mount != "token").then_some(mount)
+}
+
+/// The holder of `token`: a token of the tokens file, or a live login's token.
+async fn principal(
+    front: &Front,
+    host: &impl Host,
+    token: Option<&str>,
+) -> Result<Principal, ApiError> {
+    if let Some(principal) = front.acl.principal(token) {
+        return Ok(principal.clone());
+    }
+    match token.filter(|token| !token.is_empty()) {
+        Some(secret) => match host.token(secret).await? {
+            Some(login) => Ok(Principal::of_login(login)),
+            None => Err(ApiError::unauthenticated()),
+        },
+        None => Err(ApiError::unauthenticated()),
+    }
+}
+
 fn authorize(
     front: &Front,
-    token: Option<&str>,
+    principal: &Principal,
     path: &str,
     capability: Capability,
-) -> Result<Principal, ApiError> {
+) -> Result<(), ApiError> {
     front
         .acl
-        .authorize(token, path, capability)
+        .check(principal, path, capability, false)
         .map_err(|_| ApiError::denied())
 }
 
 fn authorize_sudo(
     front: &Front,
-    token: Option<&str>,
+    principal: &Principal,
     path: &str,
     capability: Capability,
-) -> Result<Principal, ApiError> {
+) -> Result<(), ApiError> {
     front
         .acl
-        .authorize_sudo(token, path, capability)
+        .check(principal, path, capability, true)
         .map_err(|_| ApiError::denied())
 }
 
@@ -259,9 +315,23 @@ async fn lookup(host: &impl Host, lease_id: &str) -> Result<Response, ApiError> 
 }
 
 async fn renew(host: &impl Host, lease_id: &str, data: &Value) -> Result<Response, ApiError> {
+    let (record, warnings) = host.renew(lease_id, increment(data)?).await?;
+    Ok(Answer {
+        lease_id: record.lease_id,
+        renewable: record.renewable,
+        lease_duration: record.ttl,
+        data: None,
+        warnings,
+        ..Answer::default()
+    }
+    .into_response())
+}
+
+/// A renewal's `increment` in seconds, 0 when not given (a lease's or token's own TTL).
+fn increment(data: &Value) -> Result<u64, ApiError> {
     // Refused in OpenBao's words where they are its framework's own; a text Go's duration
     // parser would word differently keeps this server's explanation after OpenBao's prefix.
-    let increment = match data.get("increment") {
+    Ok(match data.get("increment") {
         None | Some(Value::Null) => 0,
         Some(Value::String(s)) if s.is_empty() => 0,
         Some(value @ (Value::Number(_) | Value::String(_))) => {
@@ -282,16 +352,7 @@ async fn renew(host: &impl Host, lease_id: &str, data: &Value) -> Result<Respons
                 "could not parse duration from input",
             ));
         }
-    };
-    let (record, warnings) = host.renew(lease_id, increment).await?;
-    Ok(Answer {
-        lease_id: record.lease_id,
-        renewable: record.renewable,
-        lease_duration: record.ttl,
-        data: None,
-        warnings,
-    }
-    .into_response())
+    })
 }
 
 async fn revoke(host: &impl Host, lease_id: &str, sync: bool) -> Result<Response, ApiError> {
@@ -356,7 +417,7 @@ async fn engine(
     front: &Front,
     host: &impl Host,
     verb: Verb,
-    token: Option<&str>,
+    principal: &Principal,
     full_path: &str,
     engine_path: &str,
     data: Value,
@@ -366,6 +427,7 @@ async fn engine(
         path: engine_path.to_string(),
         data: data.to_string(),
         display_name: None,
+        token: None,
     };
     let (operation, capability) = match verb {
         Verb::List => (Operation::List, Capability::List),
@@ -374,7 +436,7 @@ async fn engine(
         Verb::Patch => {
             // The engine declares no patch operation; OpenBao's plugin says so once the
             // policy allowed the patch.
-            authorize(front, token, full_path, Capability::Patch)?;
+            authorize(front, principal, full_path, Capability::Patch)?;
             return Err(ApiError::new(405, "unsupported operation"));
         }
         Verb::Write => {
@@ -385,9 +447,10 @@ async fn engine(
             }
         }
     };
-    let principal: Principal = authorize(front, token, full_path, capability)?;
+    authorize(front, principal, full_path, capability)?;
     request.operation = operation;
-    request.display_name = Some(principal.display_name);
+    request.display_name = Some(principal.display_name.clone());
+    request.token = principal.login.clone();
 
     let answer = host.call(request).await?;
     let data: Option<Value> = answer
@@ -426,6 +489,7 @@ async fn engine(
         lease_duration: record.ttl,
         data,
         warnings: answer.warnings,
+        auth: None,
     }
     .into_response())
 }
@@ -433,7 +497,7 @@ async fn engine(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AccessControl, EngineAnswer, EngineFailure, LeaseRecord, block_on};
+    use crate::{AccessControl, EngineAnswer, EngineFailure, LeaseRecord, LoginToken, block_on};
     use sha2::{Digest, Sha256};
     use std::cell::{Cell, RefCell};
 
@@ -447,6 +511,10 @@ mod tests {
         tidy_failure: Option<LeaseFailure>,
         calls: RefCell<Vec<EngineRequest>>,
         tidied: Cell<usize>,
+        /// A login at `auth/jwt/login` gives this token, with secret `s.login`.
+        login: Option<LoginToken>,
+        /// The token operations asked for: `renew <increment>`, `revoke`.
+        token_calls: RefCell<Vec<String>>,
     }
 
     impl Host for StubHost {
@@ -494,6 +562,59 @@ mod tests {
             self.tidied.set(self.tidied.get() + 1);
             self.tidy_failure.clone().map_or(Ok(()), Err)
         }
+
+        fn serves_login(&self, mount: &str) -> bool {
+            self.login.is_some() && mount == "jwt"
+        }
+
+        async fn login(
+            &self,
+            _mount: &str,
+            data: &Value,
+        ) -> Result<(String, LoginToken, u64), ApiError> {
+            if data["jwt"] != "good" {
+                return Err(ApiError::new(400, "error validating token"));
+            }
+            Ok(("s.login".into(), self.login.clone().unwrap(), 60))
+        }
+
+        async fn token(&self, secret: &str) -> Result<Option<LoginToken>, LeaseFailure> {
+            Ok(self.login.clone().filter(|_| secret == "s.login"))
+        }
+
+        async fn renew_token(
+            &self,
+            _secret: &str,
+            increment: u64,
+        ) -> Result<(LoginToken, u64, Vec<String>), ApiError> {
+            self.token_calls
+                .borrow_mut()
+                .push(format!("renew {increment}"));
+            Ok((self.login.clone().unwrap(), increment, vec![]))
+        }
+
+        async fn revoke_token(&self, _secret: &str) -> Result<(), ApiError> {
+            self.token_calls.borrow_mut().push("revoke".into());
+            Ok(())
+        }
+    }
+
+    fn login_token() -> LoginToken {
+        let issued = Timestamp::now();
+        LoginToken {
+            accessor: "acc".into(),
+            path: "auth/jwt/login".into(),
+            mount: "jwt".into(),
+            role: "ci".into(),
+            display_name: "jwt-acme/app".into(),
+            policies: vec!["ci".into(), "default".into()],
+            meta: [("role".to_string(), "ci".to_string())].into(),
+            issue_time: issued,
+            expire_time: issued.plus_secs(60),
+            creation_ttl: 60,
+            explicit_max_ttl: 0,
+            max_expire_time: issued.plus_secs(120),
+        }
     }
 
     /// A body that says whether anyone read it.
@@ -531,22 +652,134 @@ mod tests {
     /// Send one request with the `ci` token; the answer's status, its JSON body, and
     /// whether the body was read.
     fn send(front: &Front, host: &StubHost, method: &str, uri: &str) -> (u16, Value, bool) {
-        let request = http::Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("x-vault-token", "ci-token")
-            .body(())
-            .unwrap();
-        let (parts, ()) = request.into_parts();
+        send_as(front, host, method, uri, Some("ci-token"), b"{\"label\": \"x\"}")
+    }
+
+    /// As [`send`], with `token` (or none) and `body`.
+    fn send_as(
+        front: &Front,
+        host: &StubHost,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> (u16, Value, bool) {
+        let mut request = http::Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header("x-vault-token", token);
+        }
+        let (parts, ()) = request.body(()).unwrap().into_parts();
         let read = Cell::new(false);
-        let response = block_on(handle(
-            front,
-            host,
-            &parts,
-            StubBody(b"{\"label\": \"x\"}", &read),
-        ));
+        let response = block_on(handle(front, host, &parts, StubBody(body, &read)));
         let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         (response.status().as_u16(), body, read.get())
+    }
+
+    #[test]
+    fn a_login_needs_no_token_and_answers_with_vaults_auth_section() {
+        let host = StubHost {
+            login: Some(login_token()),
+            ..StubHost::default()
+        };
+        let front = front(r#""update""#);
+        let login = |body: &[u8]| {
+            send_as(&front, &host, "PUT", "/v1/auth/jwt/login", None, body)
+        };
+        let (status, body, _) = login(br#"{"role": "ci", "jwt": "good"}"#);
+        assert_eq!(status, 200, "{body}");
+        let auth = &body["auth"];
+        assert_eq!(auth["client_token"], "s.login");
+        assert_eq!(auth["accessor"], "acc");
+        assert_eq!(auth["policies"], json!(["ci", "default"]));
+        assert_eq!(auth["token_policies"], json!(["ci", "default"]));
+        assert_eq!(auth["metadata"], json!({"role": "ci"}));
+        assert_eq!(auth["lease_duration"], 60);
+        assert_eq!(auth["renewable"], true);
+        assert_eq!(body["data"], Value::Null);
+        let (status, body, _) = login(br#"{"role": "ci", "jwt": "bad"}"#);
+        assert_eq!((status, body), (400, json!({"errors": ["error validating token"]})));
+        let (status, body, _) = send_as(&front, &host, "GET", "/v1/auth/jwt/login", None, b"");
+        assert_eq!((status, body), (405, json!({"errors": ["unsupported operation"]})));
+        // Another auth path is no login: it needs a token, as OpenBao's unknown mounts do.
+        let (status, _, read) =
+            send_as(&front, &host, "PUT", "/v1/auth/other/login", None, b"{}");
+        assert_eq!((status, read), (403, false));
+        let without_logins = StubHost::default();
+        let (status, _, read) = send_as(
+            &front,
+            &without_logins,
+            "PUT",
+            "/v1/auth/jwt/login",
+            None,
+            br#"{"jwt": "good"}"#,
+        );
+        assert_eq!((status, read), (403, false));
+    }
+
+    #[test]
+    fn a_login_token_acts_with_its_policies_and_goes_with_its_requests() {
+        let host = StubHost {
+            login: Some(login_token()),
+            exists: Some(true),
+            answer: EngineAnswer {
+                data: Some(r#"{"token": "t"}"#.into()),
+                ..EngineAnswer::default()
+            },
+            ..StubHost::default()
+        };
+        let front = front(r#""update""#);
+        let as_login = |method: &str, uri: &str, body: &[u8]| {
+            send_as(&front, &host, method, uri, Some("s.login"), body)
+        };
+        let (status, _, _) = as_login("PUT", "/v1/dockerhub/token/hoeg/hoeg", b"{}");
+        assert_eq!(status, 200);
+        let (status, _, read) = as_login("PUT", "/v1/dockerhub/token/hoeg/other", b"{}");
+        assert_eq!((status, read), (403, false), "only its policies' paths");
+        let calls = host.calls.borrow();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].display_name.as_deref(), Some("jwt-acme/app"));
+        let token = calls[0].token.as_ref().expect("the login token goes along");
+        assert_eq!((token.accessor.as_str(), token.creation_ttl), ("acc", 60));
+
+        let (status, body, _) = as_login("GET", "/v1/auth/token/lookup-self", b"");
+        assert_eq!(status, 200);
+        let data = &body["data"];
+        assert_eq!(data["id"], "s.login");
+        assert_eq!(data["accessor"], "acc");
+        assert_eq!(data["path"], "auth/jwt/login");
+        assert_eq!(data["display_name"], "jwt-acme/app");
+        assert_eq!(data["renewable"], true);
+        assert_eq!(data["creation_ttl"], 60);
+        assert!(data["ttl"].as_u64().unwrap() >= 59, "{data}");
+        assert_eq!(data["meta"], json!({"role": "ci"}));
+
+        let (status, body, _) =
+            as_login("PUT", "/v1/auth/token/renew-self", br#"{"increment": "30s"}"#);
+        assert_eq!((status, &body["auth"]["lease_duration"]), (200, &json!(30)));
+        let (status, _, _) = as_login("PUT", "/v1/auth/token/revoke-self", b"");
+        assert_eq!(status, 204);
+        assert_eq!(*host.token_calls.borrow(), ["renew 30", "revoke"]);
+        let (status, _, read) = send_as(
+            &front,
+            &host,
+            "PUT",
+            "/v1/dockerhub/token/hoeg/hoeg",
+            Some("s.other"),
+            b"{}",
+        );
+        assert_eq!((status, read), (403, false), "an unknown token");
+    }
+
+    #[test]
+    fn a_token_of_the_tokens_file_is_neither_renewed_nor_revoked() {
+        let host = StubHost::default();
+        let front = front(r#""update""#);
+        let (status, body, _) = send(&front, &host, "PUT", "/v1/auth/token/renew-self");
+        assert_eq!((status, body), (400, json!({"errors": ["lease is not renewable"]})));
+        let (status, body, _) = send(&front, &host, "PUT", "/v1/auth/token/revoke-self");
+        assert_eq!(status, 400);
+        assert!(body["errors"][0].as_str().unwrap().contains("remove it from the file"));
+        assert!(host.token_calls.borrow().is_empty());
     }
 
     #[test]
@@ -608,6 +841,7 @@ mod tests {
                     renewable: true,
                     internal_data: "{}".into(),
                     revocation: None,
+                    token_accessor: None,
                 }),
                 ..EngineAnswer::default()
             },
