@@ -2,7 +2,7 @@
 //! script, records what it was asked, and has an upstream gate the test opens and closes.
 
 use super::{
-    BackendHelp, CallError, EngineError, LeaseLimits, PathHelp, Request, Response, Sandbox,
+    BackendHelp, CallError, EngineError, PathHelp, Request, Response, Sandbox, SystemView,
     UpstreamError,
 };
 use crate::storage::Storage;
@@ -101,7 +101,7 @@ impl Sandbox for StubSandbox {
     async fn handle(
         &self,
         storage: Arc<dyn Storage>,
-        _limits: Arc<dyn LeaseLimits>,
+        _system_view: Arc<dyn SystemView>,
         request: &Request,
     ) -> Result<Response, CallError> {
         lock(&self.requests).push(request.clone());

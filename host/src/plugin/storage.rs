@@ -1,4 +1,4 @@
-//! The mount's storage, lease limits and state, served by OpenBao over the broker
+//! The mount's storage, system view and state, served by OpenBao over the broker
 //! connection.
 
 use super::proto::pb::storage_client::StorageClient;
@@ -6,7 +6,7 @@ use super::proto::pb::system_view_client::SystemViewClient;
 use super::proto::pb::{
     Empty, StorageDeleteArgs, StorageEntry, StorageGetArgs, StorageListArgs, StoragePutArgs,
 };
-use crate::engine::LeaseLimits;
+use crate::engine::SystemView;
 use crate::storage::{Storage, StorageError};
 use std::sync::{Arc, Mutex};
 use tonic::transport::Channel;
@@ -98,22 +98,23 @@ impl Storage for OpenBaoStorage {
     }
 }
 
-/// The mount's max lease TTL (tunable per mount), asked of OpenBao's `pb.SystemView` each
-/// time the engine wants it: a tune takes effect at the next issue or renewal.
-pub struct SystemViewLimits {
+/// The engine's [`SystemView`] in OpenBao, asked of its `pb.SystemView` each time the engine
+/// wants an answer: the mount's max lease TTL (so that a tune takes effect at the next issue
+/// or renewal).
+pub struct OpenBaoSystemView {
     client: SystemViewClient<Channel>,
 }
 
-impl SystemViewLimits {
-    pub fn new(channel: Channel) -> SystemViewLimits {
-        SystemViewLimits {
+impl OpenBaoSystemView {
+    pub fn new(channel: Channel) -> OpenBaoSystemView {
+        OpenBaoSystemView {
             client: SystemViewClient::new(channel),
         }
     }
 }
 
 #[async_trait::async_trait]
-impl LeaseLimits for SystemViewLimits {
+impl SystemView for OpenBaoSystemView {
     async fn max_ttl(&self) -> Option<u64> {
         match self.client.clone().max_lease_ttl(Empty {}).await {
             Ok(reply) => u64::try_from(reply.into_inner().ttl / 1_000_000_000).ok(),

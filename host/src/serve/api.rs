@@ -4,8 +4,8 @@
 
 use super::leases::Leases;
 use crate::engine::{
-    CallError, Engine, EngineError, LeaseLimits, LeaseState, MAX_REQUEST_BYTES, Operation, Request,
-    Response as EngineResponse,
+    CallError, Engine, EngineError, LeaseState, MAX_REQUEST_BYTES, Operation, Request,
+    Response as EngineResponse, SystemView,
 };
 use crate::storage::Storage;
 use axum::body::{Body, Bytes};
@@ -38,7 +38,7 @@ pub struct Api {
     pub tasks: tokio_util::task::TaskTracker,
     pub leases: Arc<Leases>,
     pub engine_storage: Arc<dyn Storage>,
-    pub limits: Arc<dyn LeaseLimits>,
+    pub system_view: Arc<dyn SystemView>,
     /// Permits to receive a body: [`BODIES_IN_FLIGHT`].
     pub bodies: tokio::sync::Semaphore,
 }
@@ -236,7 +236,11 @@ async fn issue(
     let issued = Timestamp::now();
     let response = api
         .engine
-        .handle(api.engine_storage.clone(), api.limits.clone(), &request)
+        .handle(
+            api.engine_storage.clone(),
+            api.system_view.clone(),
+            &request,
+        )
         .await?;
     let Some(lease) = &response.lease else {
         return Ok((response, None));
@@ -252,7 +256,7 @@ async fn issue(
             );
             let _ = api
                 .engine
-                .handle(api.engine_storage.clone(), api.limits.clone(), &undo)
+                .handle(api.engine_storage.clone(), api.system_view.clone(), &undo)
                 .await;
             Err(EngineFailure::Plain {
                 status: 500,
@@ -348,13 +352,13 @@ mod tests {
         let stub = StubSandbox::new();
         let engine = Arc::new(Engine::new(stub.clone()));
         let engine_storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
-        let limits: Arc<dyn LeaseLimits> = Arc::new(FixedLimit(None));
+        let system_view: Arc<dyn SystemView> = Arc::new(FixedLimit(None));
         let leases = Leases::load(
             lease_storage,
             engine_storage.clone(),
             engine.clone(),
             "dockerhub",
-            limits.clone(),
+            system_view.clone(),
         )
         .await
         .unwrap();
@@ -368,7 +372,7 @@ mod tests {
             tasks: tokio_util::task::TaskTracker::new(),
             leases,
             engine_storage,
-            limits,
+            system_view,
             bodies: tokio::sync::Semaphore::new(1),
         };
         (Arc::new(api), stub)

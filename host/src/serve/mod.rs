@@ -11,7 +11,7 @@ mod api;
 mod leases;
 pub mod store;
 
-use crate::engine::{Engine, FixedLimit, LeaseLimits};
+use crate::engine::{Engine, FixedLimit, SystemView};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::storage::{CachedStorage, PrefixedStorage, Storage};
 use anyhow::Context;
@@ -81,13 +81,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     )));
     let lease_storage: Arc<dyn Storage> = Arc::new(PrefixedStorage::new(store, "sys/leases/"));
     let engine = Arc::new(Engine::new(Arc::new(Runtime::new(config.runtime)?)));
-    let limits: Arc<dyn LeaseLimits> = Arc::new(FixedLimit(Some(config.max_lease_ttl.as_secs())));
+    let system_view: Arc<dyn SystemView> =
+        Arc::new(FixedLimit(Some(config.max_lease_ttl.as_secs())));
     let leases = leases::Leases::load(
         lease_storage,
         engine_storage.clone(),
         engine.clone(),
         &config.mount,
-        limits.clone(),
+        system_view.clone(),
     )
     .await?;
 
@@ -135,7 +136,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tasks: tasks.clone(),
         leases,
         engine_storage,
-        limits,
+        system_view,
         bodies: tokio::sync::Semaphore::new(api::BODIES_IN_FLIGHT),
     });
     api::serve_http(listener, api, stopping).await;
