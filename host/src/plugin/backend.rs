@@ -1,8 +1,8 @@
 //! `pb.Backend`: OpenBao's requests, translated into engine calls and back.
 //!
 //! The translation is mechanical: operations by name, JSON passed through, durations from
-//! nanoseconds to seconds, lease state into `lease-state`, the mount's max lease TTL from the
-//! SystemView when the engine asks for it, and engine errors onto the error types OpenBao
+//! nanoseconds to seconds, lease state into `lease-state`, the mount's max lease TTL and the
+//! requester's entity from the SystemView when the engine asks for them, and engine errors onto the error types OpenBao
 //! turns into HTTP statuses. Operations the engine does not know (OpenBao 2.7's `resolve-path`, for
 //! instance) are answered as unsupported, which OpenBao expects.
 //!
