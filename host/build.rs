@@ -25,6 +25,7 @@ fn compile_protos() {
         "proto/pb/backend.proto",
         "proto/plugin/plugin.proto",
         "proto/logical/version.proto",
+        "proto/logical/identity.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

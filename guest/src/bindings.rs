@@ -4,7 +4,8 @@
 
 use crate::api;
 use crate::capabilities::{
-    Bucket, Host, HttpRequest, HttpResponse, Level, NoAnswer, StorageError, TransportError,
+    Alias, Bucket, Entity, Host, HttpRequest, HttpResponse, Level, NoAnswer, StorageError,
+    TransportError,
 };
 use std::cell::OnceCell;
 use std::time::Duration;
@@ -152,6 +153,23 @@ impl Host for WasiHost {
 
     fn max_lease_ttl(&self) -> Option<u64> {
         dockerhub_secrets::engine::lease_limits::max_ttl()
+    }
+
+    fn entity(&self, entity_id: &str) -> Result<Option<Entity>, String> {
+        use dockerhub_secrets::engine::identity;
+        let alias = |a: identity::Alias| Alias {
+            id: a.id,
+            mount_accessor: a.mount_accessor,
+            mount_type: a.mount_type,
+            name: a.name,
+            metadata: a.metadata.into_iter().collect(),
+        };
+        Ok(identity::entity_info(entity_id)?.map(|e| Entity {
+            id: e.id,
+            name: e.name,
+            metadata: e.metadata.into_iter().collect(),
+            aliases: e.aliases.into_iter().map(alias).collect(),
+        }))
     }
 
     fn time_left(&self) -> Option<Duration> {

@@ -1,9 +1,11 @@
-//! What the engine needs from whoever runs it: storage, HTTP, time, randomness and a log.
+//! What the engine needs from whoever runs it: storage, HTTP, time, randomness, a log, and
+//! the requester's identity.
 //!
 //! In the component these are WASI imports (`bindings` adapts them); in native unit tests
 //! they are test doubles. Engine code sees only the [`Host`] trait, so it never knows which
 //! host runs it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The storage buckets the engine uses. Keys within a bucket never contain `/`.
@@ -180,6 +182,29 @@ pub enum Level {
     Error,
 }
 
+/// A requester's identity entity, as the host's identity store keeps it (OpenBao's
+/// `logical.Entity`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entity {
+    pub id: String,
+    pub name: String,
+    pub metadata: BTreeMap<String, String>,
+    /// Its aliases, one per auth mount it logs in with.
+    pub aliases: Vec<Alias>,
+}
+
+/// The entity as one auth mount knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Alias {
+    pub id: String,
+    /// The auth mount's accessor (`auth_jwt_1f2e3d4c`), which names the alias in templates.
+    pub mount_accessor: String,
+    pub mount_type: String,
+    pub name: String,
+    /// For OpenBao's `jwt` auth: the claims the role's `claim_mappings` name.
+    pub metadata: BTreeMap<String, String>,
+}
+
 /// The capabilities a host supplies to the engine.
 pub trait Host {
     fn get(&self, bucket: Bucket, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
@@ -205,6 +230,11 @@ pub trait Host {
     /// lease TTL), in seconds; `None` when the host sets no limit. It may cost the host a
     /// round trip, so ask only while issuing or renewing a lease.
     fn max_lease_ttl(&self) -> Option<u64>;
+
+    /// The identity entity with this id; `Ok(None)` when there is none (or the host keeps no
+    /// identities), `Err` with the host's reason when it could not look. It may cost the host a
+    /// round trip, so ask only when the entity is needed.
+    fn entity(&self, entity_id: &str) -> Result<Option<Entity>, String>;
 
     /// How long the current call may still run before the host stops it; `None` when the
     /// host sets no limit. Cheap: ask before every wait.

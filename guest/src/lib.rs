@@ -16,6 +16,7 @@ pub mod capabilities;
 mod duration;
 mod fields;
 mod hub;
+mod label_template;
 mod names;
 mod path_config;
 mod path_token;

@@ -110,13 +110,20 @@ pub fn check_label(label: &str) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// The label used when a caller sets none: the requester's display name made valid
-/// (Vault display names look like `token-ci-runner`, `approle` or `jwt-acme/app`): control
-/// characters become `-`, spaces at either end go, and it is cut to [`MAX_LABEL_LEN`]
-/// characters; `vault` when nothing is left.
+/// The label used when a caller sets none: the requester's display name made a valid label
+/// (Vault display names look like `token-ci-runner`, `approle` or `jwt-acme/app`), as
+/// [`as_label`] makes one; `vault` when nothing is left.
 pub fn default_label(display_name: Option<&str>) -> String {
-    let label: String = display_name
-        .unwrap_or_default()
+    display_name
+        .and_then(as_label)
+        .unwrap_or_else(|| "vault".to_string())
+}
+
+/// `text` made a valid label, the way a label the engine chooses (a display name, a rendered
+/// `label_template`) is made one: control characters become `-`, spaces and `-` at either
+/// end go, and it is cut to [`MAX_LABEL_LEN`] characters; `None` when nothing is left.
+pub fn as_label(text: &str) -> Option<String> {
+    let label: String = text
         .chars()
         .map(|c| if is_label_char(c) { c } else { '-' })
         .collect();
@@ -126,8 +133,8 @@ pub fn default_label(display_name: Option<&str>) -> String {
         .take(MAX_LABEL_LEN)
         .collect();
     match label.trim_end() {
-        "" => "vault".to_string(),
-        label => label.to_string(),
+        "" => None,
+        label => Some(label.to_string()),
     }
 }
 
@@ -231,6 +238,20 @@ mod tests {
             let label = default_label(Some(&long));
             assert!(check_label(&label).is_ok(), "{label:?}");
         }
+    }
+
+    #[test]
+    fn labels_the_engine_makes_follow_the_label_rules() {
+        assert_eq!(as_label("ci-acme/app").as_deref(), Some("ci-acme/app"));
+        assert_eq!(as_label("ci-\tacme\n").as_deref(), Some("ci--acme"));
+        assert_eq!(as_label(" \n "), None);
+        let long = format!("ci-{}", "ü".repeat(100));
+        let label = as_label(&long).unwrap();
+        assert_eq!(label.chars().count(), MAX_LABEL_LEN);
+        assert!(check_label(&label).is_ok());
+        // Cut just after a space: the space goes too.
+        let label = as_label(&format!("{} y", "x".repeat(63))).unwrap();
+        assert_eq!(label, "x".repeat(63));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::capabilities::{Bucket, Host};
 use crate::duration;
 use crate::fields::FieldData;
 use crate::hub::{Credentials, Hub};
+use crate::label_template::LabelTemplate;
 use crate::names::{self, SCOPES};
 use crate::secret_token::TokenRecord;
 use crate::{storage, totp};
@@ -97,6 +98,24 @@ pub static FIELDS: &[Field] = &[
         sensitive: false,
     },
     Field {
+        name: "label_template",
+        kind: FieldKind::String,
+        description: "The label of tokens whose request sets none, built from the requester's \
+                      identity entity: literal text and Vault's identity placeholders \
+                      {{identity.entity.id}}, {{identity.entity.name}}, \
+                      {{identity.entity.metadata.<key>}}, and \
+                      {{identity.entity.aliases.<mount accessor>.id}}, .name and \
+                      .metadata.<key> (for OpenBao's jwt auth, the role's claim_mappings), such \
+                      as ci-{{identity.entity.aliases.auth_jwt_1f2e3d4c.metadata.project_path}}. \
+                      When a placeholder has no value for the requester, or the template is \
+                      empty (the default), the label is the requester's display name. \
+                      Rendered labels are made valid as display names are (cut to 64 \
+                      characters). At most 512 characters; write an empty value to remove it.",
+        default: None,
+        required: false,
+        sensitive: false,
+    },
+    Field {
         name: "verify",
         kind: FieldKind::Boolean,
         description: "Log in to Docker Hub once to check new credentials before saving them.",
@@ -119,9 +138,9 @@ pub fn help() -> Vec<PathHelp> {
             existence_check: true,
             synopsis: "Configure a Docker Hub account to issue access tokens for.",
             description: "Holds the account's password (write-only), the namespaces tokens may \
-                          be requested for, the allowed scopes and the lease TTLs. Deleting a \
-                          config is refused while tokens issued for it are still live, or \
-                          their creation is not settled.",
+                          be requested for, the allowed scopes, the lease TTLs and the label \
+                          template. Deleting a config is refused while tokens issued for it \
+                          are still live, or their creation is not settled.",
             fields: FIELDS.to_vec(),
         },
         PathHelp {
@@ -146,6 +165,9 @@ pub struct AccountConfig {
     pub max_ttl: u64,
     pub scopes: Vec<String>,
     pub default_scope: String,
+    /// Empty: labels default to the display name (configs stored before templates have none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub label_template: String,
 }
 
 impl std::fmt::Debug for AccountConfig {
@@ -161,6 +183,7 @@ impl std::fmt::Debug for AccountConfig {
             .field("max_ttl", &self.max_ttl)
             .field("scopes", &self.scopes)
             .field("default_scope", &self.default_scope)
+            .field("label_template", &self.label_template)
             .finish()
     }
 }
@@ -319,6 +342,15 @@ fn write(host: &dyn Host, account: &str, request: &Request) -> Result<Response, 
         )));
     }
 
+    let label_template = match (data.string("label_template")?, &existing) {
+        (Some(template), _) => {
+            LabelTemplate::parse(&template)?;
+            template
+        }
+        (None, Some(e)) => e.label_template.clone(),
+        (None, None) => String::new(),
+    };
+
     let config = AccountConfig {
         namespaces,
         password: password.unwrap_or_else(|| {
@@ -333,6 +365,7 @@ fn write(host: &dyn Host, account: &str, request: &Request) -> Result<Response, 
         max_ttl,
         scopes,
         default_scope,
+        label_template,
     };
 
     if credentials_changed {
@@ -365,6 +398,7 @@ fn read(host: &dyn Host, account: &str) -> Result<Response, EngineError> {
     );
     data.insert("scopes".into(), json!(config.scopes));
     data.insert("default_scope".into(), Value::from(config.default_scope));
+    data.insert("label_template".into(), Value::from(config.label_template));
     Ok(Response::data(data))
 }
 
@@ -620,6 +654,60 @@ mod tests {
             json!({"namespace": "hoeg", "password": "p".repeat(512), "totp_secret": "A".repeat(128), "verify": false}),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_label_template_is_checked_stored_kept_and_removed() {
+        let host = TestHost::configured();
+        assert_eq!(read(&host)["label_template"], "", "none by default");
+        let template = "ci-{{identity.entity.aliases.auth_jwt_1f2e3d4c.metadata.project_path}}";
+        write(&host, json!({ "label_template": template })).unwrap();
+        assert_eq!(read(&host)["label_template"], template);
+        write(&host, json!({"ttl": "10m"})).unwrap();
+        assert_eq!(
+            read(&host)["label_template"],
+            template,
+            "an update keeps it"
+        );
+
+        for (bad, expected) in [
+            (
+                "ci-{{identity.entity.email}}",
+                "label_template: unknown placeholder \"{{identity.entity.email}}\"",
+            ),
+            (
+                "ci-{{identity.entity.name",
+                "label_template \"ci-{{identity.entity.name\" has unbalanced braces",
+            ),
+        ] {
+            let message = invalid(write(&host, json!({ "label_template": bad })));
+            assert!(message.starts_with(expected), "{message}");
+        }
+        assert_eq!(
+            read(&host)["label_template"],
+            template,
+            "a refused one is not stored"
+        );
+
+        write(&host, json!({"label_template": ""})).unwrap();
+        assert_eq!(read(&host)["label_template"], "");
+        assert!(!host.stored_text(Bucket::Config).contains("label_template"));
+    }
+
+    #[test]
+    fn the_label_template_field_is_declared_once_for_help() {
+        let help = help();
+        let field = help[0]
+            .fields
+            .iter()
+            .find(|f| f.name == "label_template")
+            .expect("declared");
+        assert!(
+            field
+                .description
+                .contains("{{identity.entity.aliases.<mount accessor>.id}}")
+        );
+        assert!(field.description.contains("display name"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::capabilities::{Host, Level};
 use crate::duration;
 use crate::fields::FieldData;
 use crate::hub::{CreateFailure, Hub, rfc3339};
+use crate::label_template;
 use crate::names;
 use crate::path_config::AccountConfig;
 use crate::rollback::{PendingCreation, Settled};
@@ -53,7 +54,8 @@ pub static FIELDS: &[Field] = &[
         kind: FieldKind::String,
         description: "Shown in the token's label in Docker Hub's UI, to tell who uses it \
                       (1-64 characters, no control characters, no space at either end; \
-                      acme/app is a label). Empty or unset: the requester's display name.",
+                      acme/app is a label). Empty or unset: the account's label_template \
+                      rendered for the requester, else the requester's display name.",
         default: None,
         required: false,
         sensitive: false,
@@ -135,6 +137,7 @@ fn issue(
             config.scopes.join(", ")
         )));
     }
+    let mut warnings = data.unknown_field_warnings();
     // `label=` (empty) asks for the default, so that a write with nothing else to say
     // needs no `-force` in the CLI.
     let label = match data.string("label")?.filter(|label| !label.is_empty()) {
@@ -142,9 +145,13 @@ fn issue(
             names::check_label(&label)?;
             label
         }
-        None => names::default_label(request.display_name.as_deref()),
+        None => {
+            let (label, fell_back) =
+                label_template::default_label(host, &config.label_template, request)?;
+            warnings.extend(fell_back);
+            label
+        }
     };
-    let mut warnings = data.unknown_field_warnings();
 
     let ttl = match data.duration("ttl")? {
         None | Some(0) => config.ttl,
@@ -363,7 +370,7 @@ fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capabilities::Bucket;
+    use crate::capabilities::{Alias, Bucket, Entity};
     use crate::testing::{ACCOUNT, PASSWORD, TestHost};
     use fakehub::{ExpiryGrant, Fault, FaultKind};
     use serde_json::json;
@@ -515,6 +522,206 @@ mod tests {
         // `label=` is the default too.
         let request = request.with_data(json!({"label": ""}));
         let data = crate::backend::handle(&host, &request)
+            .unwrap()
+            .data
+            .unwrap();
+        assert_eq!(data["label"], "jwt-acme/app");
+    }
+
+    /// `hoeg` with `label_template`, and a host that knows the entity `entity-1`, logged in
+    /// through the jwt mount `auth_jwt_1` with a mapped `project_path` claim.
+    fn templated(template: &str) -> TestHost {
+        let host = TestHost::configured();
+        host.call(
+            Operation::Update,
+            "config/hoeg",
+            json!({ "label_template": template }),
+        )
+        .unwrap();
+        host.entities.borrow_mut().insert(
+            "entity-1".into(),
+            Entity {
+                id: "entity-1".into(),
+                name: "entity_5d1f".into(),
+                aliases: vec![Alias {
+                    id: "alias-1".into(),
+                    mount_accessor: "auth_jwt_1".into(),
+                    mount_type: "jwt".into(),
+                    name: "acme/app".into(),
+                    metadata: [("project_path".to_string(), "acme/app".to_string())].into(),
+                }],
+                ..Entity::default()
+            },
+        );
+        host
+    }
+
+    /// A token write by the requester `jwt-acme/app` with entity `entity_id`.
+    fn issue_as(
+        host: &TestHost,
+        entity_id: Option<&str>,
+        data: Value,
+    ) -> Result<Response, EngineError> {
+        let mut request = Request::new(Operation::Update, "token/hoeg/hoeg").with_data(data);
+        request.display_name = Some("jwt-acme/app".into());
+        request.entity_id = entity_id.map(String::from);
+        crate::backend::handle(host, &request)
+    }
+
+    const PROJECT: &str = "ci-{{identity.entity.aliases.auth_jwt_1.metadata.project_path}}";
+
+    #[test]
+    fn the_label_template_names_the_pipeline_at_the_hub() {
+        let host = templated(PROJECT);
+        let response = issue_as(&host, Some("entity-1"), json!({"label": ""})).unwrap();
+        assert!(response.warnings.is_empty(), "{:?}", response.warnings);
+        let data = response.data.unwrap();
+        assert_eq!(data["label"], "ci-acme/app");
+        let at_hub = host.hub.token(data["uuid"].as_str().unwrap()).unwrap();
+        assert!(
+            at_hub.label.starts_with("dockerhub-secrets:ci-acme/app:"),
+            "{}",
+            at_hub.label
+        );
+        assert_eq!(*host.entities_asked.borrow(), ["entity-1"], "asked once");
+    }
+
+    #[test]
+    fn a_label_in_the_request_wins_over_the_template_without_a_lookup() {
+        let host = templated(PROJECT);
+        let data = issue_as(&host, Some("entity-1"), json!({"label": "hotfix"}))
+            .unwrap()
+            .data
+            .unwrap();
+        assert_eq!(data["label"], "hotfix");
+        assert!(host.entities_asked.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_placeholder_without_a_value_falls_back_to_the_display_name_with_a_warning() {
+        for (template, entity_id, warning) in [
+            (
+                PROJECT,
+                None,
+                "label_template: the requester has no identity entity, so the label is the \
+                 display name",
+            ),
+            (
+                PROJECT,
+                Some("entity-unknown"),
+                "label_template: the requester has no identity entity, so the label is the \
+                 display name",
+            ),
+            (
+                "ci-{{identity.entity.aliases.auth_jwt_1.metadata.ref}}",
+                Some("entity-1"),
+                "label_template: {{identity.entity.aliases.auth_jwt_1.metadata.ref}} has no \
+                 value for the requester, so the label is the display name",
+            ),
+            (
+                "{{identity.entity.aliases.auth_approle_2.name}}",
+                Some("entity-1"),
+                "label_template: {{identity.entity.aliases.auth_approle_2.name}} has no value \
+                 for the requester, so the label is the display name",
+            ),
+        ] {
+            let host = templated(template);
+            let response = issue_as(&host, entity_id, json!({})).unwrap();
+            assert_eq!(
+                response.data.unwrap()["label"],
+                "jwt-acme/app",
+                "{template}"
+            );
+            assert_eq!(response.warnings, [warning], "{template}");
+        }
+    }
+
+    #[test]
+    fn the_entity_is_looked_up_only_for_a_template_with_placeholders() {
+        let host = templated("nightly build");
+        let data = issue_as(&host, Some("entity-1"), json!({}))
+            .unwrap()
+            .data
+            .unwrap();
+        assert_eq!(data["label"], "nightly build");
+        // No template: the display name, as before templates.
+        host.call(
+            Operation::Update,
+            "config/hoeg",
+            json!({"label_template": ""}),
+        )
+        .unwrap();
+        let data = issue_as(&host, Some("entity-1"), json!({}))
+            .unwrap()
+            .data
+            .unwrap();
+        assert_eq!(data["label"], "jwt-acme/app");
+        assert!(host.entities_asked.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_host_that_cannot_look_up_the_entity_fails_the_write_before_the_hub() {
+        let host = templated(PROJECT);
+        *host.entity_error.borrow_mut() = Some("identity store unavailable".into());
+        host.hub.clear_calls();
+        match issue_as(&host, Some("entity-1"), json!({})) {
+            Err(EngineError::Internal(message)) => assert_eq!(
+                message,
+                "the account's label_template needs the requester's identity entity entity-1, \
+                 and the host could not look it up: identity store unavailable. No token was \
+                 issued"
+            ),
+            other => panic!("expected a 500, got {other:?}"),
+        }
+        assert!(host.hub.calls().is_empty(), "no token was created");
+        assert!(host.keys(Bucket::Wal).is_empty());
+    }
+
+    #[test]
+    fn a_rendered_label_follows_the_label_rules() {
+        let host = templated(PROJECT);
+        let long = format!("acme/{}", "a".repeat(100));
+        host.entities
+            .borrow_mut()
+            .get_mut("entity-1")
+            .unwrap()
+            .aliases[0]
+            .metadata
+            .insert("project_path".into(), long.clone());
+        let data = issue_as(&host, Some("entity-1"), json!({}))
+            .unwrap()
+            .data
+            .unwrap();
+        let label = data["label"].as_str().unwrap();
+        assert_eq!(
+            label,
+            format!("ci-{long}").chars().take(64).collect::<String>()
+        );
+        assert!(names::check_label(label).is_ok());
+
+        host.entities
+            .borrow_mut()
+            .get_mut("entity-1")
+            .unwrap()
+            .aliases[0]
+            .metadata
+            .insert("project_path".into(), "acme/app\n".into());
+        let data = issue_as(&host, Some("entity-1"), json!({}))
+            .unwrap()
+            .data
+            .unwrap();
+        assert_eq!(data["label"], "ci-acme/app");
+
+        // A template that renders to nothing a label can keep is the display name.
+        let host = templated("{{identity.entity.aliases.auth_jwt_1.metadata.project_path}}");
+        host.entities
+            .borrow_mut()
+            .get_mut("entity-1")
+            .unwrap()
+            .aliases[0]
+            .metadata
+            .insert("project_path".into(), "\n".into());
+        let data = issue_as(&host, Some("entity-1"), json!({}))
             .unwrap()
             .data
             .unwrap();

@@ -4,7 +4,7 @@
 
 use crate::api::{EngineError, Operation, Request, Response};
 use crate::capabilities::{
-    Bucket, Host, HttpRequest, HttpResponse, Level, NoAnswer, StorageError, TransportError,
+    Bucket, Entity, Host, HttpRequest, HttpResponse, Level, NoAnswer, StorageError, TransportError,
 };
 use fakehub::{Config, FakeHub};
 use serde_json::{Value, json};
@@ -29,6 +29,12 @@ pub struct TestHost {
     pub max_lease_ttl: Cell<Option<u64>>,
     /// How often the engine asked for it.
     pub max_lease_ttl_asked: Cell<u32>,
+    /// The host's identity store, by entity id.
+    pub entities: RefCell<BTreeMap<String, Entity>>,
+    /// When set, every entity lookup fails with this reason.
+    pub entity_error: RefCell<Option<String>>,
+    /// The entity ids the engine looked up, in order.
+    pub entities_asked: RefCell<Vec<String>>,
     /// Seconds the clock moves on with every Hub request, to play a slow Hub without waiting.
     pub seconds_per_request: Cell<u64>,
     /// The next request with this method is not sent; the host answers this failure instead,
@@ -65,6 +71,9 @@ impl TestHost {
             failing_bucket: Cell::new(None),
             max_lease_ttl: Cell::new(None),
             max_lease_ttl_asked: Cell::new(0),
+            entities: RefCell::default(),
+            entity_error: RefCell::default(),
+            entities_asked: RefCell::default(),
             seconds_per_request: Cell::new(0),
             refuse_next: RefCell::default(),
             call_ends_at: Cell::new(None),
@@ -218,6 +227,14 @@ impl Host for TestHost {
         self.max_lease_ttl_asked
             .set(self.max_lease_ttl_asked.get() + 1);
         self.max_lease_ttl.get()
+    }
+
+    fn entity(&self, entity_id: &str) -> Result<Option<Entity>, String> {
+        self.entities_asked.borrow_mut().push(entity_id.to_string());
+        if let Some(reason) = self.entity_error.borrow().clone() {
+            return Err(reason);
+        }
+        Ok(self.entities.borrow().get(entity_id).cloned())
     }
 
     fn time_left(&self) -> Option<Duration> {

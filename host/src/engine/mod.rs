@@ -19,8 +19,8 @@ pub mod requests;
 pub(crate) mod stub;
 
 pub use crate::runtime::{
-    BackendHelp, Datetime, EngineError, Field, FieldKind, FixedLimit, Lease, LeaseLimits,
-    LeaseState, Operation, PathHelp, Request, Response, UpstreamError,
+    BackendHelp, Datetime, EngineError, Entity, EntityAlias, Field, FieldKind, FixedLimit, Lease,
+    LeaseState, Operation, PathHelp, Request, Response, SystemView, UpstreamError,
 };
 
 use crate::storage::Storage;
@@ -113,7 +113,7 @@ pub trait Sandbox: Send + Sync + 'static {
     async fn handle(
         &self,
         storage: Arc<dyn Storage>,
-        limits: Arc<dyn LeaseLimits>,
+        system_view: Arc<dyn SystemView>,
         request: &Request,
     ) -> Result<Response, CallError>;
 
@@ -165,14 +165,14 @@ impl Engine {
     pub async fn handle(
         &self,
         storage: Arc<dyn Storage>,
-        limits: Arc<dyn LeaseLimits>,
+        system_view: Arc<dyn SystemView>,
         request: &Request,
     ) -> Result<Response, CallError> {
         if request.data.len() > MAX_REQUEST_BYTES {
             return Err(CallError::RequestTooLarge);
         }
         if request.operation != Operation::Revoke {
-            return self.sandbox.handle(storage, limits, request).await;
+            return self.sandbox.handle(storage, system_view, request).await;
         }
         let patience = Instant::now() + REVOKE_RATE_LIMIT_PATIENCE.min(self.sandbox.time_limit());
         if let Err(opens_in) = self.sandbox.upstream_open(patience).await {
@@ -182,7 +182,7 @@ impl Engine {
             let started = Instant::now();
             let outcome = self
                 .sandbox
-                .handle(storage.clone(), limits.clone(), request)
+                .handle(storage.clone(), system_view.clone(), request)
                 .await;
             let rate_limited = outcome.as_ref().is_err_and(CallError::is_rate_limited);
             // The upstream's time holds the retry; the floor keeps a 429 that names no wait
@@ -276,7 +276,7 @@ mod tests {
         Arc::new(MemoryStorage::new())
     }
 
-    fn no_limit() -> Arc<dyn LeaseLimits> {
+    fn no_limit() -> Arc<dyn SystemView> {
         Arc::new(FixedLimit(None))
     }
 

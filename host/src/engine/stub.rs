@@ -2,7 +2,7 @@
 //! script, records what it was asked, and has an upstream gate the test opens and closes.
 
 use super::{
-    BackendHelp, CallError, EngineError, LeaseLimits, PathHelp, Request, Response, Sandbox,
+    BackendHelp, CallError, EngineError, PathHelp, Request, Response, Sandbox, SystemView,
     UpstreamError,
 };
 use crate::storage::Storage;
@@ -108,10 +108,10 @@ impl Sandbox for StubSandbox {
     async fn handle(
         &self,
         storage: Arc<dyn Storage>,
-        limits: Arc<dyn LeaseLimits>,
+        system_view: Arc<dyn SystemView>,
         request: &Request,
     ) -> Result<Response, CallError> {
-        let max_ttl = limits.max_ttl().await;
+        let max_ttl = system_view.max_ttl().await;
         lock(&self.max_ttls).push(max_ttl);
         lock(&self.requests).push(request.clone());
         let answer = lock(&self.script).pop_front().unwrap_or(Answer::Empty);

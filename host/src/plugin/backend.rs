@@ -1,8 +1,8 @@
 //! `pb.Backend`: OpenBao's requests, translated into engine calls and back.
 //!
 //! The translation is mechanical: operations by name, JSON passed through, durations from
-//! nanoseconds to seconds, lease state into `lease-state`, the mount's max lease TTL from the
-//! SystemView when the engine asks for it, and engine errors onto the error types OpenBao
+//! nanoseconds to seconds, lease state into `lease-state`, the mount's max lease TTL and the
+//! requester's entity from the SystemView when the engine asks for them, and engine errors onto the error types OpenBao
 //! turns into HTTP statuses. Operations the engine does not know (OpenBao 2.7's `resolve-path`, for
 //! instance) are answered as unsupported, which OpenBao expects.
 //!
@@ -21,7 +21,7 @@ use super::proto::pb::{
     HandleRequestReply, InitializeArgs, InitializeReply, InvalidateKeyArgs, LeaseOptions, Paths,
     ProtoError, Secret, SetupArgs, SetupReply, SpecialPathsReply, TypeReply,
 };
-use super::storage::{CallStorage, MountState, OpenBaoStorage, SystemViewLimits};
+use super::storage::{CallStorage, MountState, OpenBaoStorage, OpenBaoSystemView};
 use crate::engine::{
     Datetime, Engine, EngineError, Lease, LeaseState, Operation, Request, Response,
 };
@@ -62,7 +62,7 @@ struct Mount {
     /// installed from the leader purges OpenBao's own cache but tells no plugin), so a
     /// standby reads OpenBao's storage, whose cache OpenBao keeps current.
     cache: Option<Arc<CachedStorage>>,
-    limits: Arc<SystemViewLimits>,
+    system_view: Arc<OpenBaoSystemView>,
     state: MountState,
     /// OpenBao said that this node is a standby.
     standby: bool,
@@ -163,7 +163,7 @@ impl BackendService {
         let _in_flight = self.calls.read().await;
         let outcome = self
             .engine
-            .handle(storage.clone(), mount.limits.clone(), &engine_request)
+            .handle(storage.clone(), mount.system_view.clone(), &engine_request)
             .await;
         if let (Err(e), Some(read_only)) = (&outcome, storage.read_only()) {
             tracing::debug!(op = %request.operation, path = %request.path, error = %e, "storage is read-only on this node (a standby): OpenBao forwards the request to the active node");
@@ -254,7 +254,7 @@ impl BackendService {
     ) -> Result<Response, CallError> {
         let revoke = Request::revoke(path, LeaseState::now(&lease.internal_data, lease.ttl));
         self.engine
-            .handle(mount.storage.clone(), mount.limits.clone(), &revoke)
+            .handle(mount.storage.clone(), mount.system_view.clone(), &revoke)
             .await
     }
 
@@ -657,7 +657,7 @@ impl Backend for Arc<BackendService> {
                         None => openbao,
                     },
                     cache,
-                    limits: Arc::new(SystemViewLimits::new(channel)),
+                    system_view: Arc::new(OpenBaoSystemView::new(channel)),
                     state,
                     standby: standby == Some(true),
                 };
@@ -721,7 +721,7 @@ mod tests {
         let _ = service.mount.set(Mount {
             storage,
             cache: None,
-            limits: Arc::new(SystemViewLimits::new(channel.clone())),
+            system_view: Arc::new(OpenBaoSystemView::new(channel.clone())),
             state: MountState::new(channel),
             standby,
         });

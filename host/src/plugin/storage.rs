@@ -1,12 +1,14 @@
-//! The mount's storage, lease limits and state, served by OpenBao over the broker
-//! connection.
+//! The mount's storage, system view (its lease limit, the requester's identity) and state,
+//! served by OpenBao over the broker connection.
 
+use super::proto::logical;
 use super::proto::pb::storage_client::StorageClient;
 use super::proto::pb::system_view_client::SystemViewClient;
 use super::proto::pb::{
-    Empty, StorageDeleteArgs, StorageEntry, StorageGetArgs, StorageListArgs, StoragePutArgs,
+    Empty, EntityInfoArgs, StorageDeleteArgs, StorageEntry, StorageGetArgs, StorageListArgs,
+    StoragePutArgs,
 };
-use crate::engine::LeaseLimits;
+use crate::engine::{Entity, EntityAlias, SystemView};
 use crate::storage::{Storage, StorageError};
 use std::sync::{Arc, Mutex};
 use tonic::transport::Channel;
@@ -98,22 +100,24 @@ impl Storage for OpenBaoStorage {
     }
 }
 
-/// The mount's max lease TTL (tunable per mount), asked of OpenBao's `pb.SystemView` each
-/// time the engine wants it: a tune takes effect at the next issue or renewal.
-pub struct SystemViewLimits {
+/// The engine's [`SystemView`] in OpenBao, asked of its `pb.SystemView` each time the engine
+/// wants an answer: the mount's max lease TTL (so that a tune takes effect at the next issue
+/// or renewal), and the requester's entity (`EntityInfo`, as a Go plugin's
+/// `System().EntityInfo`).
+pub struct OpenBaoSystemView {
     client: SystemViewClient<Channel>,
 }
 
-impl SystemViewLimits {
-    pub fn new(channel: Channel) -> SystemViewLimits {
-        SystemViewLimits {
+impl OpenBaoSystemView {
+    pub fn new(channel: Channel) -> OpenBaoSystemView {
+        OpenBaoSystemView {
             client: SystemViewClient::new(channel),
         }
     }
 }
 
 #[async_trait::async_trait]
-impl LeaseLimits for SystemViewLimits {
+impl SystemView for OpenBaoSystemView {
     async fn max_ttl(&self) -> Option<u64> {
         match self.client.clone().max_lease_ttl(Empty {}).await {
             Ok(reply) => u64::try_from(reply.into_inner().ttl / 1_000_000_000).ok(),
@@ -124,6 +128,50 @@ impl LeaseLimits for SystemViewLimits {
                 None
             }
         }
+    }
+
+    /// OpenBao answers no entity for an id it does not know (and for none), and reports a
+    /// failure of its identity store in the reply's `err`.
+    async fn entity(&self, entity_id: &str) -> Result<Option<Entity>, String> {
+        let failed = |why: &str| format!("OpenBao could not look up entity {entity_id:?}: {why}");
+        let reply = self
+            .client
+            .clone()
+            .entity_info(EntityInfoArgs {
+                entity_id: entity_id.to_string(),
+            })
+            .await
+            .map_err(|e| failed(e.message()))?
+            .into_inner();
+        if !reply.err.is_empty() {
+            return Err(failed(&reply.err));
+        }
+        Ok(reply.entity.map(entity))
+    }
+}
+
+/// OpenBao's `logical.Entity` as the engine's record; metadata sorted by key.
+fn entity(e: logical::Entity) -> Entity {
+    let sorted = |map: std::collections::HashMap<String, String>| {
+        let mut pairs: Vec<_> = map.into_iter().collect();
+        pairs.sort();
+        pairs
+    };
+    Entity {
+        id: e.id,
+        name: e.name,
+        metadata: sorted(e.metadata),
+        aliases: e
+            .aliases
+            .into_iter()
+            .map(|a| EntityAlias {
+                id: a.id,
+                mount_accessor: a.mount_accessor,
+                mount_type: a.mount_type,
+                name: a.name,
+                metadata: sorted(a.metadata),
+            })
+            .collect(),
     }
 }
 
@@ -242,6 +290,9 @@ impl Storage for CallStorage {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use super::super::proto::pb::{
+        EntityInfoReply, ReplicationStateReply, TaintedReply, TtlReply, system_view_server,
+    };
     use super::*;
     use crate::MemoryStorage;
 
@@ -275,6 +326,130 @@ pub(super) mod tests {
         let other = CallStorage::new(Arc::new(MemoryStorage::new()));
         other.put("wal/1", b"x".to_vec()).await.unwrap();
         assert_eq!(other.read_only(), None);
+    }
+
+    /// OpenBao's side of `pb.SystemView`, as far as the engine asks it: a mount limit of one
+    /// hour, and `EntityInfo` answering by id as OpenBao's `dynamicSystemView` does.
+    struct FakeSystemView;
+
+    #[tonic::async_trait]
+    impl system_view_server::SystemView for FakeSystemView {
+        async fn default_lease_ttl(
+            &self,
+            _: tonic::Request<Empty>,
+        ) -> Result<tonic::Response<TtlReply>, tonic::Status> {
+            Ok(tonic::Response::new(TtlReply { ttl: 0 }))
+        }
+        async fn max_lease_ttl(
+            &self,
+            _: tonic::Request<Empty>,
+        ) -> Result<tonic::Response<TtlReply>, tonic::Status> {
+            Ok(tonic::Response::new(TtlReply {
+                ttl: 3600 * 1_000_000_000,
+            }))
+        }
+        async fn tainted(
+            &self,
+            _: tonic::Request<Empty>,
+        ) -> Result<tonic::Response<TaintedReply>, tonic::Status> {
+            Ok(tonic::Response::new(TaintedReply::default()))
+        }
+        async fn replication_state(
+            &self,
+            _: tonic::Request<Empty>,
+        ) -> Result<tonic::Response<ReplicationStateReply>, tonic::Status> {
+            Ok(tonic::Response::new(ReplicationStateReply::default()))
+        }
+        async fn entity_info(
+            &self,
+            request: tonic::Request<EntityInfoArgs>,
+        ) -> Result<tonic::Response<EntityInfoReply>, tonic::Status> {
+            let reply = match request.into_inner().entity_id.as_str() {
+                "entity-1" => EntityInfoReply {
+                    entity: Some(logical::Entity {
+                        id: "entity-1".into(),
+                        name: "entity_5d1f".into(),
+                        metadata: [("team".to_string(), "release".to_string())].into(),
+                        aliases: vec![logical::Alias {
+                            mount_type: "jwt".into(),
+                            mount_accessor: "auth_jwt_1f2e3d4c".into(),
+                            name: "acme/app".into(),
+                            metadata: [
+                                ("ref".to_string(), "main".to_string()),
+                                ("project_path".to_string(), "acme/app".to_string()),
+                            ]
+                            .into(),
+                            id: "alias-1".into(),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    err: String::new(),
+                },
+                "broken" => EntityInfoReply {
+                    entity: None,
+                    err: "system view identity store is nil".into(),
+                },
+                "refused" => return Err(tonic::Status::unavailable("connection reset")),
+                _ => EntityInfoReply::default(),
+            };
+            Ok(tonic::Response::new(reply))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_requesters_entity_comes_from_openbaos_entity_info() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(system_view_server::SystemViewServer::new(FakeSystemView))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect_lazy();
+        let view = OpenBaoSystemView::new(channel);
+
+        assert_eq!(view.max_ttl().await, Some(3600));
+        let entity = view.entity("entity-1").await.unwrap().expect("an entity");
+        assert_eq!(
+            (entity.id.as_str(), entity.name.as_str()),
+            ("entity-1", "entity_5d1f")
+        );
+        assert_eq!(entity.metadata, [("team".into(), "release".into())]);
+        let [alias] = entity.aliases.as_slice() else {
+            panic!("one alias: {:?}", entity.aliases)
+        };
+        assert_eq!(
+            (
+                alias.id.as_str(),
+                alias.mount_accessor.as_str(),
+                alias.mount_type.as_str(),
+                alias.name.as_str()
+            ),
+            ("alias-1", "auth_jwt_1f2e3d4c", "jwt", "acme/app")
+        );
+        assert_eq!(
+            alias.metadata,
+            [
+                ("project_path".into(), "acme/app".into()),
+                ("ref".into(), "main".into())
+            ],
+            "sorted by key"
+        );
+
+        // No such entity is no entity; OpenBao's failure, or no answer, is an error.
+        assert!(matches!(view.entity("unknown").await, Ok(None)));
+        assert_eq!(
+            view.entity("broken").await.unwrap_err(),
+            "OpenBao could not look up entity \"broken\": system view identity store is nil"
+        );
+        let refused = view.entity("refused").await.unwrap_err();
+        assert!(
+            refused.starts_with("OpenBao could not look up entity \"refused\": connection reset"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `engine` world's bindings, generated once here and re-exported under plain names.
 //!
 //! Standard WASI interfaces map onto wasmtime's own implementations; only the engine's
-//! `backend` export and the `wasi:keyvalue`, `wasi:logging`, `lease-limits` and
+//! `backend` export and the `wasi:keyvalue`, `wasi:logging`, `lease-limits`, `identity` and
 //! `call-limits` imports are generated.
 
 wasmtime::component::bindgen!({
@@ -19,11 +19,12 @@ wasmtime::component::bindgen!({
     },
 });
 
+pub use self::dockerhub_secrets::engine::identity::{Alias as EntityAlias, Entity};
 pub use self::dockerhub_secrets::engine::types::{
     BackendHelp, Error as EngineError, Field, FieldKind, Lease, LeaseState, Operation, PathHelp,
     Request, Response, UpstreamError,
 };
-pub use self::dockerhub_secrets::engine::{call_limits, lease_limits};
+pub use self::dockerhub_secrets::engine::{call_limits, identity, lease_limits};
 pub use self::wasi::keyvalue::store as keyvalue_store;
 pub use self::wasi::logging::logging;
 pub use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;

@@ -15,17 +15,17 @@ pub mod component;
 mod engine_config;
 mod gate;
 mod keyvalue;
-mod limits;
 mod logging;
 mod outbound;
+mod system_view;
 
 pub use bindings::{
-    BackendHelp, Datetime, EngineError, Field, FieldKind, Lease, LeaseState, Operation, PathHelp,
-    Request, Response, UpstreamError,
+    BackendHelp, Datetime, EngineError, Entity, EntityAlias, Field, FieldKind, Lease, LeaseState,
+    Operation, PathHelp, Request, Response, UpstreamError,
 };
 pub use egress::HubUrlError;
 pub use gate::MAX_WAIT as MAX_UPSTREAM_WAIT;
-pub use limits::{FixedLimit, LeaseLimits};
+pub use system_view::{FixedLimit, SystemView};
 
 use crate::engine::{CallError, Sandbox};
 use crate::storage::Storage;
@@ -105,8 +105,8 @@ struct HostState {
     table: ResourceTable,
     hub: HubRoute,
     storage: Arc<dyn Storage>,
-    limits: Arc<dyn LeaseLimits>,
-    /// The answer of `limits`, once the engine asked.
+    system_view: Arc<dyn SystemView>,
+    /// The answer of `system_view.max_ttl`, once the engine asked.
     max_ttl: Option<Option<u64>>,
     limiter: Limiter,
 }
@@ -187,6 +187,7 @@ impl Runtime {
         bindings::keyvalue_store::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::logging::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::lease_limits::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::identity::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::call_limits::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         let instance_pre: InstancePre<HostState> = linker.instantiate_pre(component)?;
         let pre = EnginePre::new(instance_pre)?;
@@ -204,7 +205,7 @@ impl Runtime {
     fn store(
         &self,
         storage: Arc<dyn Storage>,
-        limits: Arc<dyn LeaseLimits>,
+        system_view: Arc<dyn SystemView>,
     ) -> (Store<HostState>, MemoryOutputPipe) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtx::builder()
@@ -221,7 +222,7 @@ impl Runtime {
                 .hub
                 .for_call(CallDeadline::new(Instant::now(), self.config.time_limit)),
             storage,
-            limits,
+            system_view,
             max_ttl: None,
             limiter: Limiter {
                 memory_limit: self.config.memory_limit,
@@ -240,7 +241,7 @@ impl Runtime {
     async fn run<T>(
         &self,
         storage: Arc<dyn Storage>,
-        limits: Arc<dyn LeaseLimits>,
+        system_view: Arc<dyn SystemView>,
         call: impl AsyncFnOnce(
             &EngineWorld,
             &mut Store<HostState>,
@@ -252,7 +253,7 @@ impl Runtime {
             .await
             .map_err(|_| CallError::Runtime("the runtime is shutting down".into()))?;
         let _busy = self.ticker.busy();
-        let (mut store, stderr) = self.store(storage, limits);
+        let (mut store, stderr) = self.store(storage, system_view);
         let outcome = tokio::time::timeout(self.config.time_limit, async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             call(&instance, &mut store).await
@@ -283,10 +284,10 @@ impl Sandbox for Runtime {
     async fn handle(
         &self,
         storage: Arc<dyn Storage>,
-        limits: Arc<dyn LeaseLimits>,
+        system_view: Arc<dyn SystemView>,
         request: &Request,
     ) -> Result<Response, CallError> {
-        self.run(storage, limits, async |engine, store| {
+        self.run(storage, system_view, async |engine, store| {
             engine
                 .dockerhub_secrets_engine_backend()
                 .call_handle(store, request)
@@ -338,7 +339,7 @@ impl Sandbox for Runtime {
 }
 
 /// For calls that issue no lease (existence checks, help).
-fn no_limit() -> Arc<dyn LeaseLimits> {
+fn no_limit() -> Arc<dyn SystemView> {
     Arc::new(FixedLimit(None))
 }
 

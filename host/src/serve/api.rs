@@ -6,8 +6,8 @@ use super::auth::AuthMounts;
 use super::leases::Leases;
 use super::tokens::LoginTokens;
 use crate::engine::{
-    CallError, Engine, EngineError, FixedLimit, LeaseLimits, LeaseState, MAX_REQUEST_BYTES,
-    Operation, Request, Response as EngineResponse,
+    CallError, Engine, EngineError, FixedLimit, LeaseState, MAX_REQUEST_BYTES, Operation,
+    Request, Response as EngineResponse, SystemView,
 };
 use crate::storage::Storage;
 use axum::body::{Body, Bytes};
@@ -44,7 +44,7 @@ pub struct Api {
     /// The auth mounts of the tokens file (`auth/<path>/login`).
     pub auth: AuthMounts,
     pub engine_storage: Arc<dyn Storage>,
-    pub limits: Arc<dyn LeaseLimits>,
+    pub system_view: Arc<dyn SystemView>,
     /// Permits to receive a body: [`BODIES_IN_FLIGHT`].
     pub bodies: tokio::sync::Semaphore,
 }
@@ -200,19 +200,19 @@ fn engine_request(request: EngineRequest) -> Request {
     }
 }
 
-/// The limit on a lease created with `token`: the server's max lease TTL, and the time the
-/// token has left at `issued`, so that the lease and the Hub's own expiry of its token end
-/// no later than the login token does.
-async fn lease_limits(
+/// The system view of a request made with `token`: its max lease TTL is the server's, and
+/// at most the time the token has left at `issued`, so that the lease and the Hub's own
+/// expiry of its token end no later than the login token does. (`serve` knows no entities.)
+async fn system_view(
     api: &Api,
     token: Option<&LoginToken>,
     issued: Timestamp,
-) -> Arc<dyn LeaseLimits> {
+) -> Arc<dyn SystemView> {
     let Some(token) = token else {
-        return api.limits.clone();
+        return api.system_view.clone();
     };
     let left = token.expire_time.since(issued).as_secs().max(1);
-    let limit = api.limits.max_ttl().await.map_or(left, |max| max.min(left));
+    let limit = api.system_view.max_ttl().await.map_or(left, |max| max.min(left));
     Arc::new(FixedLimit(Some(limit)))
 }
 
@@ -296,10 +296,10 @@ async fn issue(
     token: Option<LoginToken>,
 ) -> Result<(EngineResponse, Option<LeaseRecord>), EngineFailure> {
     let issued = Timestamp::now();
-    let limits = lease_limits(&api, token.as_ref(), issued).await;
+    let system_view = system_view(&api, token.as_ref(), issued).await;
     let response = api
         .engine
-        .handle(api.engine_storage.clone(), limits, &request)
+        .handle(api.engine_storage.clone(), system_view, &request)
         .await?;
     let Some(lease) = &response.lease else {
         return Ok((response, None));
@@ -332,7 +332,7 @@ async fn issue(
             );
             let _ = api
                 .engine
-                .handle(api.engine_storage.clone(), api.limits.clone(), &undo)
+                .handle(api.engine_storage.clone(), api.system_view.clone(), &undo)
                 .await;
             Err(EngineFailure::Plain {
                 status: 500,
@@ -402,7 +402,7 @@ pub async fn serve_http(
 mod tests {
     use super::*;
     use crate::engine::stub::{Answer, StubSandbox};
-    use crate::engine::{FixedLimit, Lease};
+    use crate::engine::Lease;
     use crate::{MemoryStorage, StorageError};
 
     /// Lease storage that reads nothing and refuses every write (a full disk).
@@ -428,13 +428,13 @@ mod tests {
         let stub = StubSandbox::new();
         let engine = Arc::new(Engine::new(stub.clone()));
         let engine_storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
-        let limits: Arc<dyn LeaseLimits> = Arc::new(FixedLimit(Some(3600)));
+        let system_view: Arc<dyn SystemView> = Arc::new(FixedLimit(Some(3600)));
         let leases = Leases::load(
             lease_storage,
             engine_storage.clone(),
             engine.clone(),
             "dockerhub",
-            limits.clone(),
+            system_view.clone(),
         )
         .await
         .unwrap();
@@ -453,7 +453,7 @@ mod tests {
             tokens,
             auth: AuthMounts::default(),
             engine_storage,
-            limits,
+            system_view,
             bodies: tokio::sync::Semaphore::new(1),
         };
         (Arc::new(api), stub)

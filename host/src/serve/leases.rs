@@ -13,7 +13,7 @@
 //! timer, so that it never sleeps past the new time.
 
 use crate::engine::{
-    CallError, Datetime, Engine, EngineError, Lease, LeaseLimits, LeaseState, Request,
+    CallError, Datetime, Engine, EngineError, Lease, LeaseState, Request, SystemView,
 };
 use crate::runtime::MAX_UPSTREAM_WAIT;
 use crate::storage::{Storage, StorageError};
@@ -91,7 +91,7 @@ pub struct Leases {
     engine_storage: Arc<dyn Storage>,
     engine: Arc<Engine>,
     mount: String,
-    limits: Arc<dyn LeaseLimits>,
+    system_view: Arc<dyn SystemView>,
     index: Mutex<Index>,
     /// Held by every operation on one lease; see [`Leases::lock`].
     locks: Vec<tokio::sync::Mutex<()>>,
@@ -106,7 +106,7 @@ impl Leases {
         engine_storage: Arc<dyn Storage>,
         engine: Arc<Engine>,
         mount: &str,
-        limits: Arc<dyn LeaseLimits>,
+        system_view: Arc<dyn SystemView>,
     ) -> anyhow::Result<Arc<Leases>> {
         let mut index = Index::default();
         // Every key is a lease; anything else means the store is damaged or not ours, and a
@@ -147,7 +147,7 @@ impl Leases {
             engine_storage,
             engine,
             mount: mount.to_string(),
-            limits,
+            system_view,
             index: Mutex::new(index),
             locks: (0..LEASE_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
@@ -249,7 +249,11 @@ impl Leases {
         let request = Request::renew(&record.path, state);
         let response = self
             .engine
-            .handle(self.engine_storage.clone(), self.limits.clone(), &request)
+            .handle(
+                self.engine_storage.clone(),
+                self.system_view.clone(),
+                &request,
+            )
             .await?;
         let Some(lease) = response.lease else {
             return Err(CallError::Engine(EngineError::Internal(
@@ -429,7 +433,11 @@ impl Leases {
         let request = Request::revoke(&record.path, lease_state(&record));
         let outcome = self
             .engine
-            .handle(self.engine_storage.clone(), self.limits.clone(), &request)
+            .handle(
+                self.engine_storage.clone(),
+                self.system_view.clone(),
+                &request,
+            )
             .await;
         let (result, retry_after) = match outcome {
             Ok(_) => match self.storage.delete(key).await {

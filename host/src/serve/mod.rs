@@ -15,7 +15,7 @@ mod leases;
 pub mod store;
 mod tokens;
 
-use crate::engine::{Engine, FixedLimit, LeaseLimits};
+use crate::engine::{Engine, FixedLimit, SystemView};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::storage::{CachedStorage, PrefixedStorage, Storage};
 use anyhow::Context;
@@ -89,13 +89,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Arc::new(PrefixedStorage::new(store.clone(), "sys/leases/"));
     let token_storage: Arc<dyn Storage> = Arc::new(PrefixedStorage::new(store, "sys/token/"));
     let engine = Arc::new(Engine::new(Arc::new(Runtime::new(config.runtime)?)));
-    let limits: Arc<dyn LeaseLimits> = Arc::new(FixedLimit(Some(config.max_lease_ttl.as_secs())));
+    let system_view: Arc<dyn SystemView> =
+        Arc::new(FixedLimit(Some(config.max_lease_ttl.as_secs())));
     let leases = leases::Leases::load(
         lease_storage,
         engine_storage.clone(),
         engine.clone(),
         &config.mount,
-        limits.clone(),
+        system_view.clone(),
     )
     .await?;
     let tokens =
@@ -149,7 +150,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tokens,
         auth,
         engine_storage,
-        limits,
+        system_view,
         bodies: tokio::sync::Semaphore::new(api::BODIES_IN_FLIGHT),
     });
     api::serve_http(listener, api, stopping).await;

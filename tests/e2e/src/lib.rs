@@ -10,9 +10,7 @@ pub mod openbao;
 pub mod raft;
 pub mod serve;
 
-use dockerhub_secrets::engine::{
-    FixedLimit, LeaseLimits, LeaseState, Operation, Request, Response,
-};
+use dockerhub_secrets::engine::{FixedLimit, LeaseState, Operation, Request, Response, SystemView};
 use dockerhub_secrets::{CallError, MemoryStorage, Runtime, RuntimeConfig};
 use fakehub::{Config, FakeHub};
 use serde_json::{Map, Value};
@@ -29,7 +27,7 @@ pub struct Engine {
     pub storage: Arc<MemoryStorage>,
     pub hub: FakeHub,
     /// The host's max lease TTL as the engine sees it; none by default.
-    pub limits: Arc<dyn LeaseLimits>,
+    pub system_view: Arc<dyn SystemView>,
 }
 
 impl Engine {
@@ -52,7 +50,7 @@ impl Engine {
             layer: dockerhub_secrets::Engine::new(Arc::new(runtime)),
             storage: Arc::new(MemoryStorage::new()),
             hub,
-            limits: Arc::new(FixedLimit(None)),
+            system_view: Arc::new(FixedLimit(None)),
         }
     }
 
@@ -67,7 +65,7 @@ impl Engine {
 
     pub async fn send(&self, request: Request) -> Result<Response, CallError> {
         self.layer
-            .handle(self.storage.clone(), self.limits.clone(), &request)
+            .handle(self.storage.clone(), self.system_view.clone(), &request)
             .await
     }
 

@@ -3,7 +3,7 @@
 //! everything that can go wrong on the way.
 
 use dockerhub_secrets::CallError;
-use dockerhub_secrets::engine::{LeaseLimits, Operation};
+use dockerhub_secrets::engine::{Operation, SystemView};
 use dockerhub_secrets_e2e::{ACCOUNT, Engine, PASSWORD, data, logs, request};
 use fakehub::{ExpiryGrant, Fault, FaultKind};
 use serde_json::{Value, json};
@@ -609,7 +609,7 @@ struct CountedLimit {
 }
 
 #[async_trait::async_trait]
-impl LeaseLimits for CountedLimit {
+impl SystemView for CountedLimit {
     async fn max_ttl(&self) -> Option<u64> {
         self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Some(self.max_ttl)
@@ -623,7 +623,7 @@ async fn the_hosts_max_lease_ttl_is_asked_only_while_issuing_and_caps_the_lease(
         max_ttl: 1200,
         asked: Default::default(),
     });
-    engine.limits = limit.clone();
+    engine.system_view = limit.clone();
     engine.configure().await;
     engine
         .call(Operation::Read, "config/hoeg", Value::Null)

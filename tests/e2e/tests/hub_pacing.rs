@@ -11,7 +11,7 @@
 //!   with a clear error by its time limit, and other calls go on meanwhile.
 
 use dockerhub_secrets::engine::{
-    EngineError, FixedLimit, LeaseLimits, Operation, Request, Response,
+    EngineError, FixedLimit, Operation, Request, Response, SystemView,
 };
 use dockerhub_secrets::{CallError, MemoryStorage, Runtime, RuntimeConfig, Storage};
 use dockerhub_secrets_e2e::{Issued, request};
@@ -253,9 +253,9 @@ impl Engine {
     }
 
     async fn send(&self, request: Request) -> Result<Response, CallError> {
-        let limits: Arc<dyn LeaseLimits> = Arc::new(FixedLimit(None));
+        let system_view: Arc<dyn SystemView> = Arc::new(FixedLimit(None));
         self.layer
-            .handle(self.storage.clone(), limits, &request)
+            .handle(self.storage.clone(), system_view, &request)
             .await
     }
 

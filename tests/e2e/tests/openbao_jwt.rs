@@ -1,7 +1,8 @@
 //! Keyless CI in plugin mode: a pipeline's OIDC identity token (from a test-only issuer,
 //! GitLab- and GitHub-shaped) logs in with OpenBao's own `jwt` auth method and gets a Docker
 //! Hub token for its one path; the token ends with the login token, whether the job revokes
-//! it (`bao token revoke -self`) or it expires.
+//! it (`bao token revoke -self`) or it expires. The account's label template names the
+//! pipeline at the Hub from the login's alias metadata.
 
 use dockerhub_secrets_e2e::PASSWORD;
 use dockerhub_secrets_e2e::oidc::{Alg, Issuer, github_claims, gitlab_claims};
@@ -48,13 +49,15 @@ fn start(issuer: &Issuer, discovery: bool, role: &str, role_config: Value) -> Op
 }
 
 /// A GitLab role: `project_path` is the user (so the display name is `jwt-<project_path>`),
-/// bound to one project's protected branches.
+/// bound to one project's protected branches, and kept in the alias's metadata
+/// (`claim_mappings`) for the account's label template.
 fn gitlab_role(project_path: &str, ttl: &str) -> Value {
     json!({
         "role_type": "jwt",
         "user_claim": "project_path",
         "bound_audiences": [AUDIENCE],
         "bound_claims": {"project_path": project_path, "ref_protected": "true"},
+        "claim_mappings": {"project_path": "project_path"},
         "token_policies": ["ci-release"],
         "token_ttl": ttl,
         "token_max_ttl": ttl,
@@ -214,4 +217,88 @@ fn a_rotated_signing_key_is_picked_up_without_a_restart() {
         "fetched again for the new kid"
     );
     assert!(issue(&bao, &token)["data"]["token"].is_string());
+}
+
+/// The README's label template: `ci-` and the `project_path` claim, which the role's
+/// `claim_mappings` keep in the metadata of the entity's alias at the `jwt` mount, found by
+/// the mount's accessor (`bao auth list -format=json | jq -r '."jwt/".accessor'`).
+fn set_label_template(bao: &OpenBao, key: &str) {
+    let mounts = bao.bao_json(&["auth", "list"]).unwrap();
+    let accessor = mounts["jwt/"]["accessor"].as_str().unwrap();
+    assert!(accessor.starts_with("auth_jwt_"), "{accessor}");
+    bao.bao_ok(&[
+        "write",
+        "dockerhub/config/hoeg",
+        &format!("label_template=ci-{{{{identity.entity.aliases.{accessor}.metadata.{key}}}}}"),
+    ])
+    .unwrap();
+}
+
+#[test]
+fn the_label_template_names_the_pipeline_at_the_hub() {
+    let issuer = Issuer::start().unwrap();
+    let bao = start(&issuer, false, "release", gitlab_role("acme/app", "10m"));
+    set_label_template(&bao, "project_path");
+    let jwt = issuer.sign(
+        Alg::Rs256,
+        gitlab_claims("acme/app", "main", true, AUDIENCE),
+        300,
+    );
+    let token = login(&bao, "release", &jwt).unwrap();
+
+    let secret = issue(&bao, &token);
+    assert_eq!(secret["data"]["label"], "ci-acme/app", "{secret}");
+    assert_eq!(secret["warnings"], Value::Null, "{secret}");
+    let at_hub = bao
+        .hub
+        .token(secret["data"]["uuid"].as_str().unwrap())
+        .unwrap();
+    assert!(
+        at_hub.label.starts_with("dockerhub-secrets:ci-acme/app:"),
+        "{}",
+        at_hub.label
+    );
+    // A label in the request still wins.
+    let chosen = bao
+        .bao_json_as(
+            &token,
+            &[
+                "write",
+                "dockerhub/token/hoeg/my-organization",
+                "label=hotfix",
+            ],
+        )
+        .unwrap();
+    assert_eq!(chosen["data"]["label"], "hotfix");
+}
+
+#[test]
+fn a_label_template_without_a_value_falls_back_to_the_display_name() {
+    let issuer = Issuer::start().unwrap();
+    let bao = start(&issuer, false, "release", gitlab_role("acme/app", "10m"));
+    // No claim is mapped to `environment`.
+    set_label_template(&bao, "environment");
+    let jwt = issuer.sign(
+        Alg::Rs256,
+        gitlab_claims("acme/app", "main", true, AUDIENCE),
+        300,
+    );
+    let token = login(&bao, "release", &jwt).unwrap();
+
+    let secret = issue(&bao, &token);
+    assert_eq!(secret["data"]["label"], "jwt-acme/app", "{secret}");
+    let warning = secret["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        warning.starts_with("label_template: {{identity.entity.aliases.auth_jwt_")
+            && warning.ends_with(
+                ".metadata.environment}} has no value for the requester, so the label is the \
+                 display name"
+            ),
+        "{secret}"
+    );
+    let at_hub = bao
+        .hub
+        .token(secret["data"]["uuid"].as_str().unwrap())
+        .unwrap();
+    assert!(at_hub.label.contains(":jwt-acme/app:"), "{}", at_hub.label);
 }

@@ -7,7 +7,7 @@ wit_bindgen::generate!({
 });
 
 use crate::{Level, Settings, log_line, route};
-use exports::dockerhub_secrets::engine::{call_limits, lease_limits};
+use exports::dockerhub_secrets::engine::{call_limits, identity, lease_limits};
 use exports::wasi::http::outgoing_handler;
 use exports::wasi::logging::logging;
 use std::sync::OnceLock;
@@ -54,6 +54,12 @@ impl lease_limits::Guest for Shims {
                 None
             }
         }
+    }
+}
+
+impl identity::Guest for Shims {
+    fn entity_info(_entity_id: String) -> Result<Option<identity::Entity>, String> {
+        Ok(None)
     }
 }
 

@@ -5,6 +5,8 @@
 //!   go to stderr, one line each (the engine never logs a secret).
 //! - `lease-limits.max-ttl`: `DOCKERHUB_SECRETS_MAX_LEASE_TTL` (default `768h`, as `serve`'s
 //!   `--max-lease-ttl`).
+//! - `identity.entity-info`: `none`. The gateway's callers are the tokens of its tokens
+//!   file, which have no identity entities, so a label template always falls back.
 //! - `call-limits.time-left`: `none`. A gateway instance cannot tell when the front's call
 //!   began; the gateway's own limits bound each request.
 //! - `wasi:http/outgoing-handler`: only `https://hub.docker.com`, routed to
