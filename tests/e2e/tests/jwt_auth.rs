@@ -146,9 +146,11 @@ async fn unknown_kids_cannot_make_serve_hammer_the_issuer() {
     gitlab_login(&auth, &issuer.sign(Alg::Rs256, gitlab(), 300)).await;
     tokio::time::sleep(MIN_REFRESH_INTERVAL).await;
 
+    let tokens: Vec<String> = (0..100)
+        .map(|i| issuer.sign_with_kid(Alg::Rs256, gitlab(), &format!("made-up-{i}")))
+        .collect();
     let mut logins = tokio::task::JoinSet::new();
-    for i in 0..100 {
-        let token = issuer.sign_with_kid(Alg::Rs256, gitlab(), &format!("made-up-{i}"));
+    for token in tokens {
         let auth = auth.clone();
         logins.spawn(async move { auth.login(Some("gitlab"), Some(&token)).await });
     }
