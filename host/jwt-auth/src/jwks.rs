@@ -40,6 +40,7 @@ pub(crate) struct RemoteKeys {
     source: Source,
     client: Client,
     pub timeout: Duration,
+    pub max_age: Duration,
     state: RwLock<State>,
     /// Held while a fetch is under way; logins that need a new set queue here.
     refresh: tokio::sync::Mutex<Refresh>,
@@ -75,6 +76,7 @@ impl RemoteKeys {
             source,
             client,
             timeout: FETCH_TIMEOUT,
+            max_age: MAX_AGE,
             state: RwLock::default(),
             refresh: tokio::sync::Mutex::default(),
             attempts: AtomicU64::new(0),
@@ -99,7 +101,7 @@ impl RemoteKeys {
         if let Some(cached) = self.cached() {
             match keys::choose_jwks(&cached.keys, alg, kid) {
                 Choice::Unknown => {}
-                choice if cached.at.elapsed() < MAX_AGE => {
+                choice if cached.at.elapsed() < self.max_age => {
                     return self.answer(choice, alg, kid, None);
                 }
                 choice => stale = Some(choice),

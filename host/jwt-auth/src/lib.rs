@@ -30,8 +30,9 @@
 //! ```
 //!
 //! Where serve differs from OpenBao, it refuses rather than guesses: Vault fields it does not
-//! implement are refused by name, `role_type` must say `"jwt"`, and a JWKS is fetched over
-//! HTTPS only. Verification is jsonwebtoken's. A JWKS (`jwks_url`, or the `jwks_uri` of
+//! implement are refused by name, `role_type` must say `"jwt"`, a JWKS is fetched over HTTPS
+//! only, and with `oidc_discovery_url` an unset `bound_issuer` is the discovered issuer
+//! (OpenBao then checks no `iss` at all). Verification is jsonwebtoken's. A JWKS (`jwks_url`, or the `jwks_uri` of
 //! `oidc_discovery_url`) is fetched at the first login, cached, and fetched again when a
 //! token names an unknown `kid` (at most once per [`MIN_REFRESH_INTERVAL`], concurrent
 //! logins sharing one fetch) and when the cache is older than [`MAX_AGE`]; a fetch is bounded
@@ -111,6 +112,16 @@ impl JwtAuth {
     pub fn with_fetch_timeout(mut self, timeout: Duration) -> JwtAuth {
         if let KeySet::Remote(remote) = &mut self.mount.keys {
             remote.timeout = timeout;
+        }
+        self
+    }
+
+    /// The same mount, with its cached JWKS fetched again once older than `max_age` instead
+    /// of [`MAX_AGE`] (an hour). For tests of a key the issuer retires; no effect with
+    /// `jwt_validation_pubkeys`.
+    pub fn with_max_key_age(mut self, max_age: Duration) -> JwtAuth {
+        if let KeySet::Remote(remote) = &mut self.mount.keys {
+            remote.max_age = max_age;
         }
         self
     }

@@ -640,6 +640,24 @@ fn configuration_mistakes_are_refused_naming_the_place() {
 }
 
 #[test]
+fn the_crate_documentation_example_is_an_auth_block() {
+    let lib = include_str!("lib.rs");
+    let start = lib.find("//! ```hcl\n").unwrap() + "//! ```hcl\n".len();
+    let end = start + lib[start..].find("//! ```").unwrap();
+    let text: String = lib[start..end]
+        .lines()
+        .map(|line| line.strip_prefix("//!").unwrap().trim_start())
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let file = hcl::parse(&text).unwrap();
+    let block = file.blocks().next().unwrap();
+    let auth = JwtAuth::from_hcl(block.labels()[0].as_str(), block.body()).unwrap();
+    assert_eq!(auth.path(), "jwt");
+    let policies = [("acme-release".to_string(), "acme-release".to_string())];
+    assert_eq!(auth.role_policies(), policies);
+}
+
+#[test]
 fn vault_field_forms_are_taken() {
     let text = format!(
         r#"type = "jwt"
