@@ -82,3 +82,87 @@ impl AuthMounts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEX4WUKtR+vPoRfoAzh5aQN0MhT886
+79go6hEcd/nOBbbuENdH/+O7LNNW1Rr1OZ/W9lRWmmcf5MU2kbNwh4xgiw==
+-----END PUBLIC KEY-----
+";
+
+    fn file(policies: &str) -> String {
+        format!(
+            r#"
+policy "ci" {{
+  path "dockerhub/token/hoeg/hoeg" {{ capabilities = ["update"] }}
+}}
+auth "jwt" {{
+  type = "jwt"
+  jwt_validation_pubkeys = [{key:?}]
+  role "release" {{
+    role_type       = "jwt"
+    user_claim      = "sub"
+    bound_audiences = ["a"]
+    token_policies  = [{policies}]
+  }}
+}}
+"#,
+            key = KEY
+        )
+    }
+
+    fn load(text: &str) -> anyhow::Result<AuthMounts> {
+        AuthMounts::load(&AccessControl::parse(text).unwrap())
+    }
+
+    #[test]
+    fn roles_may_name_only_the_files_policies_and_never_root() {
+        let mounts = load(&file(r#""ci""#)).unwrap();
+        assert!(mounts.serves("jwt"));
+        assert!(!mounts.serves("other"));
+        let unknown = load(&file(r#""ci", "nope""#)).err().unwrap().to_string();
+        assert_eq!(
+            unknown,
+            "auth \"jwt\", role \"release\": refers to unknown policy \"nope\""
+        );
+        let root = load(&file(r#""root""#)).err().unwrap().to_string();
+        assert!(root.contains("never gets the root policy"), "{root}");
+        // `/jwt/` is the mount `jwt`, as Vault reads a path: one mount, declared twice.
+        let block = file(r#""ci""#);
+        let auth = &block[block.find("auth").unwrap()..];
+        let twice = format!(
+            "{block}\n{}",
+            auth.replace("auth \"jwt\"", "auth \"/jwt/\"")
+        );
+        let twice = load(&twice).err().unwrap().to_string();
+        assert_eq!(twice, "two auth blocks name the mount auth/jwt");
+    }
+
+    #[test]
+    fn a_renewal_needs_the_role_still_there() {
+        let mounts = load(&file(r#""ci""#)).unwrap();
+        let issued = vault_front::Timestamp::now();
+        let mut token = LoginToken {
+            accessor: "a".into(),
+            path: "auth/jwt/login".into(),
+            mount: "jwt".into(),
+            role: "release".into(),
+            display_name: "jwt-x".into(),
+            policies: vec!["default".into()],
+            meta: Default::default(),
+            issue_time: issued,
+            expire_time: issued.plus_secs(60),
+            creation_ttl: 60,
+            explicit_max_ttl: 0,
+            max_expire_time: issued.plus_secs(60),
+        };
+        assert!(mounts.check_renewal(&token).is_ok());
+        token.role = "gone".into();
+        let ApiError(status, errors) = mounts.check_renewal(&token).unwrap_err();
+        assert_eq!(status.as_u16(), 400);
+        assert_eq!(errors, ["role \"gone\" could not be found during renewal"]);
+    }
+}

@@ -71,6 +71,7 @@ fn gitlab_role(ttl: &str) -> String {
     format!(
         r#"user_claim      = "project_path"
     bound_claims    = {{ project_path = "acme/app", ref_protected = "true" }}
+    claim_mappings  = {{ project_path = "project_path" }}
     token_ttl       = "{ttl}"
     token_max_ttl   = "1h""#
     )
@@ -87,7 +88,13 @@ fn start(issuer: &Issuer, discovery: bool, role_settings: &str) -> Serve {
 /// role=release jwt=-`: the client token.
 fn login(serve: &Serve, jwt: &str) -> anyhow::Result<String> {
     let token = serve.bao_stdin(
-        &["write", "-field=token", "auth/jwt/login", "role=release", "jwt=-"],
+        &[
+            "write",
+            "-field=token",
+            "auth/jwt/login",
+            "role=release",
+            "jwt=-",
+        ],
         jwt,
     )?;
     Ok(token.trim().to_string())
@@ -120,7 +127,11 @@ fn a_gitlab_job_gets_a_token_with_no_static_secret_and_revoke_self_ends_it() {
     assert_eq!(data["display_name"], "jwt-acme/app");
     assert_eq!(data["path"], "auth/jwt/login");
     assert_eq!(data["policies"], json!(["default", "pipeline-acme-app"]));
-    assert_eq!(data["meta"]["role"], "release");
+    assert_eq!(
+        data["meta"],
+        json!({"role": "release", "project_path": "acme/app"}),
+        "the role and its claim_mappings, for the audit trail"
+    );
     assert!(data["ttl"].as_u64().unwrap() > 590);
 
     let secret = issue(&serve, &token);
@@ -150,7 +161,10 @@ fn a_gitlab_job_gets_a_token_with_no_static_secret_and_revoke_self_ends_it() {
         "{}",
         String::from_utf8_lossy(&revoked.stderr)
     );
-    assert!(serve.hub.token(&uuid).is_none(), "deleted before the answer");
+    assert!(
+        serve.hub.token(&uuid).is_none(),
+        "deleted before the answer"
+    );
     let after = serve.bao_as(&token, &["token", "lookup"]).unwrap();
     assert!(!after.status.success(), "the login token is gone");
 }
@@ -269,7 +283,11 @@ fn a_rotated_signing_key_is_picked_up_without_a_restart() {
     assert_eq!(issuer.jwks_fetches(), fetched, "known keys are cached");
     issuer.rotate(Alg::Rs256, "rs-2");
     let token = login(&serve, &gitlab_jwt(&issuer, Alg::Rs256)).unwrap();
-    assert_eq!(issuer.jwks_fetches(), fetched + 1, "fetched once for the new kid");
+    assert_eq!(
+        issuer.jwks_fetches(),
+        fetched + 1,
+        "fetched once for the new kid"
+    );
     assert!(issue(&serve, &token)["data"]["token"].is_string());
 }
 
@@ -279,9 +297,8 @@ fn bad_identity_tokens_are_refused_with_the_reason_and_never_echoed() {
     let issuer = Issuer::start_https().unwrap();
     let serve = start(&issuer, false, &gitlab_role("10m"));
     let good = gitlab_jwt(&issuer, Alg::Rs256);
-    let claims = |project: &str, protected: bool, aud: &str| {
-        gitlab_claims(project, "main", protected, aud)
-    };
+    let claims =
+        |project: &str, protected: bool, aud: &str| gitlab_claims(project, "main", protected, aud);
     let b64 = |v: &Value| {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
@@ -396,7 +413,10 @@ fn bad_identity_tokens_are_refused_with_the_reason_and_never_echoed() {
     for (body, reason) in [
         (json!({"jwt": good}), "missing role"),
         (json!({"role": "release"}), "missing token"),
-        (json!({"role": "nope", "jwt": good}), "\\\"nope\\\" could not be found"),
+        (
+            json!({"role": "nope", "jwt": good}),
+            "\\\"nope\\\" could not be found",
+        ),
     ] {
         let (status, answer) = serve
             .http(
@@ -410,4 +430,21 @@ fn bad_identity_tokens_are_refused_with_the_reason_and_never_echoed() {
         assert!(answer["errors"].to_string().contains(reason), "{answer}");
     }
     assert!(serve.hub.live_tokens().is_empty());
+}
+
+/// The README's tokens file for keyless CI starts `serve` as it is, with its login mount.
+#[test]
+fn the_readmes_jwt_auth_block_is_a_valid_tokens_file() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = &readme[readme.find("### Keyless with `serve`").unwrap()..];
+    let block = &section[section.find("```hcl\n").unwrap() + "```hcl\n".len()..];
+    let block = &block[..block.find("```").unwrap()];
+    assert!(block.contains("auth \"jwt\""), "{block}");
+    let serve = Serve::start_with_tokens(hub(), &[], block).expect("serve starts with it");
+    let login = json!({"role": "acme-app-release", "jwt": "not.a-jwt"}).to_string();
+    let (status, answer) = serve
+        .http("PUT", "/v1/auth/jwt/login", None, login.as_bytes())
+        .unwrap();
+    assert_eq!(status, 400, "the role is there, the token is not: {answer}");
 }
