@@ -121,6 +121,8 @@ struct Shared {
     issuer: String,
     keys: Mutex<Keys>,
     jwks_fetches: AtomicUsize,
+    /// Bytes of filler the JWKS carries beside its keys.
+    jwks_padding: AtomicUsize,
 }
 
 /// A running issuer; stopped when dropped.
@@ -155,6 +157,7 @@ impl Issuer {
                 ],
             }),
             jwks_fetches: AtomicUsize::new(0),
+            jwks_padding: AtomicUsize::new(0),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -214,6 +217,11 @@ impl Issuer {
 
     pub fn jwks_url(&self) -> String {
         format!("{}/jwks", self.shared.issuer)
+    }
+
+    /// Make the JWKS `bytes` larger, with a filler member beside its keys.
+    pub fn pad_jwks(&self, bytes: usize) {
+        self.shared.jwks_padding.store(bytes, Ordering::SeqCst);
     }
 
     /// How many times the JWKS was fetched.
@@ -414,6 +422,7 @@ async fn jwks(State(shared): State<Arc<Shared>>) -> axum::Json<Value> {
     let keys = shared.keys.lock().unwrap();
     axum::Json(json!({
         "keys": keys.published.iter().map(Key::jwk).collect::<Vec<_>>(),
+        "filler": "x".repeat(shared.jwks_padding.load(Ordering::SeqCst)),
     }))
 }
 

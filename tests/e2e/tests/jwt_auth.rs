@@ -232,9 +232,10 @@ async fn an_unreachable_or_silent_jwks_url_is_a_500_within_the_timeout() {
         assert_eq!(error.status, 500, "{error}");
         assert!(error.message.contains("no answer within 500ms"), "{error}");
     }
+    // Bounded, not timed: a loaded machine may add seconds, a hang would add forever.
     let elapsed = start.elapsed();
     assert!(
-        elapsed >= timeout && elapsed < timeout * 3,
+        elapsed >= timeout && elapsed < timeout * 20,
         "5 logins behind one silent fetch took {elapsed:?}"
     );
     assert_eq!(
@@ -246,6 +247,25 @@ async fn an_unreachable_or_silent_jwks_url_is_a_500_within_the_timeout() {
 
     // The default timeout is 10 s.
     assert_eq!(jwt_auth::FETCH_TIMEOUT, Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn a_jwks_over_a_mebibyte_is_refused_not_read_whole() {
+    let issuer = Issuer::start_https().unwrap();
+    issuer.pad_jwks(jwt_auth::MAX_DOCUMENT);
+    let auth = mount(Trust::Jwks(&issuer));
+    let token = issuer.sign(Alg::Rs256, gitlab(), 300);
+    let error = auth.login(Some("gitlab"), Some(&token)).await.unwrap_err();
+    assert_eq!(error.status, 500, "{error}");
+    assert!(
+        error.message.contains("larger than 1048576 bytes (1 MiB)"),
+        "{error}"
+    );
+    assert!(!error.message.contains(&token));
+    // The same issuer with a JWKS just under the limit works.
+    issuer.pad_jwks(jwt_auth::MAX_DOCUMENT - 64 * 1024);
+    tokio::time::sleep(MIN_REFRESH_INTERVAL).await;
+    gitlab_login(&auth, &token).await;
 }
 
 #[tokio::test]
