@@ -181,6 +181,19 @@ fn a_login_token_caps_its_leases_and_its_expiry_deletes_their_docker_hub_tokens(
         "the lease ends no later than the login token: {lease_duration}"
     );
     let uuid = secret["data"]["uuid"].as_str().unwrap().to_string();
+    let renewed = serve
+        .bao_json(&[
+            "lease",
+            "renew",
+            "-increment=1h",
+            secret["lease_id"].as_str().unwrap(),
+        ])
+        .expect("bao lease renew");
+    let renewed_for = renewed["lease_duration"].as_u64().unwrap();
+    assert!(
+        renewed_for <= 8,
+        "a renewal does not outlast the login token either: {renewed_for}"
+    );
     let at_hub = serve.hub.token(&uuid).unwrap();
     let hub_expiry = at_hub.expires_at.expect("the Hub expires it by itself");
     let hub_expiry = humantime::parse_rfc3339(&hub_expiry).unwrap();
