@@ -302,3 +302,46 @@ fn a_label_template_without_a_value_falls_back_to_the_display_name() {
         .unwrap();
     assert!(at_hub.label.contains(":jwt-acme/app:"), "{}", at_hub.label);
 }
+
+/// hvac, as a Python pipeline would: `auth.jwt.jwt_login`, the write, `auth.token.revoke_self`,
+/// and the Docker Hub token ends with the login token.
+#[test]
+fn hvac_logs_in_with_jwt_and_its_revoke_self_ends_the_docker_hub_token() {
+    let issuer = Issuer::start().unwrap();
+    let bao = start(&issuer, false, "release", gitlab_role("acme/app", "10m"));
+    let python = dockerhub_secrets_e2e::openbao::bao_binary()
+        .unwrap()
+        .with_file_name("python");
+    let script = r#"
+import hvac, json, os
+client = hvac.Client(url=os.environ["ADDR"])
+login = client.auth.jwt.jwt_login(role="release", jwt=os.environ["JWT"])
+assert client.is_authenticated()
+secret = client.write("dockerhub/token/hoeg/my-organization", label="")
+client.auth.token.revoke_self()
+print(json.dumps({"policies": login["auth"]["policies"], "uuid": secret["data"]["uuid"]}))
+"#;
+    let jwt = issuer.sign(
+        Alg::Rs256,
+        gitlab_claims("acme/app", "main", true, AUDIENCE),
+        300,
+    );
+    let output = std::process::Command::new(python)
+        .args(["-c", script])
+        .env("ADDR", &bao.addr)
+        .env("JWT", jwt)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["policies"], json!(["ci-release", "default"]));
+    let uuid = answer["uuid"].as_str().unwrap().to_string();
+    assert!(
+        eventually(Duration::from_secs(30), || bao.hub.token(&uuid).is_none()),
+        "the Docker Hub token is deleted with the login token"
+    );
+}
