@@ -156,12 +156,33 @@ fn a_github_job_logs_in_through_oidc_discovery() {
         "bound_audiences": [AUDIENCE],
         "bound_subject": "repo:acme/app:ref:refs/heads/main",
         "token_policies": ["ci-release"],
-        "token_ttl": "10m",
+        "token_ttl": "15m",
+        "token_max_ttl": "15m",
     });
     let bao = start(&issuer, true, "release", role);
     let jwt = issuer.sign(Alg::Rs256, github_claims("acme/app", "main", AUDIENCE), 300);
     let token = login(&bao, "release", &jwt).unwrap();
-    let secret = issue(&bao, &token);
+    // As the README's GitHub job runs it: vault-action exports the token as `VAULT_TOKEN`,
+    // and the address is `VAULT_ADDR`.
+    let output = bao
+        .command(&[
+            "write",
+            "-format=json",
+            "dockerhub/token/hoeg/my-organization",
+            "label=",
+        ])
+        .env_remove("BAO_TOKEN")
+        .env_remove("BAO_ADDR")
+        .env("VAULT_TOKEN", &token)
+        .env("VAULT_ADDR", &bao.addr)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let secret: Value = serde_json::from_slice(&output.stdout).unwrap();
     let uuid = secret["data"]["uuid"].as_str().unwrap();
     assert!(
         bao.hub
@@ -171,6 +192,17 @@ fn a_github_job_logs_in_through_oidc_discovery() {
             .contains(":jwt-acme/app:"),
         "{:?}",
         bao.hub.token(uuid)
+    );
+    let revoked = bao
+        .command(&["token", "revoke", "-self"])
+        .env_remove("BAO_TOKEN")
+        .env("VAULT_TOKEN", &token)
+        .status()
+        .unwrap();
+    assert!(revoked.success());
+    assert!(
+        eventually(Duration::from_secs(30), || bao.hub.token(uuid).is_none()),
+        "the job's last step ends its Docker Hub token"
     );
 }
 
