@@ -164,15 +164,17 @@ fn issue(
         }
         Some(ttl) => ttl,
     };
-    // The host's limit (a mount's max lease TTL) wins over the account's: the token must not
-    // outlive the longest lease the host will keep.
+    // The host's limit (a mount's max lease TTL, or in `serve` also the time the requesting
+    // login token has left) wins over the account's: the token must not outlive the longest
+    // lease the host will keep.
     let max_ttl = match host.max_lease_ttl() {
         Some(limit) if limit > 0 && limit < config.max_ttl => limit,
         _ => config.max_ttl,
     };
     let ttl = if ttl > max_ttl {
         warnings.push(format!(
-            "ttl of {} exceeds the mount's max lease TTL of {}; capped",
+            "ttl of {} exceeds the longest lease the host allows now, {} (the mount's max \
+             lease TTL, or the time the requesting login token has left); capped",
             duration::format(ttl),
             duration::format(max_ttl)
         ));
@@ -737,10 +739,12 @@ mod tests {
         let response = crate::backend::handle(&host, &request).unwrap();
         let lease = response.lease.unwrap();
         assert_eq!((lease.ttl, lease.max_ttl), (1200, 1200));
-        assert!(
-            response.warnings[0].contains("capped"),
-            "{:?}",
-            response.warnings
+        assert_eq!(
+            response.warnings,
+            [
+                "ttl of 50m0s exceeds the longest lease the host allows now, 20m0s (the mount's \
+              max lease TTL, or the time the requesting login token has left); capped"
+            ]
         );
     }
 

@@ -40,11 +40,27 @@ pub(crate) fn https_url(url: &str) -> Result<http::Uri, String> {
 pub(crate) fn ca_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let certificates = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not PEM: {e}"))?;
+        .map_err(|e| format!("not PEM: {}", pem_error(e)))?;
     if certificates.is_empty() {
         return Err("holds no PEM CERTIFICATE".into());
     }
     Ok(certificates)
+}
+
+/// A PEM parser's error in words: rustls-pki-types prints the markers it names as bytes.
+fn pem_error(e: rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { end_marker } => format!(
+            "a section has no -----END {}----- line",
+            String::from_utf8_lossy(&end_marker)
+        ),
+        Error::IllegalSectionStart { line } => format!(
+            "a section starts with a malformed line ({})",
+            String::from_utf8_lossy(&line)
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// An HTTPS client for one mount's issuer.
@@ -166,5 +182,10 @@ mod tests {
         assert_eq!(ca_certificates("").unwrap_err(), "holds no PEM CERTIFICATE");
         let key = "-----BEGIN PUBLIC KEY-----\nAQAB\n-----END PUBLIC KEY-----\n";
         assert!(ca_certificates(key).is_err());
+        let cut = "-----BEGIN CERTIFICATE-----\nMIIB\n";
+        assert_eq!(
+            ca_certificates(cut).unwrap_err(),
+            "not PEM: a section has no -----END CERTIFICATE----- line"
+        );
     }
 }

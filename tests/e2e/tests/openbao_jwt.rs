@@ -377,3 +377,33 @@ print(json.dumps({"policies": login["auth"]["policies"], "uuid": secret["data"][
         "the Docker Hub token is deleted with the login token"
     );
 }
+
+/// OpenBao keeps one alias per `user_claim` value and overwrites its metadata at each login:
+/// a claim that differs between jobs of one project (`ref`, `job_id`) shows the latest
+/// login's, not the requester's. The README says to template only claims that are the same
+/// for every login of the alias.
+#[test]
+fn alias_metadata_is_the_latest_logins_so_only_per_project_claims_label_reliably() {
+    let issuer = Issuer::start().unwrap();
+    let mut role = gitlab_role("acme/app", "10m");
+    role["claim_mappings"] = json!({"project_path": "project_path", "ref": "ref"});
+    let bao = start(&issuer, false, "release", role);
+    set_label_template(&bao, "ref");
+    let first = issuer.sign(
+        Alg::Rs256,
+        gitlab_claims("acme/app", "main", true, AUDIENCE),
+        300,
+    );
+    let first = login(&bao, "release", &first).unwrap();
+    let second = issuer.sign(
+        Alg::Rs256,
+        gitlab_claims("acme/app", "release-2", true, AUDIENCE),
+        300,
+    );
+    login(&bao, "release", &second).unwrap();
+    let secret = issue(&bao, &first);
+    assert_eq!(
+        secret["data"]["label"], "ci-release-2",
+        "the first job's token is labelled with the second login's ref: {secret}"
+    );
+}

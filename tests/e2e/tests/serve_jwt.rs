@@ -324,9 +324,12 @@ fn bad_identity_tokens_are_refused_with_the_reason_and_never_echoed() {
         b64(&json!({"alg": "HS256", "typ": "JWT", "kid": "rs-1"})),
         "c2lnbmF0dXJl"
     );
-    let mut tampered = good.clone();
-    tampered.pop();
-    tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
+    // One character inside the signature (the last one also carries padding bits, which a
+    // strict decoder refuses as malformed before any signature check).
+    let mut tampered = good.clone().into_bytes();
+    let inside = tampered.len() - 10;
+    tampered[inside] = if tampered[inside] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
     let mut no_user = claims("acme/app", true, AUDIENCE);
     no_user.as_object_mut().unwrap().remove("project_path");
     no_user["bound"] = json!("x");
@@ -460,4 +463,41 @@ fn the_readmes_jwt_auth_block_is_a_valid_tokens_file() {
         .http("PUT", "/v1/auth/jwt/login", None, login.as_bytes())
         .unwrap();
     assert_eq!(status, 400, "the role is there, the token is not: {answer}");
+}
+
+/// A claim is the issuer's, but its value may come from whoever names a project or branch:
+/// control characters in it reach neither the log as such nor the Hub label.
+#[test]
+fn a_claim_with_control_characters_cannot_forge_log_lines() {
+    let issuer = Issuer::start_https().unwrap();
+    let serve = start(
+        &issuer,
+        false,
+        r#"user_claim        = "project_path"
+    bound_claims_type = "glob"
+    bound_claims      = { project_path = "acme/*" }
+    token_ttl         = "10m""#,
+    );
+    let forged = "acme/app\n2026-01-01T00:00:00Z  INFO forged: line\u{1b}[31m";
+    let jwt = issuer.sign(
+        Alg::Rs256,
+        gitlab_claims(forged, "main", true, AUDIENCE),
+        300,
+    );
+    let token = login(&serve, &jwt).unwrap();
+    let secret = issue(&serve, &token);
+    let label = serve
+        .hub
+        .token(secret["data"]["uuid"].as_str().unwrap())
+        .unwrap()
+        .label;
+    assert!(!label.chars().any(char::is_control), "{label:?}");
+    let log = serve.log();
+    assert!(log.contains("login"), "{log}");
+    assert!(!log.contains('\u{1b}'), "no raw escape in the log");
+    assert!(
+        !log.lines()
+            .any(|line| line.starts_with("2026-01-01T00:00:00Z")),
+        "no forged line: {log}"
+    );
 }
