@@ -3,6 +3,7 @@
 //! killed and restarted on the same data; dropping it stops it, also when a test fails.
 
 use crate::cli::BaoCli;
+use crate::oidc::Issuer;
 use crate::openbao::{bao_binary, plugin_binary};
 use anyhow::{Context, bail};
 use fakehub::FakeHub;
@@ -50,6 +51,54 @@ policy "ci-release" {{
 "#,
         sha256_hex(ROOT_TOKEN),
         sha256_hex(CI_TOKEN)
+    )
+}
+
+/// The audience the pipelines' identity tokens are minted for (GitLab's `id_tokens: aud:`).
+pub const JWT_AUDIENCE: &str = "https://dockerhub-secrets.example";
+
+/// A string as HCL writes it (JSON's escapes are HCL's).
+fn hcl_string(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serializes")
+}
+
+/// The tokens file's part for keyless CI, as the README shows it: the pipeline policy, and
+/// `auth "jwt"` trusting `issuer` (its JWKS URL, or OIDC discovery; HTTPS) with
+/// `role "release"` (`role_settings` inside the block).
+pub fn jwt_auth_block(issuer: &Issuer, discovery: bool, role_settings: &str) -> String {
+    let ca_pem = hcl_string(issuer.ca_pem().expect("an HTTPS issuer"));
+    let trust = match discovery {
+        true => format!(
+            "oidc_discovery_url = {}\n  oidc_discovery_ca_pem = {ca_pem}",
+            hcl_string(issuer.url()),
+        ),
+        false => format!(
+            "jwks_url = {}\n  jwks_ca_pem = {ca_pem}",
+            hcl_string(&issuer.jwks_url()),
+        ),
+    };
+    format!(
+        r#"
+policy "pipeline-acme-app" {{
+  path "dockerhub/token/hoeg/my-organization" {{
+    capabilities = ["create", "update"]
+  }}
+}}
+
+auth "jwt" {{
+  type = "jwt"
+  {trust}
+  bound_issuer = {iss}
+
+  role "release" {{
+    role_type       = "jwt"
+    bound_audiences = [{JWT_AUDIENCE:?}]
+    token_policies  = ["pipeline-acme-app"]
+    {role_settings}
+  }}
+}}
+"#,
+        iss = hcl_string(issuer.url()),
     )
 }
 

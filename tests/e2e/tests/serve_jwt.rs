@@ -7,62 +7,13 @@
 use dockerhub_secrets_e2e::PASSWORD;
 use dockerhub_secrets_e2e::oidc::{Alg, Issuer, github_claims, gitlab_claims};
 use dockerhub_secrets_e2e::openbao::eventually;
-use dockerhub_secrets_e2e::serve::Serve;
+use dockerhub_secrets_e2e::serve::{JWT_AUDIENCE as AUDIENCE, Serve, jwt_auth_block};
 use fakehub::{Config, FakeHub};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// The audience the pipelines' tokens are minted for (GitLab's `id_tokens: aud:`).
-const AUDIENCE: &str = "https://dockerhub-secrets.example";
-
 fn hub() -> FakeHub {
     FakeHub::start(Config::default().account("hoeg", PASSWORD, None)).unwrap()
-}
-
-/// A string as HCL writes it (JSON's escapes are HCL's).
-fn hcl_string(text: &str) -> String {
-    serde_json::to_string(text).unwrap()
-}
-
-/// The tokens file's part for keyless CI, as the README shows it: the pipeline policy, and
-/// `auth "jwt"` trusting `issuer` (its JWKS URL, or OIDC discovery) with `role "release"`
-/// (`role_settings` inside the block).
-fn auth_block(issuer: &Issuer, discovery: bool, role_settings: &str) -> String {
-    let trust = match discovery {
-        true => format!(
-            "oidc_discovery_url = {}\n  oidc_discovery_ca_pem = {}",
-            hcl_string(issuer.url()),
-            hcl_string(issuer.ca_pem().unwrap())
-        ),
-        false => format!(
-            "jwks_url = {}\n  jwks_ca_pem = {}",
-            hcl_string(&issuer.jwks_url()),
-            hcl_string(issuer.ca_pem().unwrap())
-        ),
-    };
-    format!(
-        r#"
-policy "pipeline-acme-app" {{
-  path "dockerhub/token/hoeg/my-organization" {{
-    capabilities = ["create", "update"]
-  }}
-}}
-
-auth "jwt" {{
-  type = "jwt"
-  {trust}
-  bound_issuer = {iss}
-
-  role "release" {{
-    role_type       = "jwt"
-    bound_audiences = [{AUDIENCE:?}]
-    token_policies  = ["pipeline-acme-app"]
-    {role_settings}
-  }}
-}}
-"#,
-        iss = hcl_string(issuer.url()),
-    )
 }
 
 /// The GitLab role: `project_path` is the user (the display name is `jwt-<project_path>`),
@@ -78,8 +29,12 @@ fn gitlab_role(ttl: &str) -> String {
 }
 
 fn start(issuer: &Issuer, discovery: bool, role_settings: &str) -> Serve {
-    let serve = Serve::start_with_tokens(hub(), &[], &auth_block(issuer, discovery, role_settings))
-        .expect("start serve with a jwt auth mount");
+    let serve = Serve::start_with_tokens(
+        hub(),
+        &[],
+        &jwt_auth_block(issuer, discovery, role_settings),
+    )
+    .expect("start serve with a jwt auth mount");
     serve.write_seed_config(PASSWORD).unwrap();
     serve
 }

@@ -2,7 +2,7 @@
 //! `wasmtime serve` with a local etcd, against `dockerhub-secrets serve`, both on one Docker
 //! Hub fake:
 //!
-//! 7. **Gateway**: the components' sizes; the cold start of each process (spawn to its
+//! 8. **Gateway**: the components' sizes; the cold start of each process (spawn to its
 //!    "serving" line, the two alternated); issuance latency and throughput with one client,
 //!    the two servers taking turns in batches; and the etcd requests an issuance and a
 //!    revocation cost, from etcd's own counters (`grpc_server_handled_total` of the KV
@@ -32,7 +32,7 @@ const COUNTED: usize = 20;
 const TOKEN_PATH: &str = "/v1/dockerhub/token/hoeg/my-organization";
 const CONFIG_PATH: &str = "/v1/dockerhub/config/hoeg";
 
-/// What section 7 found.
+/// What section 8 found.
 pub struct GatewayBench {
     /// (component, bytes).
     sizes: Vec<(&'static str, u64)>,
@@ -229,7 +229,7 @@ impl GatewayBench {
     pub fn write(&self, out: &mut String) -> fmt::Result {
         writeln!(
             out,
-            "## 7. Gateway: the composed component in `wasmtime serve`"
+            "## 8. Gateway: the composed component in `wasmtime serve`"
         )?;
         writeln!(
             out,

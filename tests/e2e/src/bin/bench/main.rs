@@ -5,6 +5,8 @@
 //!   to handshake, memory, Docker Hub calls per token lifecycle), the fake answering at once;
 //! - [`serve`]: the standalone server, `dockerhub-secrets serve` (issuance throughput at fixed
 //!   concurrency, and the mass expiry of 10 000 leases under the fake's rate limit);
+//! - [`keyless`]: `serve`'s JWT auth, a CI job's keyless login (login latency, login and
+//!   issuance against issuance with a static token, JWKS fetches);
 //! - [`gateway`]: the composed gateway component in `wasmtime serve` with etcd, against
 //!   `serve` (sizes, cold start, issuance, etcd requests per lease).
 //!
@@ -13,6 +15,7 @@
 //! `BENCHMARKS.md`. Everything started here stops when the run ends, also on error.
 
 mod gateway;
+mod keyless;
 mod pacing;
 mod plugin;
 mod report;
@@ -28,12 +31,14 @@ fn main() -> anyhow::Result<()> {
     let machine = report::Machine::describe()?;
     let plugin = plugin::measure()?;
     let serve = serve::measure()?;
+    let keyless = keyless::measure()?;
     let gateway = gateway::measure()?;
 
     let mut report = String::new();
     report::header(&mut report, &machine, &plugin.version)?;
     plugin.write(&mut report)?;
     serve.write(&mut report)?;
+    keyless.write(&mut report)?;
     gateway.write(&mut report)?;
     report::goals(&mut report, plugin.goals().into_iter().chain(serve.goals()))?;
 
@@ -56,11 +61,12 @@ fn workspace() -> PathBuf {
 struct Api {
     agent: ureq::Agent,
     base: String,
-    token: &'static str,
+    /// Sent as `X-Vault-Token`; none for a login.
+    token: Option<String>,
 }
 
 impl Api {
-    fn new(base: &str, token: &'static str) -> Api {
+    fn new(base: &str, token: &str) -> Api {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             // Revoking thousands of leases in one request takes a while; a hung server must
@@ -71,7 +77,16 @@ impl Api {
         Api {
             agent,
             base: base.to_string(),
-            token,
+            token: Some(token.to_string()),
+        }
+    }
+
+    /// The same server over the same connections, as `token` (none: a login).
+    fn as_token(&self, token: Option<&str>) -> Api {
+        Api {
+            agent: self.agent.clone(),
+            base: self.base.clone(),
+            token: token.map(str::to_string),
         }
     }
 
@@ -92,10 +107,12 @@ impl Api {
 
     /// Send a request; returns the status and the body.
     fn send(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<(u16, String)> {
-        let request = ureq::http::Request::builder()
+        let mut request = ureq::http::Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("X-Vault-Token", self.token);
+            .uri(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.header("X-Vault-Token", token);
+        }
         let mut response = match body {
             Some(body) => self.agent.run(
                 request

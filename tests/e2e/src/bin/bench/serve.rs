@@ -66,7 +66,7 @@ pub struct Standalone {
 
 pub fn measure() -> anyhow::Result<Standalone> {
     progress("starting dockerhub-secrets serve");
-    let serve = configured()?;
+    let serve = configured("")?;
     let mut levels = Vec::new();
     for clients in CLIENTS {
         progress(&format!("serve: issuance with {clients} client(s)"));
@@ -101,10 +101,11 @@ pub fn measure() -> anyhow::Result<Standalone> {
     })
 }
 
-/// A server against a fresh fake, with `config/hoeg` written as in the seed session.
-fn configured() -> anyhow::Result<Serve> {
+/// A server against a fresh fake, `tokens` added to the harness's tokens file, with
+/// `config/hoeg` written as in the seed session.
+pub fn configured(tokens: &str) -> anyhow::Result<Serve> {
     let hub = FakeHub::start(Config::default().account("hoeg", PASSWORD, None))?;
-    let serve = Serve::start(hub, &[])?;
+    let serve = Serve::start_with_tokens(hub, &[], tokens)?;
     Api::new(&serve.addr, ROOT_TOKEN)
         .expect(
             "PUT",
@@ -284,7 +285,7 @@ fn unix_now() -> u64 {
 
 fn mass_expiry(issue_rate: f64) -> anyhow::Result<MassExpiry> {
     progress("serve: starting a fresh server for the mass expiry");
-    let serve = configured()?;
+    let serve = configured("")?;
     let planned = (MASS as f64 / issue_rate * 1.5).ceil() as u64 + 10;
     let deadline = unix_now() + planned;
     progress(&format!(
