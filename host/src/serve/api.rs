@@ -6,8 +6,8 @@ use super::auth::AuthMounts;
 use super::leases::Leases;
 use super::tokens::LoginTokens;
 use crate::engine::{
-    CallError, Engine, EngineError, FixedLimit, LeaseState, MAX_REQUEST_BYTES, Operation,
-    Request, Response as EngineResponse, SystemView,
+    CallError, Engine, EngineError, FixedLimit, LeaseState, MAX_REQUEST_BYTES, Operation, Request,
+    Response as EngineResponse, SystemView,
 };
 use crate::storage::Storage;
 use axum::body::{Body, Bytes};
@@ -212,7 +212,11 @@ async fn system_view(
         return api.system_view.clone();
     };
     let left = token.expire_time.since(issued).as_secs().max(1);
-    let limit = api.system_view.max_ttl().await.map_or(left, |max| max.min(left));
+    let limit = api
+        .system_view
+        .max_ttl()
+        .await
+        .map_or(left, |max| max.min(left));
     Arc::new(FixedLimit(Some(limit)))
 }
 
@@ -401,8 +405,8 @@ pub async fn serve_http(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::stub::{Answer, StubSandbox};
     use crate::engine::Lease;
+    use crate::engine::stub::{Answer, StubSandbox};
     use crate::{MemoryStorage, StorageError};
 
     /// Lease storage that reads nothing and refuses every write (a full disk).
@@ -482,9 +486,15 @@ mod tests {
             .await
             .unwrap();
         let lease = lease.unwrap();
-        assert_eq!(lease.token_accessor.as_deref(), Some(token.accessor.as_str()));
+        assert_eq!(
+            lease.token_accessor.as_deref(),
+            Some(token.accessor.as_str())
+        );
         let limit = stub.max_ttls()[0].expect("a limit");
-        assert!((59..=60).contains(&limit), "the token's time left, not 3600: {limit}");
+        assert!(
+            (59..=60).contains(&limit),
+            "the token's time left, not 3600: {limit}"
+        );
         // Without a login token, the server's limit.
         stub.answer(token_answer());
         issue(api.clone(), write(), None).await.unwrap();
@@ -492,10 +502,19 @@ mod tests {
 
         api.tokens.revoke(&secret).await.unwrap();
         assert!(api.tokens.lookup(&secret).is_none());
-        assert_eq!(api.leases.lookup(&lease.lease_id), None, "its lease ended with it");
+        assert_eq!(
+            api.leases.lookup(&lease.lease_id),
+            None,
+            "its lease ended with it"
+        );
         let revoked = stub.last_request().unwrap();
         assert_eq!(revoked.operation, Operation::Revoke);
-        assert_eq!(api.leases.list("dockerhub/token/hoeg/my-organization").len(), 1);
+        assert_eq!(
+            api.leases
+                .list("dockerhub/token/hoeg/my-organization")
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]
@@ -506,7 +525,11 @@ mod tests {
         stub.answer(token_answer());
         let failure = issue(api.clone(), write(), Some(token)).await.unwrap_err();
         assert_eq!(ApiError::from(failure).0.as_u16(), 403);
-        assert!(api.leases.list("dockerhub/token/hoeg/my-organization").is_empty());
+        assert!(
+            api.leases
+                .list("dockerhub/token/hoeg/my-organization")
+                .is_empty()
+        );
         let requests = stub.requests();
         assert_eq!(requests.len(), 2, "issued, then revoked");
         assert_eq!(requests[1].operation, Operation::Revoke);
@@ -554,7 +577,9 @@ mod tests {
     async fn a_token_whose_lease_cannot_be_stored_is_revoked_at_once() {
         let (api, stub) = api(Arc::new(Full)).await;
         stub.answer(token_answer());
-        let failure = issue(api, write(), None).await.expect_err("no lease, no token");
+        let failure = issue(api, write(), None)
+            .await
+            .expect_err("no lease, no token");
         let ApiError(status, errors) = ApiError::from(failure);
         assert_eq!(status.as_u16(), 500);
         assert!(errors[0].contains("no space left on device"), "{errors:?}");

@@ -99,9 +99,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         system_view.clone(),
     )
     .await?;
-    let tokens =
-        tokens::LoginTokens::load(token_storage, leases.clone(), config.max_lease_ttl.as_secs())
-            .await?;
+    let tokens = tokens::LoginTokens::load(
+        token_storage,
+        leases.clone(),
+        config.max_lease_ttl.as_secs(),
+    )
+    .await?;
 
     let stopping = shutdown_signal();
     // Bound before the start-up rollback, which may call the Hub for a while: clients'

@@ -360,7 +360,11 @@ mod tests {
         };
         assert_eq!(ttl(grant(60, 120, 0)).await, (60, 120));
         assert_eq!(ttl(grant(0, 0, 0)).await, (3600, 3600), "the server's max");
-        assert_eq!(ttl(grant(7200, 9000, 0)).await, (3600, 3600), "capped by it");
+        assert_eq!(
+            ttl(grant(7200, 9000, 0)).await,
+            (3600, 3600),
+            "capped by it"
+        );
         assert_eq!(ttl(grant(60, 120, 90)).await, (60, 90), "explicit max");
         assert_eq!(ttl(grant(600, 120, 0)).await, (120, 120), "ttl within max");
         let (_, token, _) = w.tokens.create(grant(60, 0, 0)).await.unwrap();

@@ -274,18 +274,17 @@ impl AccessControl {
                 }
                 Structure::Block(block) if block.identifier() == "auth" => {
                     let path = label(block, FILE)?;
-                    if auth.iter().any(|known: &Block| known.labels()[0].as_str() == path) {
+                    if auth
+                        .iter()
+                        .any(|known: &Block| known.labels()[0].as_str() == path)
+                    {
                         return Err(AclError::DuplicateAuth(path));
                     }
                     auth.push(block.clone());
                     continue;
                 }
                 other => {
-                    return Err(unknown(
-                        FILE,
-                        other,
-                        "`token`, `policy` and `auth` blocks",
-                    ));
+                    return Err(unknown(FILE, other, "`token`, `policy` and `auth` blocks"));
                 }
             };
             token_blocks.push(block);

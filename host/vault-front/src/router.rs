@@ -3,8 +3,8 @@
 
 use crate::acl::{Capability, Principal};
 use crate::answer::{
-    Answer, ApiError, auth_answer, empty, field_invalid, health, health_code, init_status, leader, lookup_self,
-    redirect, seal_status, unsupported, unsupported_path,
+    Answer, ApiError, auth_answer, empty, field_invalid, health, health_code, init_status, leader,
+    lookup_self, redirect, seal_status, unsupported, unsupported_path,
 };
 use crate::input::parse_duration;
 use crate::request::{
@@ -652,7 +652,14 @@ mod tests {
     /// Send one request with the `ci` token; the answer's status, its JSON body, and
     /// whether the body was read.
     fn send(front: &Front, host: &StubHost, method: &str, uri: &str) -> (u16, Value, bool) {
-        send_as(front, host, method, uri, Some("ci-token"), b"{\"label\": \"x\"}")
+        send_as(
+            front,
+            host,
+            method,
+            uri,
+            Some("ci-token"),
+            b"{\"label\": \"x\"}",
+        )
     }
 
     /// As [`send`], with `token` (or none) and `body`.
@@ -682,9 +689,7 @@ mod tests {
             ..StubHost::default()
         };
         let front = front(r#""update""#);
-        let login = |body: &[u8]| {
-            send_as(&front, &host, "PUT", "/v1/auth/jwt/login", None, body)
-        };
+        let login = |body: &[u8]| send_as(&front, &host, "PUT", "/v1/auth/jwt/login", None, body);
         let (status, body, _) = login(br#"{"role": "ci", "jwt": "good"}"#);
         assert_eq!(status, 200, "{body}");
         let auth = &body["auth"];
@@ -697,12 +702,17 @@ mod tests {
         assert_eq!(auth["renewable"], true);
         assert_eq!(body["data"], Value::Null);
         let (status, body, _) = login(br#"{"role": "ci", "jwt": "bad"}"#);
-        assert_eq!((status, body), (400, json!({"errors": ["error validating token"]})));
+        assert_eq!(
+            (status, body),
+            (400, json!({"errors": ["error validating token"]}))
+        );
         let (status, body, _) = send_as(&front, &host, "GET", "/v1/auth/jwt/login", None, b"");
-        assert_eq!((status, body), (405, json!({"errors": ["unsupported operation"]})));
+        assert_eq!(
+            (status, body),
+            (405, json!({"errors": ["unsupported operation"]}))
+        );
         // Another auth path is no login: it needs a token, as OpenBao's unknown mounts do.
-        let (status, _, read) =
-            send_as(&front, &host, "PUT", "/v1/auth/other/login", None, b"{}");
+        let (status, _, read) = send_as(&front, &host, "PUT", "/v1/auth/other/login", None, b"{}");
         assert_eq!((status, read), (403, false));
         let without_logins = StubHost::default();
         let (status, _, read) = send_as(
@@ -753,8 +763,11 @@ mod tests {
         assert!(data["ttl"].as_u64().unwrap() >= 59, "{data}");
         assert_eq!(data["meta"], json!({"role": "ci"}));
 
-        let (status, body, _) =
-            as_login("PUT", "/v1/auth/token/renew-self", br#"{"increment": "30s"}"#);
+        let (status, body, _) = as_login(
+            "PUT",
+            "/v1/auth/token/renew-self",
+            br#"{"increment": "30s"}"#,
+        );
         assert_eq!((status, &body["auth"]["lease_duration"]), (200, &json!(30)));
         let (status, _, _) = as_login("PUT", "/v1/auth/token/revoke-self", b"");
         assert_eq!(status, 204);
@@ -775,10 +788,18 @@ mod tests {
         let host = StubHost::default();
         let front = front(r#""update""#);
         let (status, body, _) = send(&front, &host, "PUT", "/v1/auth/token/renew-self");
-        assert_eq!((status, body), (400, json!({"errors": ["lease is not renewable"]})));
+        assert_eq!(
+            (status, body),
+            (400, json!({"errors": ["lease is not renewable"]}))
+        );
         let (status, body, _) = send(&front, &host, "PUT", "/v1/auth/token/revoke-self");
         assert_eq!(status, 400);
-        assert!(body["errors"][0].as_str().unwrap().contains("remove it from the file"));
+        assert!(
+            body["errors"][0]
+                .as_str()
+                .unwrap()
+                .contains("remove it from the file")
+        );
         assert!(host.token_calls.borrow().is_empty());
     }
 

@@ -121,7 +121,10 @@ mod tests {
         let issued = Timestamp::from_secs(1_000);
         let now = issued.plus_secs(10);
         let (renewed, granted, warning) = token(issued).renewed(now, 30);
-        assert_eq!((renewed.expire_time, granted, warning), (now.plus_secs(30), 30, None));
+        assert_eq!(
+            (renewed.expire_time, granted, warning),
+            (now.plus_secs(30), 30, None)
+        );
         let (renewed, granted, _) = token(issued).renewed(now, 0);
         assert_eq!((renewed.expire_time, granted), (now.plus_secs(60), 60));
         let (renewed, granted, warning) = token(issued).renewed(now, 3600);

@@ -87,7 +87,13 @@ fn start(issuer: &Issuer, discovery: bool, role_settings: &str) -> Serve {
 /// role=release jwt=-`: the client token.
 fn login(serve: &Serve, jwt: &str) -> anyhow::Result<String> {
     let token = serve.bao_stdin(
-        &["write", "-field=token", "auth/jwt/login", "role=release", "jwt=-"],
+        &[
+            "write",
+            "-field=token",
+            "auth/jwt/login",
+            "role=release",
+            "jwt=-",
+        ],
         jwt,
     )?;
     Ok(token.trim().to_string())
@@ -150,7 +156,10 @@ fn a_gitlab_job_gets_a_token_with_no_static_secret_and_revoke_self_ends_it() {
         "{}",
         String::from_utf8_lossy(&revoked.stderr)
     );
-    assert!(serve.hub.token(&uuid).is_none(), "deleted before the answer");
+    assert!(
+        serve.hub.token(&uuid).is_none(),
+        "deleted before the answer"
+    );
     let after = serve.bao_as(&token, &["token", "lookup"]).unwrap();
     assert!(!after.status.success(), "the login token is gone");
 }
@@ -269,7 +278,11 @@ fn a_rotated_signing_key_is_picked_up_without_a_restart() {
     assert_eq!(issuer.jwks_fetches(), fetched, "known keys are cached");
     issuer.rotate(Alg::Rs256, "rs-2");
     let token = login(&serve, &gitlab_jwt(&issuer, Alg::Rs256)).unwrap();
-    assert_eq!(issuer.jwks_fetches(), fetched + 1, "fetched once for the new kid");
+    assert_eq!(
+        issuer.jwks_fetches(),
+        fetched + 1,
+        "fetched once for the new kid"
+    );
     assert!(issue(&serve, &token)["data"]["token"].is_string());
 }
 
@@ -279,9 +292,8 @@ fn bad_identity_tokens_are_refused_with_the_reason_and_never_echoed() {
     let issuer = Issuer::start_https().unwrap();
     let serve = start(&issuer, false, &gitlab_role("10m"));
     let good = gitlab_jwt(&issuer, Alg::Rs256);
-    let claims = |project: &str, protected: bool, aud: &str| {
-        gitlab_claims(project, "main", protected, aud)
-    };
+    let claims =
+        |project: &str, protected: bool, aud: &str| gitlab_claims(project, "main", protected, aud);
     let b64 = |v: &Value| {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
@@ -396,7 +408,10 @@ fn bad_identity_tokens_are_refused_with_the_reason_and_never_echoed() {
     for (body, reason) in [
         (json!({"jwt": good}), "missing role"),
         (json!({"role": "release"}), "missing token"),
-        (json!({"role": "nope", "jwt": good}), "\\\"nope\\\" could not be found"),
+        (
+            json!({"role": "nope", "jwt": good}),
+            "\\\"nope\\\" could not be found",
+        ),
     ] {
         let (status, answer) = serve
             .http(
