@@ -4,7 +4,7 @@
 
 use super::tokens::Grant;
 use std::collections::BTreeMap;
-use vault_front::{AccessControl, ApiError, LoginToken};
+use vault_front::{AccessControl, ApiError, LoginToken, string_field};
 
 /// The auth mounts, by path below `auth/`.
 #[derive(Default)]
@@ -48,9 +48,9 @@ impl AuthMounts {
             .0
             .get(mount)
             .ok_or_else(|| ApiError::new(403, "permission denied"))?;
-        let field = |name: &str| data.get(name).and_then(serde_json::Value::as_str);
+        let (role, jwt) = (string_field(data, "role")?, string_field(data, "jwt")?);
         let login = auth
-            .login(field("role").filter(|r| !r.is_empty()), field("jwt"))
+            .login(Some(role.as_str()).filter(|r| !r.is_empty()), Some(&jwt))
             .await
             .map_err(|e| ApiError::new(e.status, e.message))?;
         Ok(Grant {

@@ -135,6 +135,7 @@ impl LoginTokens {
             creation_ttl: ttl,
             explicit_max_ttl: grant.explicit_max_ttl,
             max_expire_time: issued.plus_secs(max_ttl),
+            last_renewal: None,
         };
         let hash = token_hash(&secret);
         self.persist(&hash, &token)

@@ -191,7 +191,7 @@ pub(crate) fn redirect(method: &Method, location: &str) -> Response {
 /// OpenBao's fields for a token of the tokens file: no expiry, no TTL, unlimited uses, no
 /// parent, no entity. Left out: `accessor` (there are no accessor endpoints to use one with),
 /// `creation_time` and `issue_time` (the file does not say when a token was made). A login's
-/// token has them, with its TTL left, its login path and metadata.
+/// token has them, with its TTL left, its login path and metadata, and once renewed, when.
 pub(crate) fn lookup_self(principal: Principal, token: &str) -> Response {
     let data = match &principal.login {
         None => json!({
@@ -210,26 +210,34 @@ pub(crate) fn lookup_self(principal: Principal, token: &str) -> Response {
             "meta": null,
             "type": "service",
         }),
-        // OpenBao's fields for a login's token (`handleLookup` in `vault/token_store.go`).
-        Some(login) => json!({
-            "id": token,
-            "accessor": login.accessor,
-            "display_name": login.display_name,
-            "policies": login.policies,
-            "path": login.path,
-            "renewable": true,
-            "ttl": login.remaining(Timestamp::now()),
-            "creation_time": login.issue_time.secs(),
-            "creation_ttl": login.creation_ttl,
-            "explicit_max_ttl": login.explicit_max_ttl,
-            "issue_time": login.issue_time.to_string(),
-            "expire_time": login.expire_time.to_string(),
-            "num_uses": 0,
-            "orphan": true,
-            "entity_id": "",
-            "meta": login.meta,
-            "type": "service",
-        }),
+        // OpenBao's fields for a login's token (`handleLookup` in `vault/token_store.go`),
+        // and once it was renewed, when.
+        Some(login) => {
+            let mut data = json!({
+                "id": token,
+                "accessor": login.accessor,
+                "display_name": login.display_name,
+                "policies": login.policies,
+                "path": login.path,
+                "renewable": true,
+                "ttl": login.remaining(Timestamp::now()),
+                "creation_time": login.issue_time.secs(),
+                "creation_ttl": login.creation_ttl,
+                "explicit_max_ttl": login.explicit_max_ttl,
+                "issue_time": login.issue_time.to_string(),
+                "expire_time": login.expire_time.to_string(),
+                "num_uses": 0,
+                "orphan": true,
+                "entity_id": "",
+                "meta": login.meta,
+                "type": "service",
+            });
+            if let Some(renewed) = login.last_renewal {
+                data["last_renewal"] = json!(renewed.to_string());
+                data["last_renewal_time"] = json!(renewed.secs());
+            }
+            data
+        }
     };
     Answer {
         data: Some(data),

@@ -41,6 +41,7 @@ pub use lease::{
     FIRST_REVOCATION_BACKOFF, LeaseFailure, LeaseRecord, MAX_REVOCATION_BACKOFF, RevocationState,
     capped_increment, list_leases, named_by_prefix, revocation_backoff,
 };
+pub use request::string_field;
 pub use router::handle;
 pub use timestamp::Timestamp;
 pub use token::{LoginToken, new_secret_and_accessor, token_hash};

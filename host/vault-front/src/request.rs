@@ -407,6 +407,26 @@ pub(crate) fn lease_id(data: &Value, url_id: Option<&str>) -> Result<String, Api
     }
 }
 
+/// A string field as Vault's `TypeString` reads it (mapstructure's `WeakDecode`): a string
+/// as it is, a number as its JSON text, a boolean as `1` or `0`, and an absent field as Go's
+/// zero value, ""; a list or an object is refused in OpenBao's words.
+pub fn string_field(data: &Value, name: &str) -> Result<String, ApiError> {
+    let unconvertible = |go_type: &str| {
+        field_invalid(
+            name,
+            format!("'' expected type 'string', got unconvertible type '{go_type}'"),
+        )
+    };
+    match data.get(name) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(Value::Bool(b)) => Ok(if *b { "1" } else { "0" }.into()),
+        Some(Value::Array(_)) => Err(unconvertible("[]interface {}")),
+        Some(Value::Object(_)) => Err(unconvertible("map[string]interface {}")),
+    }
+}
+
 /// A boolean field as Vault's `TypeBool` reads it: JSON `true`/`false` or a string that
 /// [`parse_bool`] accepts; refused in OpenBao's words (mapstructure's and Go's `strconv`).
 pub(crate) fn flag(data: &Value, name: &str, default: bool) -> Result<bool, ApiError> {
@@ -590,6 +610,30 @@ mod tests {
         let second = [("authorization", "Basic x"), ("authorization", "Bearer c")];
         assert_eq!(token(&second), Some("c".into()));
         assert_eq!(token(&[("authorization", "bearer d")]), None);
+    }
+
+    #[test]
+    fn string_fields_are_converted_as_openbaos_framework_converts_them() {
+        let data = json!({"s": "x", "n": 5, "f": 1.5, "t": true, "f0": false, "l": ["x"], "o": {}});
+        let field = |name: &str| string_field(&data, name).map_err(|e| e.1[0].clone());
+        assert_eq!(field("s"), Ok("x".into()));
+        assert_eq!(field("n"), Ok("5".into()));
+        assert_eq!(field("f"), Ok("1.5".into()));
+        assert_eq!((field("t"), field("f0")), (Ok("1".into()), Ok("0".into())));
+        assert_eq!(field("absent"), Ok(String::new()));
+        assert_eq!(
+            field("l"),
+            Err(
+                "Field validation failed: error converting input for field \"l\": '' expected \
+                 type 'string', got unconvertible type '[]interface {}'"
+                    .into()
+            )
+        );
+        assert!(
+            field("o")
+                .unwrap_err()
+                .ends_with("'map[string]interface {}'")
+        );
     }
 
     #[test]

@@ -614,6 +614,7 @@ mod tests {
             creation_ttl: 60,
             explicit_max_ttl: 0,
             max_expire_time: issued.plus_secs(120),
+            last_renewal: None,
         }
     }
 
@@ -762,6 +763,7 @@ mod tests {
         assert_eq!(data["creation_ttl"], 60);
         assert!(data["ttl"].as_u64().unwrap() >= 59, "{data}");
         assert_eq!(data["meta"], json!({"role": "ci"}));
+        assert_eq!(data.get("last_renewal"), None, "not renewed yet: {data}");
 
         let (status, body, _) = as_login(
             "PUT",
@@ -781,6 +783,30 @@ mod tests {
             b"{}",
         );
         assert_eq!((status, read), (403, false), "an unknown token");
+    }
+
+    #[test]
+    fn a_renewed_login_tokens_lookup_says_when_as_openbao_does() {
+        let renewed_at = Timestamp::from_secs(1_796_145_928);
+        let host = StubHost {
+            login: Some(LoginToken {
+                last_renewal: Some(renewed_at),
+                ..login_token()
+            }),
+            ..StubHost::default()
+        };
+        let front = front(r#""update""#);
+        let (status, body, _) = send_as(
+            &front,
+            &host,
+            "GET",
+            "/v1/auth/token/lookup-self",
+            Some("s.login"),
+            b"",
+        );
+        assert_eq!(status, 200);
+        assert_eq!(body["data"]["last_renewal"], "2026-12-01T17:25:28Z");
+        assert_eq!(body["data"]["last_renewal_time"], 1_796_145_928);
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct LoginToken {
     pub explicit_max_ttl: u64,
     /// No renewal goes past this moment: issue time plus the effective max TTL.
     pub max_expire_time: Timestamp,
+    /// The latest renewal, none before the first (and in tokens stored before it was kept).
+    #[serde(default)]
+    pub last_renewal: Option<Timestamp>,
 }
 
 impl LoginToken {
@@ -50,25 +53,27 @@ impl LoginToken {
     }
 
     /// The token after a renewal at `now` by `increment` seconds (0: its creation TTL), the
-    /// TTL granted (seconds), and the warning to show when its max TTL cut the increment, in
-    /// OpenBao's words (`framework.CalculateTTL`).
+    /// TTL granted (seconds), and the warning to show when its max TTL cut the increment.
+    /// As OpenBao's `framework.CalculateTTL`: times are cut to the second, and the
+    /// warning's "effective max_ttl" is what is left of the max TTL now.
     pub fn renewed(&self, now: Timestamp, increment: u64) -> (LoginToken, u64, Option<String>) {
         let wanted = if increment == 0 {
             self.creation_ttl
         } else {
             increment
         };
-        let left = self.max_expire_time.since(now).as_secs();
         let max_ttl = self.max_expire_time.since(self.issue_time).as_secs();
+        let left = (self.issue_time.secs() + max_ttl).saturating_sub(now.secs());
         let mut renewed = self.clone();
         let granted = wanted.min(left);
         renewed.expire_time = now.plus_secs(granted);
+        renewed.last_renewal = Some(now);
         let warning = (wanted > left).then(|| {
             format!(
                 "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped \
                  accordingly",
                 crate::input::format_duration(wanted),
-                crate::input::format_duration(max_ttl),
+                crate::input::format_duration(left),
             )
         });
         (renewed, granted, warning)
@@ -113,6 +118,7 @@ mod tests {
             creation_ttl: 60,
             explicit_max_ttl: 0,
             max_expire_time: issued.plus_secs(120),
+            last_renewal: None,
         }
     }
 
@@ -125,10 +131,17 @@ mod tests {
             (renewed.expire_time, granted, warning),
             (now.plus_secs(30), 30, None)
         );
+        assert_eq!(renewed.last_renewal, Some(now));
         let (renewed, granted, _) = token(issued).renewed(now, 0);
         assert_eq!((renewed.expire_time, granted), (now.plus_secs(60), 60));
-        let (renewed, granted, warning) = token(issued).renewed(now, 3600);
-        assert_eq!((renewed.expire_time, granted), (issued.plus_secs(120), 110));
+        assert_eq!(renewed.issue_time, issued, "a renewal keeps the issue time");
+    }
+
+    #[test]
+    fn a_renewal_past_the_max_ttl_is_capped_to_what_is_left_in_openbaos_words() {
+        let issued = Timestamp::from_secs(1_000);
+        let (renewed, granted, warning) = token(issued).renewed(issued, 3600);
+        assert_eq!((renewed.expire_time, granted), (issued.plus_secs(120), 120));
         assert_eq!(
             warning.as_deref(),
             Some(
@@ -136,7 +149,14 @@ mod tests {
                  accordingly"
             )
         );
-        assert_eq!(renewed.issue_time, issued, "a renewal keeps the issue time");
+        // Later, what is left: whole seconds, as OpenBao cuts both times to the second.
+        let at = |secs: u64, nanos: u32| -> Timestamp {
+            serde_json::from_value(serde_json::json!([secs, nanos])).unwrap()
+        };
+        let (issued, now) = (at(1_000, 900_000_000), at(1_010, 100_000_000));
+        let (renewed, granted, warning) = token(issued).renewed(now, 3600);
+        assert_eq!((renewed.expire_time, granted), (now.plus_secs(110), 110));
+        assert!(warning.unwrap().contains("effective max_ttl of \"1m50s\""));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use crate::cli::BaoCli;
 use crate::gateway::{Etcd, Gateway, Kind};
+use crate::oidc::Issuer;
 use crate::openbao::OpenBao;
 use crate::serve::{Serve, sha256_hex};
 use crate::{PASSWORD, lease_id};
@@ -160,10 +161,77 @@ fn hub() -> FakeHub {
     FakeHub::start(Config::default().account("hoeg", PASSWORD, None)).expect("start the fake hub")
 }
 
+/// A `jwt` auth mount at `auth/jwt/`, set up alike in both hosts: it trusts `issuer`'s keys
+/// (its JWKS over HTTPS: `jwks_url`, `jwks_ca_pem`, `bound_issuer`) and has one role, `role`,
+/// whose `settings` are Vault's role fields as JSON, which OpenBao takes as they are and
+/// `serve`'s tokens file as HCL.
+pub struct JwtMount<'a> {
+    pub issuer: &'a Issuer,
+    pub role: &'a str,
+    pub settings: Value,
+}
+
+impl JwtMount<'_> {
+    /// The mount's config, as OpenBao's `auth/jwt/config` takes it.
+    fn config(&self) -> Value {
+        serde_json::json!({
+            "jwks_url": self.issuer.jwks_url(),
+            "jwks_ca_pem": self.issuer.ca_pem().expect("an HTTPS issuer"),
+            "bound_issuer": self.issuer.url(),
+        })
+    }
+
+    /// The same as a tokens-file block: `auth "jwt"` with the config and the role.
+    fn hcl(&self) -> String {
+        let attributes = |object: &Value, indent: &str| -> String {
+            let fields = object.as_object().expect("an object");
+            fields
+                .iter()
+                .map(|(name, value)| format!("{indent}{name} = {}\n", hcl_value(value)))
+                .collect()
+        };
+        format!(
+            "auth \"jwt\" {{\n  type = \"jwt\"\n{}  role {:?} {{\n{}  }}\n}}\n",
+            attributes(&self.config(), "  "),
+            self.role,
+            attributes(&self.settings, "    "),
+        )
+    }
+}
+
+/// A JSON value as an HCL expression: JSON's strings, numbers and lists are HCL's; an
+/// object's keys are quoted.
+fn hcl_value(value: &Value) -> String {
+    match value {
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(hcl_value).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(key, value)| format!("{key:?} = {}", hcl_value(value)))
+                .collect();
+            format!("{{ {} }}", fields.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
 impl Host {
     /// OpenBao with the plugin: policies written with `bao policy write`, tokens created
     /// with `bao token create`.
     pub fn openbao() -> anyhow::Result<Host> {
+        Host::openbao_with(None)
+    }
+
+    /// [`Host::openbao`] with OpenBao's own `jwt` auth method enabled at `auth/jwt/` as
+    /// `jwt` says.
+    pub fn openbao_with_jwt(jwt: &JwtMount) -> anyhow::Result<Host> {
+        Host::openbao_with(Some(jwt))
+    }
+
+    fn openbao_with(jwt: Option<&JwtMount>) -> anyhow::Result<Host> {
         let bao = OpenBao::start_with_hub(hub())?;
         bao.write_seed_config(PASSWORD)?;
         let mut tokens = BTreeMap::new();
@@ -174,6 +242,15 @@ impl Host {
             tokens.insert(name, token.to_string());
         }
         tokens.insert("root", crate::openbao::ROOT_TOKEN.to_string());
+        if let Some(jwt) = jwt {
+            bao.bao_ok(&["auth", "enable", "jwt"])?;
+            bao.bao_stdin(
+                &["write", "auth/jwt/config", "-"],
+                &jwt.config().to_string(),
+            )?;
+            let role = format!("auth/jwt/role/{}", jwt.role);
+            bao.bao_stdin(&["write", &role, "-"], &jwt.settings.to_string())?;
+        }
         Ok(Host {
             name: "openbao",
             server: Server::OpenBao(bao),
@@ -183,7 +260,17 @@ impl Host {
 
     /// `serve` with the same policies in its tokens file.
     pub fn serve() -> anyhow::Result<Host> {
-        let (extra, tokens) = tokens_file_policies();
+        Host::serve_with(None)
+    }
+
+    /// [`Host::serve`] with `jwt` as an `auth "jwt"` block of its tokens file.
+    pub fn serve_with_jwt(jwt: &JwtMount) -> anyhow::Result<Host> {
+        Host::serve_with(Some(jwt))
+    }
+
+    fn serve_with(jwt: Option<&JwtMount>) -> anyhow::Result<Host> {
+        let (mut extra, tokens) = tokens_file_policies();
+        extra += &jwt.map(JwtMount::hcl).unwrap_or_default();
         let serve = Serve::start_with_tokens(hub(), &[], &extra)?;
         serve.write_seed_config(PASSWORD)?;
         Ok(Host {
@@ -263,10 +350,22 @@ impl Host {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> anyhow::Result<Answer> {
+        self.raw_as(method, target, self.token(who).as_deref(), headers, body)
+    }
+
+    /// [`Host::raw`] with `token` (a login's, say) as the request's token, or none.
+    pub fn raw_as(
+        &self,
+        method: &str,
+        target: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> anyhow::Result<Answer> {
         let mut stream = TcpStream::connect(self.addr().trim_start_matches("http://"))?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
         let mut head = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
-        if let Some(token) = self.token(who) {
+        if let Some(token) = token {
             head += &format!("X-Vault-Token: {token}\r\n");
         }
         for (name, value) in headers {
