@@ -506,7 +506,7 @@ fn a_login_tokens_lookup_renewals_write_and_revocation_are_answered_alike() {
     // tells the engine the token's time left as the limit of its leases (issue 9: a Docker
     // Hub token must not outlive the job's identity, not even at the Hub), so its lease,
     // and the Hub's own expiry of the token, end no later than the login token; the engine
-    // warns that it capped the TTL, in its words for a mount's max lease TTL.
+    // warns that it capped the TTL at the longest lease the host allows now.
     let issued = send(
         "PUT",
         "/v1/dockerhub/token/hoeg/my-organization",
@@ -526,7 +526,8 @@ fn a_login_tokens_lookup_renewals_write_and_revocation_are_answered_alike() {
         "serve's lease ends with its token: {lease} s for {token_left} s"
     );
     let engine_warning = format!(
-        "ttl of 5m0s exceeds the mount's max lease TTL of {}m{}s; capped",
+        "ttl of 5m0s exceeds the longest lease the host allows now, {}m{}s (the mount's max \
+         lease TTL, or the time the requesting login token has left); capped",
         lease / 60,
         lease % 60
     );
