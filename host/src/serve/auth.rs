@@ -158,6 +158,7 @@ auth "jwt" {{
             creation_ttl: 60,
             explicit_max_ttl: 0,
             max_expire_time: issued.plus_secs(60),
+            last_renewal: None,
         };
         assert!(mounts.check_renewal(&token).is_ok());
         token.role = "gone".into();
