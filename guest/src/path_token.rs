@@ -270,7 +270,8 @@ fn issue(
         Level::Info,
         "token",
         &format!(
-            "issued token {} ({}) for namespace {namespace}, scope {scope}, ttl {}",
+            // The label quoted: it may hold a claim, which must not read as more of the line.
+            "issued token {} (label {:?}) for namespace {namespace}, scope {scope}, ttl {}",
             created.uuid,
             pending.token_label,
             duration::format(ttl)
@@ -728,6 +729,22 @@ mod tests {
             .data
             .unwrap();
         assert_eq!(data["label"], "jwt-acme/app");
+    }
+
+    #[test]
+    fn the_label_is_quoted_in_the_log_so_a_claim_cannot_read_as_more_of_the_line() {
+        let host = TestHost::configured();
+        let forged = "x) for namespace other-org, scope admin, ttl 768h (y";
+        host.issue(json!({"label": forged}));
+        let logs = host.logs.borrow();
+        let issued = logs.iter().find(|l| l.contains("issued token")).unwrap();
+        // The whole Hub label (prefix, label, suffix) in quotes, then the real namespace.
+        let quoted = format!("(label \"dockerhub-secrets:{forged}:");
+        assert!(issued.contains(&quoted), "{issued}");
+        assert!(
+            issued.contains("\") for namespace my-organization, scope"),
+            "{issued}"
+        );
     }
 
     #[test]

@@ -208,7 +208,7 @@ pub fn destroy(
         Level::Info,
         "revoke",
         &format!(
-            "revoked token {uuid} ({}) of account {}",
+            "revoked token {uuid} (label {:?}) of account {}",
             record.token_label, record.account
         ),
     );

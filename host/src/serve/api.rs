@@ -442,7 +442,10 @@ mod tests {
         )
         .await
         .unwrap();
-        let tokens = LoginTokens::load(Arc::new(MemoryStorage::new()), leases.clone(), 3600)
+        let tokens =
+            LoginTokens::load(Arc::new(MemoryStorage::new()), leases.clone(), 3600, |_| {
+                true
+            })
             .await
             .unwrap();
         let api = Api {

@@ -30,6 +30,16 @@ impl AuthMounts {
                 }
             }
             let path = auth.path().to_string();
+            // As OpenBao's router: one mount may not sit inside another.
+            let nested = |a: &str, b: &str| b.starts_with(&format!("{a}/"));
+            if let Some(other) = mounts
+                .keys()
+                .find(|other: &&String| nested(other, &path) || nested(&path, other))
+            {
+                anyhow::bail!(
+                    "{at}: auth/{path} and auth/{other} overlap; OpenBao refuses a mount inside another"
+                );
+            }
             if mounts.insert(path.clone(), auth).is_some() {
                 anyhow::bail!("two auth blocks name the mount auth/{path}");
             }
@@ -139,6 +149,16 @@ auth "jwt" {{
         );
         let twice = load(&twice).err().unwrap().to_string();
         assert_eq!(twice, "two auth blocks name the mount auth/jwt");
+        for (first, second) in [("jwt", "jwt/gitlab"), ("jwt/gitlab", "jwt")] {
+            let block = file(r#""ci""#).replace("auth \"jwt\"", &format!("auth \"{first}\""));
+            let auth = &block[block.find("auth").unwrap()..];
+            let nested = format!("{block}\n{}", auth.replacen(first, second, 1));
+            let nested = load(&nested).err().unwrap().to_string();
+            assert!(
+                nested.ends_with("overlap; OpenBao refuses a mount inside another"),
+                "{nested}"
+            );
+        }
     }
 
     #[test]

@@ -103,6 +103,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         token_storage,
         leases.clone(),
         config.max_lease_ttl.as_secs(),
+        |mount| auth.serves(mount),
     )
     .await?;
 

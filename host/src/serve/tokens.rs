@@ -68,19 +68,27 @@ pub struct LoginTokens {
 impl LoginTokens {
     /// Load every stored token. Leases that name a token that no longer exists (it ended
     /// while the server was down, or the server stopped between ending a token and its
-    /// leases) are revoked by [`LoginTokens::run`] as soon as it starts.
+    /// leases) are revoked by [`LoginTokens::run`] as soon as it starts. A token of an auth
+    /// mount that `mounted` no longer names (the operator removed it from the tokens file)
+    /// ends at once, with its leases, as OpenBao revokes the tokens of a disabled auth mount.
     pub async fn load(
         storage: Arc<dyn Storage>,
         leases: Arc<Leases>,
         system_max_ttl: u64,
+        mounted: impl Fn(&str) -> bool,
     ) -> anyhow::Result<Arc<LoginTokens>> {
         let mut index = Index::default();
+        let now = Timestamp::now();
         for hash in storage.list("").await? {
             let bytes = storage.get(&hash).await?.ok_or_else(|| {
                 anyhow::anyhow!("the store lists sys/token/{hash} but has none: it is damaged")
             })?;
-            let token: LoginToken = serde_json::from_slice(&bytes)
+            let mut token: LoginToken = serde_json::from_slice(&bytes)
                 .map_err(|e| anyhow::anyhow!("stored token {} is corrupt: {e}", &hash))?;
+            if !mounted(&token.mount) && token.expire_time > now {
+                tracing::info!(accessor = %token.accessor, mount = ?token.mount, "the login token's auth mount is gone from the tokens file; ending it");
+                token.expire_time = now;
+            }
             index.insert(&hash, token);
         }
         tracing::info!(tokens = index.tokens.len(), "loaded login tokens");
@@ -183,15 +191,26 @@ impl LoginTokens {
         Ok(Some((renewed, granted, warning.into_iter().collect())))
     }
 
-    /// End the token with secret `secret` now: see [`LoginTokens::end`].
+    /// End the token with secret `secret` now: see [`LoginTokens::end`]. A lease whose
+    /// revocation fails is no failure of this one: the token is gone, and the lease manager
+    /// retries the lease (as OpenBao's `revoke-self` answers 204 and revokes the leases in
+    /// the background); only a store failure, which leaves the token alive, is returned.
     pub async fn revoke(&self, secret: &str) -> Result<(), LeaseFailure> {
         let _change = self.change.lock().await;
-        self.end(&token_hash(secret)).await
+        match self.end(&token_hash(secret)).await {
+            Err(e @ LeaseFailure::Storage(_)) => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "a lease of the revoked login token is retried by the lease manager");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
     }
 
     /// End a token: forget it, then revoke every lease created with it. The token is gone
     /// even when a lease's revocation fails: that lease stays with the lease manager, which
-    /// retries it (and `sys/leases/lookup` shows the error); the failure is returned.
+    /// retries it (and `sys/leases/lookup` shows the error); the failure is returned. A
+    /// token that cannot be forgotten (a store failure) stays, and so do its leases.
     async fn end(&self, hash: &str) -> Result<(), LeaseFailure> {
         let Some(token) = self.index().tokens.get(hash).cloned() else {
             return Ok(());
@@ -296,9 +315,11 @@ mod tests {
         )
         .await
         .unwrap();
-        let tokens = LoginTokens::load(token_storage.clone(), leases.clone(), 3600)
-            .await
-            .unwrap();
+        let tokens = LoginTokens::load(token_storage.clone(), leases.clone(), 3600, |mount| {
+            mount == "jwt"
+        })
+        .await
+        .unwrap();
         World {
             tokens,
             leases,
@@ -429,11 +450,13 @@ mod tests {
         let lease = lease_of(&w, &token.accessor).await;
         w.stub
             .answer(Answer::Error(EngineError::Internal("hub down".into())));
-        let error = w.tokens.revoke(&secret).await.unwrap_err();
-        assert!(error.to_string().contains("hub down"), "{error}");
+        // Done, as far as the client goes: the token is gone, the lease is retried.
+        w.tokens.revoke(&secret).await.unwrap();
         assert_eq!(w.tokens.lookup(&secret), None);
         let kept = w.leases.lookup(&lease.lease_id).expect("kept for a retry");
-        assert_eq!(kept.revocation.unwrap().attempts, 1);
+        let revocation = kept.revocation.unwrap();
+        assert_eq!(revocation.attempts, 1);
+        assert!(revocation.last_error.contains("hub down"), "{revocation:?}");
     }
 
     #[tokio::test]
@@ -451,6 +474,38 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(again.leases.lookup(&orphan.lease_id), None);
         assert!(again.leases.lookup(&kept.lease_id).is_some());
+        stop.send_replace(true);
+        timers.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_token_whose_auth_mount_left_the_tokens_file_ends_at_start_with_its_leases() {
+        let w = world().await;
+        let mut elsewhere = grant(600, 0, 0);
+        elsewhere.mount = "gitlab".into();
+        let (gone, token, _) = w.tokens.create(elsewhere).await.unwrap();
+        let lease = lease_of(&w, &token.accessor).await;
+        let (kept, _, _) = w.tokens.create(grant(600, 0, 0)).await.unwrap();
+        // Restarted with a tokens file that declares `jwt` only.
+        let again = world_over(w.token_storage.clone(), w.lease_storage.clone()).await;
+        assert_eq!(again.tokens.lookup(&gone), None, "unusable at once");
+        assert!(again.tokens.lookup(&kept).is_some());
+        let (stop, stopped) = watch::channel(false);
+        let timers = tokio::spawn(again.tokens.clone().run(stopped));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            again.leases.lookup(&lease.lease_id),
+            None,
+            "its lease ended"
+        );
+        assert!(
+            !again
+                .token_storage
+                .list("")
+                .await
+                .unwrap()
+                .contains(&token_hash(&gone))
+        );
         stop.send_replace(true);
         timers.await.unwrap();
     }
