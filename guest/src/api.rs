@@ -141,6 +141,7 @@ pub enum FieldKind {
     Boolean,
     Duration,
     CommaStringList,
+    Integer,
 }
 
 /// One field a path accepts.

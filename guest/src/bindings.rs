@@ -521,6 +521,7 @@ impl From<api::BackendHelp> for wit::BackendHelp {
                                 api::FieldKind::Boolean => wit::FieldKind::Boolean,
                                 api::FieldKind::Duration => wit::FieldKind::Duration,
                                 api::FieldKind::CommaStringList => wit::FieldKind::CommaStringList,
+                                api::FieldKind::Integer => wit::FieldKind::Integer,
                             },
                             description: f.description.to_string(),
                             default: f.default.map(str::to_string),

@@ -96,6 +96,24 @@ impl FieldData {
             .transpose()
     }
 
+    /// A whole number, not negative: a JSON number or a decimal string (the CLI's form), as
+    /// Vault's framework reads `TypeInt` (a float with a fraction is refused, not rounded).
+    pub fn unsigned(&self, name: &str) -> Result<Option<u64>, EngineError> {
+        let invalid = || EngineError::invalid(format!("{name} must be a whole number, 0 or more"));
+        match self.value(name, FieldKind::Integer) {
+            None => Ok(None),
+            Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
+                (Some(n), _) => Ok(Some(n)),
+                (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => {
+                    Ok(Some(f as u64))
+                }
+                _ => Err(invalid()),
+            },
+            Some(Value::String(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| invalid()),
+            Some(_) => Err(invalid()),
+        }
+    }
+
     /// A comma-separated string or a list of strings; blanks are dropped.
     pub fn list(&self, name: &str) -> Result<Option<Vec<String>>, EngineError> {
         let items: Vec<String> = match self.value(name, FieldKind::CommaStringList) {
@@ -158,6 +176,14 @@ mod tests {
             required: false,
             sensitive: false,
         },
+        Field {
+            name: "count",
+            kind: FieldKind::Integer,
+            description: "",
+            default: None,
+            required: false,
+            sensitive: false,
+        },
     ];
 
     fn data(value: serde_json::Value) -> FieldData {
@@ -178,7 +204,17 @@ mod tests {
 
     #[test]
     fn converts_cli_strings() {
-        let d = data(json!({"verify": "false", "ttl": "5m", "namespace": "a, b,,c", "label": 7}));
+        let d = data(
+            json!({"verify": "false", "ttl": "5m", "namespace": "a, b,,c", "label": 7,
+                            "count": "12"}),
+        );
+        assert_eq!(d.unsigned("count").unwrap(), Some(12));
+        for (value, read) in [(json!(0), 0), (json!(3.0), 3), (json!(" 40 "), 40)] {
+            assert_eq!(
+                data(json!({ "count": value })).unsigned("count").unwrap(),
+                Some(read)
+            );
+        }
         assert_eq!(d.boolean("verify").unwrap(), Some(false));
         assert_eq!(d.duration("ttl").unwrap(), Some(300));
         assert_eq!(
@@ -191,6 +227,21 @@ mod tests {
     #[test]
     fn names_the_field_in_errors() {
         let d = data(json!({"verify": "maybe", "ttl": "soon", "namespace": {"a": 1}, "label": []}));
+        for bad in [
+            json!(-1),
+            json!(2.5),
+            json!("ten"),
+            json!("-3"),
+            json!(true),
+            json!([1]),
+        ] {
+            let err = data(json!({ "count": bad })).unsigned("count").unwrap_err();
+            assert_eq!(
+                err,
+                EngineError::invalid("count must be a whole number, 0 or more"),
+                "{bad}"
+            );
+        }
         for err in [
             d.boolean("verify").unwrap_err(),
             d.duration("ttl").unwrap_err(),

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod backend;
 pub mod capabilities;
+mod docker_login;
 mod duration;
 mod fields;
 mod hub;

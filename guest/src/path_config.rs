@@ -116,6 +116,18 @@ pub static FIELDS: &[Field] = &[
         sensitive: false,
     },
     Field {
+        name: "max_live_tokens",
+        kind: FieldKind::Integer,
+        description: "The most tokens of this account that may be live at once: issued and not \
+                      yet revoked, plus creations whose outcome is not settled. A request over \
+                      it is refused with a 400 naming the quota, before any Docker Hub call. \
+                      0: no quota. (Docker's fair-use terms allow throttling or charges for \
+                      excessive token creation.)",
+        default: Some("0"),
+        required: false,
+        sensitive: false,
+    },
+    Field {
         name: "verify",
         kind: FieldKind::Boolean,
         description: "Log in to Docker Hub once to check new credentials before saving them.",
@@ -168,6 +180,10 @@ pub struct AccountConfig {
     /// Empty: labels default to the display name (configs stored before templates have none).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub label_template: String,
+    /// The most live tokens (records plus unsettled creations); 0: no quota (configs stored
+    /// before quotas have none).
+    #[serde(default)]
+    pub max_live_tokens: u64,
 }
 
 impl std::fmt::Debug for AccountConfig {
@@ -184,6 +200,7 @@ impl std::fmt::Debug for AccountConfig {
             .field("scopes", &self.scopes)
             .field("default_scope", &self.default_scope)
             .field("label_template", &self.label_template)
+            .field("max_live_tokens", &self.max_live_tokens)
             .finish()
     }
 }
@@ -351,6 +368,11 @@ fn write(host: &dyn Host, account: &str, request: &Request) -> Result<Response, 
         (None, None) => String::new(),
     };
 
+    let max_live_tokens = data
+        .unsigned("max_live_tokens")?
+        .or(existing.as_ref().map(|e| e.max_live_tokens))
+        .unwrap_or(0);
+
     let config = AccountConfig {
         namespaces,
         password: password.unwrap_or_else(|| {
@@ -366,6 +388,7 @@ fn write(host: &dyn Host, account: &str, request: &Request) -> Result<Response, 
         scopes,
         default_scope,
         label_template,
+        max_live_tokens,
     };
 
     if credentials_changed {
@@ -399,14 +422,23 @@ fn read(host: &dyn Host, account: &str) -> Result<Response, EngineError> {
     data.insert("scopes".into(), json!(config.scopes));
     data.insert("default_scope".into(), Value::from(config.default_scope));
     data.insert("label_template".into(), Value::from(config.label_template));
+    data.insert(
+        "max_live_tokens".into(),
+        Value::from(config.max_live_tokens),
+    );
     Ok(Response::data(data))
 }
 
-fn delete(host: &dyn Host, account: &str) -> Result<Response, EngineError> {
-    let live = TokenRecord::all(host)?
+/// How many tokens of `account` the engine has issued and not yet revoked.
+pub fn live_tokens(host: &dyn Host, account: &str) -> Result<usize, EngineError> {
+    Ok(TokenRecord::all(host)?
         .into_iter()
         .filter(|(_, record)| record.account == account)
-        .count();
+        .count())
+}
+
+fn delete(host: &dyn Host, account: &str) -> Result<Response, EngineError> {
+    let live = live_tokens(host, account)?;
     if live > 0 {
         return Err(EngineError::invalid(format!(
             "account {account} still has {live} live token(s), and revoking them needs this \
@@ -692,6 +724,23 @@ mod tests {
         write(&host, json!({"label_template": ""})).unwrap();
         assert_eq!(read(&host)["label_template"], "");
         assert!(!host.stored_text(Bucket::Config).contains("label_template"));
+    }
+
+    #[test]
+    fn max_live_tokens_is_read_back_kept_by_updates_and_checked() {
+        let host = TestHost::configured();
+        assert_eq!(read(&host)["max_live_tokens"], 0, "no quota by default");
+        write(&host, json!({"max_live_tokens": "25"})).unwrap();
+        assert_eq!(read(&host)["max_live_tokens"], 25);
+        write(&host, json!({"ttl": "10m"})).unwrap();
+        assert_eq!(read(&host)["max_live_tokens"], 25, "an update keeps it");
+        for bad in [json!(-1), json!("many"), json!(1.5)] {
+            assert_eq!(
+                invalid(write(&host, json!({ "max_live_tokens": bad }))),
+                "max_live_tokens must be a whole number, 0 or more"
+            );
+        }
+        assert_eq!(read(&host)["max_live_tokens"], 25);
     }
 
     #[test]

@@ -15,13 +15,14 @@ use crate::api::{
     EngineError, Field, FieldKind, Lease, Operation, PathHelp, Request, Response, UpstreamError,
 };
 use crate::capabilities::{Host, Level};
+use crate::docker_login;
 use crate::duration;
 use crate::fields::FieldData;
 use crate::hub::{CreateFailure, Hub, rfc3339};
 use crate::label_template;
 use crate::names;
-use crate::path_config::AccountConfig;
-use crate::rollback::{PendingCreation, Settled};
+use crate::path_config::{self, AccountConfig};
+use crate::rollback::{self, PendingCreation, Settled};
 use crate::secret_token::{LeaseData, TokenRecord};
 use serde_json::{Map, Value};
 
@@ -88,8 +89,11 @@ pub fn help() -> Vec<PathHelp> {
         synopsis: "Issue a short-lived Docker Hub access token for a namespace.",
         description: "Creates a Docker Hub personal access token for the account, under a \
                       lease: revoking the lease (or its expiry) deletes the token at Docker \
-                      Hub. Use the token with `docker login -u <username> --password-stdin`. \
-                      Write to it, or read it for tools that can only read.",
+                      Hub. Use the token with `docker login -u <username> --password-stdin`; \
+                      the answer also carries auth (base64 of username:token), registry and \
+                      docker_config (the text of ~/.docker/config.json, which is also the \
+                      .dockerconfigjson of a Kubernetes image-pull secret). Write to it, or \
+                      read it for tools that can only read.",
         fields: FIELDS.to_vec(),
     }]
 }
@@ -185,6 +189,10 @@ fn issue(
 
     let requested_expiry = host.now() + max_ttl + HUB_EXPIRY_SLACK;
     let pending = PendingCreation::begin(host, account, &label)?;
+    if let Err(e) = check_quota(host, account, &config) {
+        pending.abandon(host);
+        return Err(e);
+    }
     let hub = config.hub(host, account);
     let created = match hub.create_token(&pending.token_label, &scope, requested_expiry) {
         Ok(created) => created,
@@ -279,6 +287,7 @@ fn issue(
     );
 
     let mut out = Map::new();
+    docker_login::add_fields(&mut out, account, &created.token);
     out.insert("token".into(), Value::from(created.token));
     out.insert("uuid".into(), Value::from(created.uuid.clone()));
     out.insert("username".into(), Value::from(account));
@@ -306,6 +315,26 @@ fn issue(
         }),
         warnings,
     })
+}
+
+/// Refuse the creation when the account's `max_live_tokens` is reached. Called once this
+/// creation's own write-ahead record is stored, and counting every such record: of two
+/// requests racing for the last place, the later to count sees the other's record.
+fn check_quota(host: &dyn Host, account: &str, config: &AccountConfig) -> Result<(), EngineError> {
+    let quota = config.max_live_tokens;
+    if quota == 0 {
+        return Ok(());
+    }
+    let held = path_config::live_tokens(host, account)? + rollback::pending_for(host, account)?;
+    // This creation's own record is one of those pending.
+    let held = held.saturating_sub(1) as u64;
+    if held >= quota {
+        return Err(EngineError::invalid(format!(
+            "account {account} holds {held} live token(s), its quota max_live_tokens={quota}: \
+             revoke a lease or wait for one to end, or raise max_live_tokens in config/{account}"
+        )));
+    }
+    Ok(())
 }
 
 /// A token the engine cannot keep (unrecordable, or dead on arrival) must not live on: delete
@@ -420,6 +449,116 @@ mod tests {
         );
         assert!(!host.stored_text(Bucket::Token).contains(token));
         assert!(!host.logs.borrow().join("\n").contains(token));
+    }
+
+    #[test]
+    fn the_answer_is_ready_for_docker_login_as_the_account() {
+        use base64::Engine as _;
+        let host = TestHost::configured();
+        let data = host.issue(json!({})).data.unwrap();
+        let token = data["token"].as_str().unwrap();
+        assert_eq!(data["registry"], "https://index.docker.io/v1/");
+        let auth = data["auth"].as_str().unwrap();
+        let pair = base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .unwrap();
+        assert_eq!(String::from_utf8(pair).unwrap(), format!("hoeg:{token}"));
+        let config: Value = serde_json::from_str(data["docker_config"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            config,
+            json!({"auths": {"https://index.docker.io/v1/": {"auth": auth}}})
+        );
+        // The pair logs in at the Hub, as `docker login` would send it.
+        let login: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let status = login
+            .post(format!("{}/v2/auth/token", host.hub.url()))
+            .header("content-type", "application/json")
+            .send(json!({"identifier": "hoeg", "secret": token}).to_string())
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+        // Nothing of it is stored.
+        for bucket in [Bucket::Token, Bucket::Wal, Bucket::Config] {
+            assert!(!host.stored_text(bucket).contains(auth), "{bucket:?}");
+        }
+    }
+
+    #[test]
+    fn the_accounts_quota_refuses_before_any_hub_call() {
+        let host = TestHost::configured();
+        host.call(
+            Operation::Update,
+            "config/hoeg",
+            json!({"max_live_tokens": 2}),
+        )
+        .unwrap();
+        let first = host.issue(json!({}));
+        host.issue(json!({}));
+        host.hub.clear_calls();
+        let refused = issue(&host, "token/hoeg/hoeg", json!({})).unwrap_err();
+        assert_eq!(
+            refused,
+            EngineError::invalid(
+                "account hoeg holds 2 live token(s), its quota max_live_tokens=2: revoke a \
+                 lease or wait for one to end, or raise max_live_tokens in config/hoeg"
+            )
+        );
+        assert!(host.hub.calls().is_empty(), "no Hub call");
+        assert!(
+            host.keys(Bucket::Wal).is_empty(),
+            "no creation left pending"
+        );
+
+        // A revocation frees a place.
+        let lease = first.lease.unwrap();
+        host.revoke(&lease.internal_data).unwrap();
+        host.issue(json!({}));
+        assert_eq!(host.keys(Bucket::Token).len(), 2);
+
+        // 0: no quota.
+        host.call(
+            Operation::Update,
+            "config/hoeg",
+            json!({"max_live_tokens": 0}),
+        )
+        .unwrap();
+        host.issue(json!({}));
+        assert_eq!(host.keys(Bucket::Token).len(), 3);
+    }
+
+    #[test]
+    fn a_creation_in_flight_counts_against_the_quota() {
+        let host = TestHost::configured();
+        host.call(
+            Operation::Update,
+            "config/hoeg",
+            json!({"max_live_tokens": 1}),
+        )
+        .unwrap();
+        // A creation whose answer was lost and not yet settled may have made a token.
+        host.hub.inject(Fault::on(
+            "POST",
+            "/v2/access-tokens",
+            FaultKind::DropAfterProcessing,
+        ));
+        host.hub
+            .inject(Fault::on("GET", "/v2/access-tokens", FaultKind::Status(500)).times(20));
+        issue(&host, "token/hoeg/hoeg", json!({})).unwrap_err();
+        assert_eq!(host.keys(Bucket::Wal).len(), 1);
+        host.hub.clear_faults();
+        let refused = issue(&host, "token/hoeg/hoeg", json!({})).unwrap_err();
+        assert!(
+            refused.to_string().contains("holds 1 live token(s)"),
+            "{refused}"
+        );
+        // Once rollback settles it (deletes the token), the place is free.
+        host.advance(crate::rollback::WAL_MIN_AGE + 1);
+        host.call(Operation::Rollback, "", json!({})).unwrap();
+        assert!(host.keys(Bucket::Wal).is_empty());
+        host.issue(json!({}));
     }
 
     #[test]

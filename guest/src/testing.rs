@@ -112,6 +112,18 @@ impl TestHost {
             .expect("issue a token")
     }
 
+    /// Revoke the lease whose internal data is `internal_data`, as a host does.
+    pub fn revoke(&self, internal_data: &str) -> Result<Response, EngineError> {
+        let mut request = Request::new(Operation::Revoke, "token/hoeg/my-organization");
+        request.lease = Some(crate::api::LeaseState {
+            internal_data: internal_data.to_string(),
+            issue_time: self.now(),
+            ttl: 0,
+            increment: 0,
+        });
+        crate::backend::handle(self, &request)
+    }
+
     pub fn keys(&self, bucket: Bucket) -> Vec<String> {
         self.list(bucket).expect("in-memory listing cannot fail")
     }

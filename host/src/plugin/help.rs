@@ -10,6 +10,7 @@ fn kind(kind: FieldKind) -> &'static str {
         FieldKind::Boolean => "bool",
         FieldKind::Duration => "duration (sec)",
         FieldKind::CommaStringList => "comma-string-slice",
+        FieldKind::Integer => "int",
     }
 }
 

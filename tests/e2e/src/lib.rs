@@ -219,6 +219,41 @@ pub fn lease_id(secret: &Value) -> &str {
         .expect("a lease_id in the answer")
 }
 
+/// What `docker login` would do with a token answer's `docker_config` (the text of
+/// `~/.docker/config.json`): take Docker Hub's `auth` (base64 of `username:token`) and log in
+/// with it, here at the fake's `POST /v2/auth/token`. Panics unless the document has exactly
+/// Docker Hub's entry and the login succeeds; returns the username and token.
+pub fn docker_login(hub: &FakeHub, docker_config: &str) -> (String, String) {
+    use base64::Engine as _;
+    let config: Value = serde_json::from_str(docker_config.trim_end())
+        .unwrap_or_else(|e| panic!("docker_config is not JSON ({e}): {docker_config}"));
+    let auths = config["auths"].as_object().expect("an auths object");
+    assert_eq!(
+        auths.keys().collect::<Vec<_>>(),
+        ["https://index.docker.io/v1/"],
+        "{config}"
+    );
+    let auth = auths["https://index.docker.io/v1/"]["auth"]
+        .as_str()
+        .expect("an auth string");
+    let pair = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .expect("auth is base64");
+    let pair = String::from_utf8(pair).expect("auth is UTF-8");
+    let (username, token) = pair.split_once(':').expect("auth is username:token");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let status = agent
+        .post(format!("{}/v2/auth/token", hub.url()))
+        .send_json(serde_json::json!({"identifier": username, "secret": token}))
+        .expect("the fake Hub answers")
+        .status();
+    assert_eq!(status, 200, "{username}:<token> does not log in at the Hub");
+    (username.to_string(), token.to_string())
+}
+
 /// The value in a row of a `bao` key/value table, e.g. `ttl              5m0s`.
 pub fn row<'a>(table: &'a str, key: &str) -> Option<&'a str> {
     table.lines().find_map(|line| {

@@ -4,7 +4,7 @@
 
 use dockerhub_secrets::CallError;
 use dockerhub_secrets::engine::{Operation, SystemView};
-use dockerhub_secrets_e2e::{ACCOUNT, Engine, PASSWORD, data, logs, request};
+use dockerhub_secrets_e2e::{ACCOUNT, Engine, PASSWORD, data, docker_login, logs, request};
 use fakehub::{ExpiryGrant, Fault, FaultKind};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -62,6 +62,12 @@ async fn seed_session_config_then_token_then_revoke() {
     assert!(
         at_hub.expires_at.is_some(),
         "the Hub kills it at max_ttl by itself"
+    );
+    let (username, login) =
+        docker_login(&engine.hub, issued.data["docker_config"].as_str().unwrap());
+    assert_eq!(
+        (username.as_str(), login.as_str()),
+        (ACCOUNT, issued.token())
     );
 
     engine.revoke(&issued.lease).await.unwrap();
@@ -654,4 +660,35 @@ async fn the_hosts_max_lease_ttl_is_asked_only_while_issuing_and_caps_the_lease(
         1,
         "a revocation needs no limit"
     );
+}
+
+#[tokio::test]
+async fn the_accounts_quota_refuses_before_any_hub_call() {
+    let engine = Engine::start();
+    engine
+        .call(
+            Operation::Update,
+            "config/hoeg",
+            json!({"namespace": "my-organization", "password": PASSWORD, "max_live_tokens": "1"}),
+        )
+        .await
+        .unwrap();
+    let first = engine.issue(json!({})).await;
+    engine.hub.clear_calls();
+    let refused = engine
+        .call(Operation::Update, "token/hoeg/my-organization", json!({}))
+        .await;
+    match refused {
+        Err(CallError::Engine(dockerhub_secrets::engine::EngineError::InvalidRequest(message))) => {
+            assert!(
+                message
+                    .starts_with("account hoeg holds 1 live token(s), its quota max_live_tokens=1"),
+                "{message}"
+            )
+        }
+        other => panic!("not refused with a 400: {other:?}"),
+    }
+    assert!(engine.hub.calls().is_empty(), "no Hub call");
+    engine.revoke(&first.lease).await.unwrap();
+    engine.issue(json!({})).await;
 }

@@ -7,7 +7,7 @@
 use dockerhub_secrets_e2e::gateway::{Etcd, Gateway, Kind};
 use dockerhub_secrets_e2e::openbao::eventually;
 use dockerhub_secrets_e2e::serve::{CI_TOKEN, ROOT_TOKEN};
-use dockerhub_secrets_e2e::{PASSWORD, row};
+use dockerhub_secrets_e2e::{PASSWORD, docker_login, row};
 use dockerhub_secrets_gateway_compose::{Parts, compose};
 use fakehub::{Config, FakeHub, Fault, FaultKind};
 use std::path::Path;
@@ -90,6 +90,11 @@ fn the_seed_session(kind: Kind) {
     let uuid = row(&token, "uuid").unwrap().to_string();
     assert!(hub.token(&uuid).is_some());
     let secret = row(&token, "token").unwrap().to_string();
+    let (username, login) = docker_login(&hub, row(&token, "docker_config").unwrap());
+    assert_eq!(
+        (username.as_str(), login.as_str()),
+        ("hoeg", secret.as_str())
+    );
 
     let renewed = gateway
         .bao_json(&["lease", "renew", "-increment=10m", &lease])

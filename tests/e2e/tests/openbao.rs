@@ -5,7 +5,7 @@
 //! settle them in time), a killed server.
 
 use dockerhub_secrets_e2e::openbao::{OpenBao, ROOT_TOKEN, eventually};
-use dockerhub_secrets_e2e::{PASSWORD, lease_id, row, uuid};
+use dockerhub_secrets_e2e::{PASSWORD, docker_login, lease_id, row, uuid};
 use fakehub::{Config, FakeHub, Fault, FaultKind};
 use serde_json::Value;
 use std::time::Duration;
@@ -86,6 +86,65 @@ fn the_seed_session_verbatim() {
         !log.contains(PASSWORD) && !log.contains(secret),
         "no secret in OpenBao's log"
     );
+}
+
+#[test]
+fn the_answer_is_ready_for_docker_login_and_kubernetes() {
+    let bao = start();
+    configure(&bao);
+    let secret = issue(&bao, &[]);
+    let data = &secret["data"];
+    assert_eq!(data["registry"], "https://index.docker.io/v1/");
+    let (username, token) = docker_login(&bao.hub, data["docker_config"].as_str().unwrap());
+    assert_eq!(
+        (username.as_str(), token.as_str()),
+        ("hoeg", data["token"].as_str().unwrap())
+    );
+
+    // `-field=docker_config` prints the document as it is: what a pipeline writes to
+    // ~/.docker/config.json, or to a Kubernetes secret's .dockerconfigjson.
+    let config = bao
+        .bao_ok(&[
+            "write",
+            "-field=docker_config",
+            "dockerhub/token/hoeg/my-organization",
+            "label=k8s-pull",
+        ])
+        .unwrap();
+    let (username, _) = docker_login(&bao.hub, &config);
+    assert_eq!(username, "hoeg");
+    assert!(
+        !bao.server_log().contains(data["auth"].as_str().unwrap()),
+        "no auth in OpenBao's log"
+    );
+}
+
+#[test]
+fn the_accounts_quota_is_a_400_that_names_it() {
+    let bao = start();
+    configure(&bao);
+    bao.bao_ok(&["write", "dockerhub/config/hoeg", "max_live_tokens=1"])
+        .unwrap();
+    let config = bao.bao_ok(&["read", "dockerhub/config/hoeg"]).unwrap();
+    assert_eq!(row(&config, "max_live_tokens"), Some("1"), "{config}");
+    let first = issue(&bao, &[]);
+    let refused = bao
+        .bao(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && stderr.contains("Code: 400")
+            && stderr.contains("account hoeg holds 1 live token(s), its quota max_live_tokens=1"),
+        "{stderr}"
+    );
+    assert_eq!(bao.hub.live_tokens().len(), 1);
+    bao.bao_ok(&["lease", "revoke", lease_id(&first)]).unwrap();
+    assert!(eventually(Duration::from_secs(30), || bao
+        .hub
+        .token(uuid(&first))
+        .is_none()));
+    issue(&bao, &[]);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use dockerhub_secrets_e2e::openbao::eventually;
 use dockerhub_secrets_e2e::serve::{CI_TOKEN, ROOT_TOKEN, Serve};
-use dockerhub_secrets_e2e::{PASSWORD, lease_id, row, uuid};
+use dockerhub_secrets_e2e::{PASSWORD, docker_login, lease_id, row, uuid};
 use fakehub::{Config, FakeHub, Fault, FaultKind};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -67,6 +67,9 @@ fn the_seed_session_with_the_bao_cli() {
     assert_eq!(row(&token, "username"), Some("hoeg"));
     let uuid = row(&token, "uuid").unwrap().to_string();
     assert!(serve.hub.token(&uuid).is_some());
+    let (username, secret) = docker_login(&serve.hub, row(&token, "docker_config").unwrap());
+    assert_eq!(username, "hoeg");
+    assert_eq!(Some(secret.as_str()), row(&token, "token"));
 
     let lookup = serve.bao_ok(&["lease", "lookup", &lease]).unwrap();
     assert_eq!(row(&lookup, "renewable"), Some("true"), "{lookup}");
@@ -756,4 +759,34 @@ fn output_that_is_gone_ends_the_server_with_an_error_not_a_panic() {
     // stderr that is gone too must not turn that into a panic (exit status 101).
     let status = serve.with_output_gone().unwrap();
     assert_eq!(status.code(), Some(1), "{status:?}");
+}
+
+#[test]
+fn the_accounts_quota_is_a_400_that_names_it() {
+    let serve = Serve::start(hub(), &[]).unwrap();
+    serve.write_seed_config(PASSWORD).unwrap();
+    serve
+        .bao_ok(&["write", "dockerhub/config/hoeg", "max_live_tokens=1"])
+        .unwrap();
+    let first = serve
+        .bao_json(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
+        .unwrap();
+    let refused = serve
+        .bao(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && stderr.contains("Code: 400")
+            && stderr.contains("account hoeg holds 1 live token(s), its quota max_live_tokens=1"),
+        "{stderr}"
+    );
+    assert_eq!(serve.hub.live_tokens().len(), 1);
+    serve
+        .bao_ok(&["lease", "revoke", lease_id(&first)])
+        .unwrap();
+    assert!(serve.hub.token(uuid(&first)).is_none());
+    serve
+        .bao_json(&["write", "-force", "dockerhub/token/hoeg/my-organization"])
+        .unwrap();
 }

@@ -23,8 +23,8 @@ use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
 /// The interface the composed component exports: a `wasi:http` request handler.
 pub const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2.12";
 const OUTGOING_HANDLER: &str = "wasi:http/outgoing-handler@0.2.12";
-const BACKEND: &str = "dockerhub-secrets:engine/backend@0.4.0";
-const TYPES: &str = "dockerhub-secrets:engine/types@0.4.0";
+const BACKEND: &str = "dockerhub-secrets:engine/backend@0.5.0";
+const TYPES: &str = "dockerhub-secrets:engine/types@0.5.0";
 const KEYVALUE: [&str; 2] = [
     "wasi:keyvalue/store@0.2.0-draft",
     "wasi:keyvalue/atomics@0.2.0-draft",
@@ -32,9 +32,9 @@ const KEYVALUE: [&str; 2] = [
 /// What the shims give the engine.
 const SHIMMED: [&str; 6] = [
     "wasi:logging/logging@0.1.0-draft",
-    "dockerhub-secrets:engine/lease-limits@0.4.0",
-    "dockerhub-secrets:engine/identity@0.4.0",
-    "dockerhub-secrets:engine/call-limits@0.4.0",
+    "dockerhub-secrets:engine/lease-limits@0.5.0",
+    "dockerhub-secrets:engine/identity@0.5.0",
+    "dockerhub-secrets:engine/call-limits@0.5.0",
     TYPES,
     OUTGOING_HANDLER,
 ];
