@@ -1,5 +1,6 @@
-//! The fake's state and the rules over it: accounts with their personal access tokens, login
-//! sessions (JWTs), pending 2FA logins, the request log, queued faults and the rate limiter.
+//! The fake's state and the rules over it: accounts with their personal access tokens,
+//! organizations with theirs (in `org_tokens`), login sessions (JWTs), pending 2FA logins, the
+//! request log, queued faults and the rate limiter.
 //! One mutex guards it all and is never held across an await, so the HTTP handlers and the
 //! test-facing [`crate::FakeHub`] see one consistent hub.
 
@@ -12,6 +13,13 @@ use std::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+
+mod org_tokens;
+
+pub(crate) use org_tokens::{
+    NewOrgToken, OrgAccessError, OrgTokenRefusal, OrgTokenUpdate, OrgView,
+};
+pub use org_tokens::{OrgTokenInfo, OrgTokenResource};
 
 use crate::{
     Account, Config, Fault, FaultKind, RateLimit, clock,
@@ -57,9 +65,10 @@ pub struct Call {
     pub retry_after: Option<u64>,
 }
 
-/// Which expiry the fake gives a new personal access token. Docker does not document the
-/// accepted range of `expires_at`, and its docs say to trust the `expires_at` of the 201
-/// answer rather than the one asked for; these let a test play a Hub that sets another.
+/// Which expiry the fake gives a new access token, personal or organization, created through
+/// the API. Docker does not document the accepted range of `expires_at`, and its docs say to
+/// trust the `expires_at` of the 201 answer rather than the one asked for; these let a test
+/// play a Hub that sets another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExpiryGrant {
     /// The expiry asked for (none when none was asked for), as the Hub does today.
@@ -88,12 +97,6 @@ impl ExpiryGrant {
 /// How long a `login_2fa_token` from `/v2/users/login` stays usable.
 const SECOND_FACTOR_WINDOW: Duration = Duration::from_secs(300);
 
-const SCOPES: [&str; 4] = ["repo:admin", "repo:write", "repo:read", "repo:public_read"];
-
-pub(crate) fn is_valid_scope(scope: &str) -> bool {
-    SCOPES.contains(&scope)
-}
-
 pub(crate) struct Hub {
     base_url: String,
     key: [u8; 32],
@@ -104,6 +107,8 @@ struct State {
     jwt_ttl: Duration,
     /// Keyed by lower-cased username: Hub usernames are case-insensitive.
     accounts: BTreeMap<String, AccountState>,
+    /// Keyed by lower-cased name, like accounts, whose names they never share.
+    orgs: BTreeMap<String, org_tokens::OrgState>,
     /// Live login sessions: JWT id → expiry. A JWT not in here is refused, which is how
     /// `expire_jwts` works.
     sessions: HashMap<String, Instant>,
@@ -113,7 +118,7 @@ struct State {
     limiter: Option<Limiter>,
     expiry_grant: ExpiryGrant,
     logins: usize,
-    /// Orders tokens by creation; timestamps can tie.
+    /// Orders tokens (of both kinds) by creation; timestamps can tie.
     next_seq: u64,
 }
 
@@ -164,18 +169,27 @@ impl Pat {
     }
 }
 
-/// What a login secret turned out to be for an account.
+/// What a login secret turned out to be for an account, or (`Oat`) for an organization.
 pub(crate) enum Credential {
     Password { account: String, two_factor: bool },
     Pat { account: String, uuid: String },
+    Oat { org: String, id: String },
     Invalid,
+}
+
+/// What a JWT's login was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Login {
+    Password,
+    Pat,
+    Oat,
 }
 
 /// The caller behind a valid bearer JWT.
 pub(crate) struct Session {
-    /// Key of the account in the hub.
+    /// Key of the account in the hub; of the organization after an OAT login.
     pub account: String,
-    pub from_pat: bool,
+    pub login: Login,
 }
 
 pub(crate) enum AuthError {
@@ -214,6 +228,7 @@ impl Hub {
             state: Mutex::new(State {
                 jwt_ttl: config.jwt_ttl,
                 accounts: BTreeMap::new(),
+                orgs: BTreeMap::new(),
                 sessions: HashMap::new(),
                 pending_logins: HashMap::new(),
                 calls: Vec::new(),
@@ -226,6 +241,13 @@ impl Hub {
         };
         for account in config.accounts {
             hub.add_account(account);
+        }
+        {
+            let mut state = hub.lock();
+            for org in config.organizations {
+                let key = org.name.to_lowercase();
+                state.orgs.insert(key, org_tokens::OrgState::new(org));
+            }
         }
         hub
     }
@@ -244,8 +266,14 @@ impl Hub {
     // --- test control ---
 
     /// Adds an account, or replaces the credentials of an existing one (keeping its tokens).
+    /// Panics on an organization's name: the two share one namespace.
     pub fn add_account(&self, account: Account) {
         let mut state = self.lock();
+        assert!(
+            !state.orgs.contains_key(&account.username.to_lowercase()),
+            "fakehub: {:?} is an organization's name",
+            account.username
+        );
         let entry = state
             .accounts
             .entry(account.username.to_lowercase())
@@ -369,6 +397,16 @@ impl Hub {
     pub fn check_secret(&self, identifier: &str, secret: &str) -> Credential {
         let key = identifier.to_lowercase();
         let state = self.lock();
+        // An organization has no password: only its tokens log in, with its name.
+        if let Some(org) = state.orgs.get(&key) {
+            return match org.live_token(secret) {
+                Some(id) => Credential::Oat {
+                    id: id.to_owned(),
+                    org: key,
+                },
+                None => Credential::Invalid,
+            };
+        }
         let Some(account) = state.accounts.get(&key) else {
             return Credential::Invalid;
         };
@@ -396,7 +434,6 @@ impl Hub {
     /// token used to log in, if one was.
     pub fn issue_jwt(&self, account: &str, pat: Option<&str>) -> String {
         let mut state = self.lock();
-        let ttl = state.jwt_ttl;
         let account_state = state
             .accounts
             .get_mut(account)
@@ -409,16 +446,35 @@ impl Hub {
         {
             token.last_used = Some(clock::format(clock::now()));
         }
+        let (sub, username) = (account_state.uuid.clone(), account_state.username.clone());
+        let login = if pat.is_some() {
+            Login::Pat
+        } else {
+            Login::Password
+        };
+        self.open_session(&mut state, sub, username, login)
+    }
+
+    /// Signs a JWT for `sub`/`username` and opens its session, counting a successful login.
+    fn open_session(
+        &self,
+        state: &mut State,
+        sub: String,
+        username: String,
+        login: Login,
+    ) -> String {
+        let ttl = state.jwt_ttl;
         let iat = clock::unix_now();
         let claims = Claims {
-            sub: account_state.uuid.clone(),
-            username: account_state.username.clone(),
+            sub,
+            username,
             iat,
             // Whole seconds; the session table below holds the precise expiry.
             exp: iat + ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0),
             jti: uuid::Uuid::new_v4().to_string(),
             iss: "fakehub".to_owned(),
-            from_pat: pat.is_some(),
+            from_pat: login == Login::Pat,
+            from_oat: login == Login::Oat,
         };
         state
             .sessions
@@ -486,14 +542,20 @@ impl Hub {
             Some(expires) if *expires > Instant::now() => {}
             _ => return Err(AuthError::Expired),
         }
+        let login = match (claims.from_pat, claims.from_oat) {
+            (_, true) => Login::Oat,
+            (true, _) => Login::Pat,
+            _ => Login::Password,
+        };
         let account = claims.username.to_lowercase();
-        if !state.accounts.contains_key(&account) {
+        let known = match login {
+            Login::Oat => state.orgs.contains_key(&account),
+            _ => state.accounts.contains_key(&account),
+        };
+        if !known {
             return Err(AuthError::Invalid);
         }
-        Ok(Session {
-            account,
-            from_pat: claims.from_pat,
-        })
+        Ok(Session { account, login })
     }
 
     // --- personal access tokens ---

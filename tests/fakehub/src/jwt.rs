@@ -21,6 +21,9 @@ pub struct Claims {
     /// The login used a personal access token rather than the password; such JWTs are refused
     /// on the access-token endpoints.
     pub from_pat: bool,
+    /// The login used an organization access token (`username` is then the organization's
+    /// name); such JWTs are refused on the access-token endpoints too.
+    pub from_oat: bool,
 }
 
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
@@ -69,6 +72,7 @@ mod tests {
             jti: "j".into(),
             iss: "fakehub".into(),
             from_pat: false,
+            from_oat: false,
         }
     }
 

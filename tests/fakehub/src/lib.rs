@@ -1,39 +1,53 @@
 //! `fakehub`: a faithful fake of the Docker Hub API, for tests of code that logs in to the Hub
-//! and manages personal access tokens (PATs).
+//! and manages personal access tokens (PATs) and organization access tokens (OATs).
 //!
 //! It follows the contract in `docs/dockerhub-api.md` and the Hub's OpenAPI spec (excerpts in
 //! `reference/dockerhub-openapi/`): the same paths, field names, status codes and error body
 //! shapes, including the behaviours observed on the real Hub (a JWT obtained with a PAT is refused
 //! on the token endpoints; 2FA accounts need the `/v2/users/2fa-login` step; expired PATs stay
-//! listed). What it serves:
+//! listed) and, for OATs, the rules of Docker's "Organization access tokens" docs (owners
+//! only; 10 tokens on Team, 100 on Business, expired and deactivated ones counting until
+//! deleted; up to 50 repositories a token; login with the organization's name). What it serves:
 //!
-//! - `POST /v2/auth/token`, `POST /v2/users/login`, `POST /v2/users/2fa-login` (TOTP, RFC 6238);
+//! - `POST /v2/auth/token` (password, PAT, or an OAT with the organization's name),
+//!   `POST /v2/users/login`, `POST /v2/users/2fa-login` (TOTP, RFC 6238);
 //! - `POST|GET /v2/access-tokens`, `GET|PATCH|DELETE /v2/access-tokens/{uuid}`;
+//! - `POST|GET /v2/orgs/{org}/access-tokens`, `GET|PATCH|DELETE /v2/orgs/{org}/access-tokens/{id}`
+//!   for the [`Organization`]s of the [`Config`];
 //! - the `X-RateLimit-*` headers and 429s of the Hub's rate limit, when configured.
 //!
-//! Tests drive and inspect it through [`FakeHub`]: accounts, the tokens that exist, every call
-//! received, the number of logins, [`Fault`]s that make the next requests fail, stall, or lose
-//! their response, and the [`ExpiryGrant`] that decides which expiry new tokens really get. The server listens on `127.0.0.1` on a free port and runs on its own thread, so
-//! the API is synchronous and usable from sync and async tests alike; dropping the [`FakeHub`]
-//! stops it.
+//! Tests drive and inspect it through [`FakeHub`]: accounts, the tokens that exist (of both
+//! kinds), every call received, the number of logins, [`Fault`]s that make the next requests
+//! fail, stall, or lose their response, and the [`ExpiryGrant`] that decides which expiry new
+//! tokens really get. The server listens on `127.0.0.1` on a free port and runs on its own
+//! thread, so the API is synchronous and usable from sync and async tests alike; dropping the
+//! [`FakeHub`] stops it.
 //!
 //! ```no_run
-//! use fakehub::{Config, FakeHub, Fault, FaultKind};
+//! use fakehub::{Config, FakeHub, Fault, FaultKind, Organization, Plan};
 //!
-//! let hub = FakeHub::start(Config::default().account("alice", "s3cret", None)).unwrap();
+//! let hub = FakeHub::start(
+//!     Config::default()
+//!         .account("alice", "s3cret", None)
+//!         .organization(Organization::new("acme", Plan::Team).owner("alice").repository("app")),
+//! )
+//! .unwrap();
 //! hub.inject(Fault::on("POST", "/v2/access-tokens", FaultKind::DropAfterProcessing));
 //! // ... point the client under test at hub.url() ...
 //! assert_eq!(hub.login_count(), 0);
+//! assert!(hub.org_tokens("acme").is_empty());
 //! ```
 
 mod clock;
 mod config;
 mod errors;
 mod fault;
+mod fields;
 mod hub;
 mod jwt;
 mod path_access_tokens;
 mod path_auth;
+mod path_org_access_tokens;
 mod ratelimit;
 mod routes;
 mod server;
@@ -43,9 +57,9 @@ use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 
-pub use config::{Account, Config, RateLimit};
+pub use config::{Account, Config, Organization, Plan, RateLimit};
 pub use fault::{Fault, FaultKind};
-pub use hub::{Call, ExpiryGrant, TokenInfo};
+pub use hub::{Call, ExpiryGrant, OrgTokenInfo, OrgTokenResource, TokenInfo};
 pub use jwt::Claims;
 
 use hub::Hub;
@@ -66,7 +80,9 @@ impl FakeHub {
     }
 
     /// Starts a fake hub on `listen`; for the binary. Tests should use [`FakeHub::start`].
+    /// Fails on a config that [`Config::check`] refuses.
     pub fn start_on(config: Config, listen: SocketAddr) -> anyhow::Result<FakeHub> {
+        config.check().map_err(anyhow::Error::msg)?;
         let listener = std::net::TcpListener::bind(listen)
             .with_context(|| format!("binding the fake hub to {listen}"))?;
         let addr = listener.local_addr()?;
@@ -86,7 +102,8 @@ impl FakeHub {
         self.addr
     }
 
-    /// Adds an account, or replaces the password and TOTP secret of an existing one.
+    /// Adds an account, or replaces the password and TOTP secret of an existing one. Panics
+    /// on an organization's name.
     pub fn add_account(&self, username: &str, password: &str, totp_secret: Option<&str>) {
         self.hub
             .add_account(Account::new(username, password, totp_secret));
@@ -124,6 +141,51 @@ impl FakeHub {
         self.hub
             .token(uuid)
             .is_some_and(|t| self.hub.delete_token(&t.username, uuid))
+    }
+
+    /// Every token of the organization named `org` that is not deleted, oldest first;
+    /// deactivated and expired ones included (see [`OrgTokenInfo::expired`]).
+    pub fn org_tokens(&self, org: &str) -> Vec<OrgTokenInfo> {
+        self.hub.org_tokens(org)
+    }
+
+    /// The organization access token with this id, in whichever organization.
+    pub fn org_token(&self, id: &str) -> Option<OrgTokenInfo> {
+        self.hub.org_token(id)
+    }
+
+    /// Creates an organization access token as its first owner would in Docker Hub's web UI,
+    /// behind the client's back, and returns it with its secret. `expires_at` (RFC 3339) may
+    /// be past, for an already expired token; the resources are not checked. The plan's limit
+    /// holds: panics when the organization is unknown, its plan has no tokens or no room for
+    /// one more, or `expires_at` does not parse.
+    pub fn create_org_token_by_hand(
+        &self,
+        org: &str,
+        label: &str,
+        description: &str,
+        resources: Vec<OrgTokenResource>,
+        expires_at: Option<&str>,
+    ) -> OrgTokenInfo {
+        self.hub
+            .create_org_token_by_hand(org, label, description, resources, expires_at)
+    }
+
+    /// Deactivates an organization access token as an owner would in the web UI; `false`
+    /// when there is no such token.
+    pub fn deactivate_org_token(&self, id: &str) -> bool {
+        self.hub.deactivate_org_token(id)
+    }
+
+    /// Makes an organization access token expire now; `false` when there is no such token.
+    pub fn expire_org_token(&self, id: &str) -> bool {
+        self.hub.expire_org_token(id)
+    }
+
+    /// Deletes an organization access token as an owner would in the web UI; `false` when
+    /// there is no such token.
+    pub fn delete_org_token(&self, id: &str) -> bool {
+        self.hub.delete_org_token_by_id(id)
     }
 
     /// Successful logins (JWTs issued) on any login endpoint.

@@ -4,7 +4,7 @@
 use std::{io::Write, net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use fakehub::{Account, Config, FakeHub, RateLimit};
+use fakehub::{Account, Config, FakeHub, Organization, RateLimit};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "A fake Docker Hub API for tests")]
@@ -15,6 +15,15 @@ struct Args {
     /// An account, as user:password or user:password:totp_base32 (2FA on). Repeatable.
     #[arg(long = "account", value_name = "USER:PASSWORD[:TOTP]")]
     accounts: Vec<Account>,
+    /// An organization, as NAME:PLAN:OWNER[,OWNER..][:REPO[,REPO..][:MEMBER[,MEMBER..]]], e.g.
+    /// acme:team:alice:app,web. PLAN is free, pro (no access tokens), team (10) or business
+    /// (100); owners and members must be --account users; a member who does not own it
+    /// cannot manage its tokens. Repeatable.
+    #[arg(
+        long = "organization",
+        value_name = "NAME:PLAN:OWNERS[:REPOS[:MEMBERS]]"
+    )]
+    organizations: Vec<Organization>,
     /// Lifetime of issued JWTs, in seconds.
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     jwt_ttl: u64,
@@ -30,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         jwt_ttl: Duration::from_secs(args.jwt_ttl),
         rate_limit: args.rate_limit,
         accounts: args.accounts,
+        organizations: args.organizations,
     };
     let hub = FakeHub::start_on(config, args.listen)?;
     let mut stdout = std::io::stdout();

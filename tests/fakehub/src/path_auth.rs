@@ -3,7 +3,9 @@
 //! other endpoints take as `Authorization: Bearer`, and each answers errors in its own shape.
 //!
 //! A personal access token is accepted wherever a password is; the JWT it yields is marked so
-//! that the access-token endpoints refuse it, as the Hub does.
+//! that the access-token endpoints refuse it, as the Hub does. An organization access token
+//! logs in only at `/v2/auth/token`, whose spec alone names it, and only with the
+//! organization's name as the identifier; its JWT is refused on those endpoints as well.
 
 use std::sync::Arc;
 
@@ -27,7 +29,8 @@ const TWO_FACTOR_ON: &str = "Two-factor authentication is enabled on this accoun
 const SECOND_FACTOR_REQUIRED: &str = "Require secondary authentication on MFA enabled account";
 
 /// `POST /v2/auth/token` `{"identifier", "secret"}` → 200 `{"access_token"}`; 401 in the
-/// `errinfo` shape.
+/// `errinfo` shape. The identifier is a username (with a password or PAT) or an organization's
+/// name (with a live OAT of that organization).
 pub async fn auth_token(State(hub): State<Arc<Hub>>, body: Bytes) -> Response {
     let (identifier, secret) = match credentials(&body, "identifier", "secret") {
         Ok(pair) => pair,
@@ -39,6 +42,10 @@ pub async fn auth_token(State(hub): State<Arc<Hub>>, body: Bytes) -> Response {
             two_factor: false,
         } => (account, None),
         Credential::Pat { account, uuid } => (account, Some(uuid)),
+        Credential::Oat { org, id } => {
+            let jwt = hub.issue_org_jwt(&org, &id);
+            return Json(json!({"access_token": jwt})).into_response();
+        }
         Credential::Password {
             two_factor: true, ..
         } => return errors::errinfo(StatusCode::UNAUTHORIZED, TWO_FACTOR_ON),
@@ -72,7 +79,9 @@ pub async fn users_login(State(hub): State<Arc<Hub>>, body: Bytes) -> Response {
             )
                 .into_response();
         }
-        Credential::Invalid => return errors::detail_only(StatusCode::UNAUTHORIZED, INCORRECT),
+        Credential::Oat { .. } | Credential::Invalid => {
+            return errors::detail_only(StatusCode::UNAUTHORIZED, INCORRECT);
+        }
     };
     let jwt = hub.issue_jwt(&account, pat.as_deref());
     Json(json!({"token": jwt})).into_response()

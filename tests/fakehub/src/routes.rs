@@ -1,6 +1,7 @@
 //! Wires the Hub's paths to their handlers and holds what the handlers share: reading a JSON
-//! body and finding the caller behind a bearer JWT. Any other path answers 404, any other
-//! method on a known path 405, both with a Docker-shaped body.
+//! body and finding the caller behind a bearer JWT (and whether it may manage tokens). Any
+//! other path answers 404, any other method on a known path 405, both with a Docker-shaped
+//! body.
 
 use std::sync::Arc;
 
@@ -13,8 +14,8 @@ use serde_json::{Map, Value};
 
 use crate::{
     errors::{self, Rejection},
-    hub::{AuthError, Hub, Session},
-    path_access_tokens, path_auth,
+    hub::{AuthError, Hub, Login, Session},
+    path_access_tokens, path_auth, path_org_access_tokens,
 };
 
 pub(crate) fn router(hub: Arc<Hub>) -> Router {
@@ -34,6 +35,16 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
             get(path_access_tokens::read)
                 .patch(path_access_tokens::update)
                 .delete(path_access_tokens::delete),
+        )
+        .route(
+            "/v2/orgs/{org}/access-tokens",
+            post(path_org_access_tokens::create).get(path_org_access_tokens::list),
+        )
+        .route(
+            "/v2/orgs/{org}/access-tokens/{id}",
+            get(path_org_access_tokens::read)
+                .patch(path_org_access_tokens::update)
+                .delete(path_org_access_tokens::delete),
         )
         .fallback(|| async { errors::not_found() })
         .method_not_allowed_fallback(|method: Method| async move {
@@ -93,4 +104,17 @@ pub(crate) fn session(hub: &Hub, headers: &HeaderMap) -> Result<Session, Rejecti
         };
         errors::detail(StatusCode::UNAUTHORIZED, message).into()
     })
+}
+
+/// The caller, when allowed to manage access tokens (personal or organization): logged in, and
+/// not with an access token. The Hub's words for a PAT login are observed; those for an OAT
+/// login are not published, and follow them.
+pub(crate) fn token_manager(hub: &Hub, headers: &HeaderMap) -> Result<Session, Rejection> {
+    let session = session(hub, headers)?;
+    let refusal = match session.login {
+        Login::Password => return Ok(session),
+        Login::Pat => "token issued from personal access token is not allowed",
+        Login::Oat => "token issued from organization access token is not allowed",
+    };
+    Err(errors::detail(StatusCode::FORBIDDEN, refusal).into())
 }

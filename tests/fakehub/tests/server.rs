@@ -110,6 +110,8 @@ fn binary_serves_until_sigterm() {
                 "60",
                 "--rate-limit",
                 "100/60",
+                "--organization",
+                "acme:team:alice:app",
             ])
             .stdout(Stdio::piped())
             .stdin(Stdio::null())
@@ -140,8 +142,26 @@ fn binary_serves_until_sigterm() {
     assert_eq!(reply.status(), 200);
     assert_eq!(reply.headers()["x-ratelimit-limit"], "100");
     let body: serde_json::Value = reply.body_mut().read_json().unwrap();
-    let jwt_claims = claims(body["access_token"].as_str().unwrap());
+    let jwt = body["access_token"].as_str().unwrap();
+    let jwt_claims = claims(jwt);
     assert_eq!(jwt_claims.exp - jwt_claims.iat, 60);
+
+    let oat: serde_json::Value = agent
+        .post(format!("{url}/v2/orgs/acme/access-tokens"))
+        .header("Authorization", format!("Bearer {jwt}"))
+        .send_json(json!({
+            "label": "ci",
+            "resources": [{"type": "TYPE_REPO", "path": "acme/app", "scopes": ["scope-image-pull"]}],
+        }))
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let oat_login = agent
+        .post(format!("{url}/v2/auth/token"))
+        .send_json(json!({"identifier": "acme", "secret": oat["token"]}))
+        .unwrap();
+    assert_eq!(oat_login.status(), 200, "{oat}");
 
     let first: serde_json::Value = agent
         .post(format!("{url}/v2/users/login"))
@@ -179,7 +199,13 @@ fn binary_serves_until_sigterm() {
 
 #[test]
 fn binary_rejects_bad_arguments() {
-    for args in [["--account", "no-password"], ["--rate-limit", "ten"]] {
+    for args in [
+        ["--account", "no-password"],
+        ["--rate-limit", "ten"],
+        ["--organization", "acme:gold:alice"],
+        // Parses, but alice is no account: refused at start.
+        ["--organization", "acme:team:alice"],
+    ] {
         let output = Command::new(env!("CARGO_BIN_EXE_fakehub"))
             .args(args)
             .stdin(Stdio::null())
