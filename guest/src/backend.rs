@@ -4,7 +4,7 @@
 
 use crate::api::{BackendHelp, EngineError, Operation, Request, Response};
 use crate::capabilities::Host;
-use crate::{path_config, path_token, rollback, secret_token};
+use crate::{path_config, path_creds, path_role, path_token, rollback, secret_token};
 
 const DESCRIPTION: &str = "\
 The dockerhub secrets engine issues short-lived Docker Hub access tokens under leases and \
@@ -13,7 +13,10 @@ password or a long-lived token.
 
 Configure an account with config/<account>, then request tokens with \
 token/<account>/<namespace>; Vault policies on the token path decide who may get tokens for \
-which namespace.";
+which namespace.
+
+For tokens that reach only some repositories of an organization (organization access \
+tokens), define a role with roles/<role> and request tokens with creds/<role>.";
 
 /// The engine paths, parsed from a request path.
 #[derive(Debug, PartialEq, Eq)]
@@ -21,6 +24,9 @@ enum Route<'a> {
     ConfigList,
     Config(&'a str),
     Token(&'a str, &'a str),
+    RoleList,
+    Role(&'a str),
+    Creds(&'a str),
 }
 
 impl<'a> Route<'a> {
@@ -32,6 +38,9 @@ impl<'a> Route<'a> {
             ["token", account, namespace] if !account.is_empty() && !namespace.is_empty() => {
                 Some(Route::Token(account, namespace))
             }
+            ["roles"] | ["roles", ""] => Some(Route::RoleList),
+            ["roles", role] => Some(Route::Role(role)),
+            ["creds", role] if !role.is_empty() => Some(Route::Creds(role)),
             _ => None,
         }
     }
@@ -57,6 +66,11 @@ pub fn handle(host: &dyn Host, request: &Request) -> Result<Response, EngineErro
             (Route::Token(account, namespace), _) => {
                 path_token::handle(host, account, namespace, request)
             }
+            (Route::RoleList, Operation::List) => path_role::list(host),
+            (Route::Role(role), op) if op != Operation::List => {
+                path_role::handle(host, role, request)
+            }
+            (Route::Creds(role), _) => path_creds::handle(host, role, request),
             (_, op) => Err(EngineError::UnsupportedOperation(format!(
                 "{} does not support {op:?}",
                 request.path
@@ -69,14 +83,21 @@ pub fn handle(host: &dyn Host, request: &Request) -> Result<Response, EngineErro
 pub fn existence_check(host: &dyn Host, request: &Request) -> Result<Option<bool>, EngineError> {
     match Route::of(request)? {
         Route::Config(account) => path_config::exists(host, account).map(Some),
-        Route::ConfigList | Route::Token(..) => Ok(None),
+        Route::Role(role) => path_role::exists(host, role).map(Some),
+        Route::ConfigList | Route::Token(..) | Route::RoleList | Route::Creds(_) => Ok(None),
     }
 }
 
 pub fn help() -> BackendHelp {
     BackendHelp {
         description: DESCRIPTION,
-        paths: [path_config::help(), path_token::help()].concat(),
+        paths: [
+            path_config::help(),
+            path_token::help(),
+            path_role::help(),
+            path_creds::help(),
+        ]
+        .concat(),
     }
 }
 
@@ -95,6 +116,10 @@ mod tests {
             Route::parse("token/hoeg/ns"),
             Some(Route::Token("hoeg", "ns"))
         );
+        assert_eq!(Route::parse("roles"), Some(Route::RoleList));
+        assert_eq!(Route::parse("roles/"), Some(Route::RoleList));
+        assert_eq!(Route::parse("roles/app"), Some(Route::Role("app")));
+        assert_eq!(Route::parse("creds/app"), Some(Route::Creds("app")));
         for unknown in [
             "",
             "tokens/x",
@@ -102,6 +127,9 @@ mod tests {
             "token/hoeg/ns/",
             "token//ns",
             "config/a/b",
+            "creds/",
+            "creds/a/b",
+            "roles/a/b",
         ] {
             assert_eq!(Route::parse(unknown), None, "{unknown}");
         }
@@ -137,6 +165,8 @@ mod tests {
         assert_eq!(check("config/hoeg"), Ok(Some(true)));
         assert_eq!(check("config/other"), Ok(Some(false)));
         assert_eq!(check("token/hoeg/hoeg"), Ok(None));
+        assert_eq!(check("roles/app-pull"), Ok(Some(false)));
+        assert_eq!(check("creds/app-pull"), Ok(None));
         assert!(check("elsewhere").is_err());
     }
 
@@ -149,7 +179,10 @@ mod tests {
             [
                 r"config/(?P<account>[^/]+)$",
                 r"config/?$",
-                r"token/(?P<account>[^/]+)/(?P<namespace>[^/]+)$"
+                r"token/(?P<account>[^/]+)/(?P<namespace>[^/]+)$",
+                r"roles/(?P<role>[^/]+)$",
+                r"roles/?$",
+                r"creds/(?P<role>[^/]+)$",
             ]
         );
         for path in &help.paths {

@@ -55,7 +55,7 @@ export!(Component);
 /// [`Host`] over WASI imports. Buckets are opened once per call, on first use.
 #[derive(Default)]
 struct WasiHost {
-    buckets: [OnceCell<store::Bucket>; 4],
+    buckets: [OnceCell<store::Bucket>; 5],
 }
 
 impl WasiHost {

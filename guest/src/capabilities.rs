@@ -19,6 +19,8 @@ pub enum Bucket {
     Token,
     /// Write-ahead records of token creations in progress, keyed by a random id.
     Wal,
+    /// Roles for organization access tokens, keyed by role name.
+    Role,
 }
 
 impl Bucket {
@@ -28,6 +30,7 @@ impl Bucket {
             Bucket::Session => "session",
             Bucket::Token => "token",
             Bucket::Wal => "wal",
+            Bucket::Role => "role",
         }
     }
 }

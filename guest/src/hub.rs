@@ -13,6 +13,12 @@
 //! would create a second token; [`Hub::create_token`] says instead whether the Hub may have
 //! created one.
 //!
+//! A client manages one family of tokens ([`Tokens`]): the account's personal access tokens,
+//! or, with [`Hub::for_organization`], the organization access tokens of an organization the
+//! account owns. Both live under the same session and obey the same rules; only their paths
+//! and field names differ (`uuid`/`token_label`/`count` for personal tokens,
+//! `id`/`label`/`total` for organization tokens).
+//!
 //! Errors say what was attempted and quote the Hub's message; no request body (which holds
 //! the password) and no success body (which holds a token) ever reaches an error or a log.
 
@@ -64,6 +70,50 @@ pub const WAIT_RESERVE: Duration = Duration::from_millis(1500);
 /// ([`CreateFailure::Refused`]). Any other answer (a gateway's 408, 409, 499, a 5xx) may come
 /// after the Hub made the token, so the request itself looks it up before answering.
 const REFUSED_BEFORE_CREATION: [u16; 4] = [400, 401, 403, 429];
+/// The same for `POST /v2/orgs/{org}/access-tokens`, whose contract also names 404 (no such
+/// organization) among its refusals.
+const ORG_REFUSED_BEFORE_CREATION: [u16; 5] = [400, 401, 403, 404, 429];
+
+/// Which of the Hub's token families a client manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tokens<'a> {
+    /// The logged-in account's personal access tokens, `/v2/access-tokens`.
+    Personal,
+    /// The organization access tokens of this organization,
+    /// `/v2/orgs/{org}/access-tokens` (Docker Hub API, "org-access-tokens").
+    Organization(&'a str),
+}
+
+impl Tokens<'_> {
+    /// The collection's path, without a query.
+    fn collection(self) -> String {
+        match self {
+            Tokens::Personal => "/v2/access-tokens".to_string(),
+            Tokens::Organization(org) => format!("/v2/orgs/{org}/access-tokens"),
+        }
+    }
+
+    /// What one token is called in errors: "access token", "organization access token".
+    fn noun(self) -> &'static str {
+        match self {
+            Tokens::Personal => "access token",
+            Tokens::Organization(_) => "organization access token",
+        }
+    }
+}
+
+/// What an issued token may do. An organization token's grant is its resources, as the
+/// Hub's `orgAccessTokenResource`: `{"type": "TYPE_REPO", "path": "org/repo" | "org/*",
+/// "scopes": ["scope-image-pull", "scope-image-push"]}`.
+pub enum Grant<'g> {
+    /// A personal token's one scope (`repo:read`, ...).
+    Scope(&'g str),
+    /// An organization token's description and resources (a JSON array).
+    Resources {
+        description: &'g str,
+        resources: &'g Value,
+    },
+}
 
 /// A cached Hub session. It is a credential: never logged, never returned.
 #[derive(Serialize, Deserialize)]
@@ -109,7 +159,8 @@ struct Failed {
     unsent: bool,
 }
 
-/// One token in the Hub's listing.
+/// One token in the Hub's listing (for an organization token, `uuid` is its `id` and
+/// `token_label` its `label`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedToken {
     pub uuid: String,
@@ -153,6 +204,7 @@ pub struct Hub<'a> {
     host: &'a dyn Host,
     account: &'a str,
     credentials: Credentials<'a>,
+    tokens: Tokens<'a>,
     /// Seconds one request may spend waiting out 429s.
     rate_limit_patience: u64,
     /// How many requests reached the Hub (or may have), for [`Hub::create_token`] to tell
@@ -166,9 +218,17 @@ impl<'a> Hub<'a> {
             host,
             account,
             credentials,
+            tokens: Tokens::Personal,
             rate_limit_patience: MAX_RATE_LIMIT_WAIT,
             sent: std::cell::Cell::new(0),
         }
+    }
+
+    /// Manage the organization access tokens of `organization` (which the account must own)
+    /// instead of the account's personal ones; same session.
+    pub fn for_organization(mut self, organization: &'a str) -> Hub<'a> {
+        self.tokens = Tokens::Organization(organization);
+        self
     }
 
     /// Report a 429 at once instead of waiting it out. For revocations: their host retries
@@ -295,43 +355,59 @@ impl<'a> Hub<'a> {
         }
     }
 
-    /// Create a personal access token, asking the Hub to expire it at `expires_at` (Unix
-    /// seconds); the Hub's answer says which expiry it really set. Sent once: a repeated POST
-    /// would make a second token.
+    /// Create a token of the client's family, asking the Hub to expire it at `expires_at`
+    /// (Unix seconds); the Hub's answer says which expiry it really set. Sent once: a
+    /// repeated POST would make a second token. `grant` must fit the family (a scope for a
+    /// personal token, resources for an organization token).
     pub fn create_token(
         &self,
         token_label: &str,
-        scope: &str,
+        grant: &Grant,
         expires_at: u64,
     ) -> Result<CreatedToken, CreateFailure> {
-        let body = json!({
-            "token_label": token_label,
-            "scopes": [scope],
-            "expires_at": rfc3339(expires_at),
-        });
-        let what = "create an access token";
+        let body = match (self.tokens, grant) {
+            (Tokens::Personal, Grant::Scope(scope)) => json!({
+                "token_label": token_label,
+                "scopes": [scope],
+                "expires_at": rfc3339(expires_at),
+            }),
+            (
+                Tokens::Organization(_),
+                Grant::Resources {
+                    description,
+                    resources,
+                },
+            ) => json!({
+                "label": token_label,
+                "description": description,
+                "resources": resources,
+                "expires_at": rfc3339(expires_at),
+            }),
+            _ => {
+                return Err(CreateFailure::NotCreated(EngineError::Internal(format!(
+                    "a {} cannot be created with that grant",
+                    self.tokens.noun()
+                ))));
+            }
+        };
+        let what = format!("create an {}", self.tokens.noun());
+        let what = what.as_str();
+        let path = self.tokens.collection();
         let post = |jwt: &str| {
-            self.exchange(
-                "POST",
-                "/v2/access-tokens",
-                Some(&body),
-                Some(jwt),
-                what,
-                Repeat::Never,
-            )
-            .map_err(|failed| {
-                // A request that never left created nothing; a 429 is the Hub's refusal; any
-                // other failure is an answer that was lost.
-                let status = failed.error.status;
-                let error = EngineError::Upstream(failed.error);
-                if failed.unsent {
-                    CreateFailure::NotCreated(error)
-                } else if status == 429 {
-                    CreateFailure::Refused(error)
-                } else {
-                    CreateFailure::Unknown(error)
-                }
-            })
+            self.exchange("POST", &path, Some(&body), Some(jwt), what, Repeat::Never)
+                .map_err(|failed| {
+                    // A request that never left created nothing; a 429 is the Hub's refusal; any
+                    // other failure is an answer that was lost.
+                    let status = failed.error.status;
+                    let error = EngineError::Upstream(failed.error);
+                    if failed.unsent {
+                        CreateFailure::NotCreated(error)
+                    } else if status == 429 {
+                        CreateFailure::Refused(error)
+                    } else {
+                        CreateFailure::Unknown(error)
+                    }
+                })
         };
         // How many times the POST reached the Hub (or may have): `exchange` sends it again
         // after a 429 it waits out, and here it goes again after a 401.
@@ -358,15 +434,24 @@ impl<'a> Hub<'a> {
         })?;
         match response.status {
             200..=299 => {}
-            status if REFUSED_BEFORE_CREATION.contains(&status) => {
+            status
+                if match self.tokens {
+                    Tokens::Personal => REFUSED_BEFORE_CREATION.contains(&status),
+                    Tokens::Organization(_) => ORG_REFUSED_BEFORE_CREATION.contains(&status),
+                } =>
+            {
                 return Err(CreateFailure::Refused(refused(&response, what)));
             }
             _ => return Err(CreateFailure::Unknown(refused(&response, what))),
         }
+        // A personal token's object has `uuid` and `token_label`, an organization token's
+        // `id` and `label`.
         #[derive(Deserialize)]
         struct Created {
+            #[serde(alias = "id")]
             uuid: String,
             token: String,
+            #[serde(alias = "label")]
             token_label: String,
             #[serde(default)]
             expires_at: Option<String>,
@@ -386,7 +471,7 @@ impl<'a> Hub<'a> {
             .ok_or_else(|| {
                 CreateFailure::Unknown(malformed(
                     what,
-                    "the answer has no uuid or token, or names another token label",
+                    "the answer has no id or token, or names another token label",
                 ))
             })
     }
@@ -398,9 +483,11 @@ impl<'a> Hub<'a> {
     /// without passing the request on would otherwise leave the token live until its Hub
     /// expiry. A token still listed then is an error with that status, so that the host tries
     /// the revocation again.
+    /// The same holds for `DELETE /v2/orgs/{org}/access-tokens/{id}`, which answers 204.
     pub fn delete_token(&self, uuid: &str) -> Result<(), EngineError> {
-        let path = format!("/v2/access-tokens/{uuid}");
-        let what = "delete an access token";
+        let path = format!("{}/{uuid}", self.tokens.collection());
+        let what = format!("delete an {}", self.tokens.noun());
+        let what = what.as_str();
         let response = self.authorized("DELETE", &path, None, what, Repeat::Safe)?;
         match response.status {
             202 | 204 => Ok(()),
@@ -418,6 +505,26 @@ impl<'a> Hub<'a> {
             200..=299 | 404 => Ok(()),
             _ => Err(refused(&response, what)),
         }
+    }
+
+    /// How many tokens of the family exist, as the first page of the listing counts them
+    /// (`count`, or `total` for an organization, whose limit counts expired and deactivated
+    /// tokens until they are deleted). One request.
+    pub fn token_total(&self) -> Result<u64, EngineError> {
+        #[derive(Deserialize)]
+        struct Counted {
+            #[serde(alias = "total")]
+            count: u64,
+        }
+        let what = format!("count {}s", self.tokens.noun());
+        let path = format!("{}?page=1&page_size=1", self.tokens.collection());
+        let response = self.authorized("GET", &path, None, &what, Repeat::Safe)?;
+        if response.status != 200 {
+            return Err(refused(&response, &what));
+        }
+        serde_json::from_slice::<Counted>(&response.body)
+            .map(|c| c.count)
+            .map_err(|_| malformed(&what, "the answer is not a token list"))
     }
 
     /// Every token of the account, all pages, read as one list.
@@ -501,8 +608,10 @@ impl<'a> Hub<'a> {
     ) -> Result<Result<Vec<ListedToken>, String>, EngineError> {
         // `count` and `results` are required: an answer without them (`{}`, a proxy's own
         // JSON) is not a listing, and reading it as an empty one would call live tokens gone.
+        // A personal token list counts in `count`, an organization token list in `total`.
         #[derive(Deserialize)]
         struct Page {
+            #[serde(alias = "total")]
             count: u64,
             #[serde(default)]
             next: Option<String>,
@@ -510,16 +619,21 @@ impl<'a> Hub<'a> {
         }
         #[derive(Deserialize)]
         struct Listed {
+            #[serde(alias = "id")]
             uuid: String,
-            #[serde(default)]
+            #[serde(default, alias = "label")]
             token_label: String,
         }
-        let what = "list access tokens";
+        let what = format!("list {}s", self.tokens.noun());
+        let what = what.as_str();
         let mut found: Vec<ListedToken> = Vec::new();
         let mut uuids = std::collections::HashSet::new();
         let mut count = None;
         for page in 1..=MAX_PAGES {
-            let path = format!("/v2/access-tokens?page={page}&page_size={PAGE_SIZE}");
+            let path = format!(
+                "{}?page={page}&page_size={PAGE_SIZE}",
+                self.tokens.collection()
+            );
             let response = self.authorized("GET", &path, None, what, Repeat::Safe)?;
             if response.status != 200 {
                 return Err(refused(&response, what));

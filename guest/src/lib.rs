@@ -6,8 +6,9 @@
 //! capabilities through [`capabilities::Host`]; `bindings` is the thin adapter between that
 //! trait and the WASI imports.
 //!
-//! Layout, like HashiCorp's own plugins: [`backend`] routes; `path_config` and `path_token`
-//! own their paths; `secret_token` owns renew and revoke; `rollback` owns write-ahead
+//! Layout, like HashiCorp's own plugins: [`backend`] routes; `path_config`, `path_token`,
+//! `path_role` and `path_creds` own their paths; `issue` creates a token under a lease for
+//! both token paths; `secret_token` owns renew and revoke; `rollback` owns write-ahead
 //! records and cleanup; `hub` is the only code that speaks Docker Hub's API.
 
 pub mod api;
@@ -17,9 +18,12 @@ mod docker_login;
 mod duration;
 mod fields;
 mod hub;
+mod issue;
 mod label_template;
 mod names;
 mod path_config;
+mod path_creds;
+mod path_role;
 mod path_token;
 mod rollback;
 mod secret_token;

@@ -12,7 +12,7 @@ use crate::fields::FieldData;
 use crate::hub::{Credentials, Hub};
 use crate::label_template::LabelTemplate;
 use crate::names::{self, SCOPES};
-use crate::secret_token::TokenRecord;
+use crate::secret_token::{Holder, live_count};
 use crate::{storage, totp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -118,8 +118,10 @@ pub static FIELDS: &[Field] = &[
     Field {
         name: "max_live_tokens",
         kind: FieldKind::Integer,
-        description: "The most tokens of this account that may be live at once: issued and not \
-                      yet revoked, plus creations whose outcome is not settled. A request over \
+        description: "The most personal access tokens of this account (token/ paths) that may \
+                      be live at once: issued and not yet revoked, plus creations whose outcome \
+                      is not settled (a role's organization tokens count against the role's own \
+                      max_live_tokens). A request over \
                       it is refused with a 400 naming the quota, before any Docker Hub call. \
                       0: no quota. (Docker's fair-use terms allow throttling or charges for \
                       excessive token creation.)",
@@ -429,23 +431,15 @@ fn read(host: &dyn Host, account: &str) -> Result<Response, EngineError> {
     Ok(Response::data(data))
 }
 
-/// How many tokens of `account` the engine has issued and not yet revoked.
-pub fn live_tokens(host: &dyn Host, account: &str) -> Result<usize, EngineError> {
-    Ok(TokenRecord::all(host)?
-        .into_iter()
-        .filter(|(_, record)| record.account == account)
-        .count())
-}
-
 fn delete(host: &dyn Host, account: &str) -> Result<Response, EngineError> {
-    let live = live_tokens(host, account)?;
+    let live = live_count(host, Holder::Account(account))?;
     if live > 0 {
         return Err(EngineError::invalid(format!(
             "account {account} still has {live} live token(s), and revoking them needs this \
              config: revoke their leases first (lease revoke -prefix <mount>/token/{account})"
         )));
     }
-    let pending = crate::rollback::pending_for(host, account)?;
+    let pending = crate::rollback::pending(host, Holder::Account(account))?;
     if pending > 0 {
         return Err(EngineError::invalid(format!(
             "account {account} has {pending} token creation(s) whose outcome is not settled yet \

@@ -5,32 +5,18 @@
 //! allowed on `token/hoeg/my-organization` cannot ask for `token/hoeg/hoeg`. A namespace
 //! outside the account's list is refused before any Hub call.
 //!
-//! No orphans: a write-ahead record exists before the Hub is asked to create the token and
-//! until the token is recorded; when the Hub's answer is lost, this call looks the token up
-//! by its label and deletes it, and rollback does so for a call that could not. The token's
-//! own Hub expiry is asked for at the lease's max_ttl, so the Hub kills it even if every
-//! revocation fails; the lease never ends after the expiry the Hub actually granted.
+//! Issuance itself (write-ahead record, creation, settling, lease) is `issue`'s.
 
-use crate::api::{
-    EngineError, Field, FieldKind, Lease, Operation, PathHelp, Request, Response, UpstreamError,
-};
-use crate::capabilities::{Host, Level};
+use crate::api::{EngineError, Field, FieldKind, Operation, PathHelp, Request, Response};
+use crate::capabilities::Host;
 use crate::docker_login;
-use crate::duration;
 use crate::fields::FieldData;
-use crate::hub::{CreateFailure, Hub, rfc3339};
-use crate::label_template;
+use crate::hub::{Grant, rfc3339};
+use crate::issue::{self, Issue, Quota};
 use crate::names;
-use crate::path_config::{self, AccountConfig};
-use crate::rollback::{self, PendingCreation, Settled};
-use crate::secret_token::{LeaseData, TokenRecord};
+use crate::path_config::AccountConfig;
+use crate::secret_token::{Holder, TokenRecord};
 use serde_json::{Map, Value};
-
-/// Seconds added to the expiry asked of the Hub beyond the longest lease: the engine's clock
-/// reads whole seconds, and the lease starts when the host records it, after the Hub answered.
-/// With this slack the lease keeps its full max_ttl unless the Hub took over a second; the
-/// token dies at most this long after the longest lease could end.
-const HUB_EXPIRY_SLACK: u64 = 2;
 
 pub static FIELDS: &[Field] = &[
     Field {
@@ -142,266 +128,74 @@ fn issue(
         )));
     }
     let mut warnings = data.unknown_field_warnings();
-    // `label=` (empty) asks for the default, so that a write with nothing else to say
-    // needs no `-force` in the CLI.
-    let label = match data.string("label")?.filter(|label| !label.is_empty()) {
-        Some(label) => {
-            names::check_label(&label)?;
-            label
-        }
-        None => {
-            let (label, fell_back) =
-                label_template::default_label(host, &config.label_template, request)?;
-            warnings.extend(fell_back);
-            label
-        }
-    };
-
-    let ttl = match data.duration("ttl")? {
-        None | Some(0) => config.ttl,
-        Some(ttl) if ttl > config.max_ttl => {
-            return Err(EngineError::invalid(format!(
-                "ttl {} exceeds the max_ttl of account {account} ({})",
-                duration::format(ttl),
-                duration::format(config.max_ttl)
-            )));
-        }
-        Some(ttl) => ttl,
-    };
-    // The host's limit (a mount's max lease TTL, or in `serve` also the time the requesting
-    // login token has left) wins over the account's: the token must not outlive the longest
-    // lease the host will keep.
-    let max_ttl = match host.max_lease_ttl() {
-        Some(limit) if limit > 0 && limit < config.max_ttl => limit,
-        _ => config.max_ttl,
-    };
-    let ttl = if ttl > max_ttl {
-        warnings.push(format!(
-            "ttl of {} exceeds the longest lease the host allows now, {} (the mount's max \
-             lease TTL, or the time the requesting login token has left); capped",
-            duration::format(ttl),
-            duration::format(max_ttl)
-        ));
-        max_ttl
-    } else {
-        ttl
-    };
-
-    let requested_expiry = host.now() + max_ttl + HUB_EXPIRY_SLACK;
-    let pending = PendingCreation::begin(host, account, &label)?;
-    if let Err(e) = check_quota(host, account, &config) {
-        pending.abandon(host);
-        return Err(e);
-    }
-    let hub = config.hub(host, account);
-    let created = match hub.create_token(&pending.token_label, &scope, requested_expiry) {
-        Ok(created) => created,
-        Err(CreateFailure::NotCreated(e)) => {
-            pending.abandon(host);
-            return Err(e);
-        }
-        Err(CreateFailure::Refused(e)) => {
-            pending.check_once(host);
-            return Err(e);
-        }
-        Err(CreateFailure::Unknown(e)) => return Err(settle(host, &hub, &pending, e)),
-    };
-
-    let now = host.now();
-    // The lease starts when the host records it, a moment after `now`, which the clock
-    // reports up to a second late: a second off the Hub's expiry keeps the lease inside it.
-    let hub_left = created.expires_at.map(|at| at.saturating_sub(now + 1));
-    let lease_max = match hub_left {
-        Some(0) => {
-            let expiry = created.expires_at.map(rfc3339).unwrap_or_default();
-            return Err(discard(
-                host,
-                &hub,
-                &pending,
-                &created.uuid,
-                EngineError::Upstream(UpstreamError {
-                    status: 201,
-                    message: format!(
-                        "Docker Hub created the token with an expiry of {expiry}, which leaves \
-                         no time for a lease; the token was deleted again"
-                    ),
-                    retry_after: None,
-                }),
-            ));
-        }
-        Some(left) if left < max_ttl => {
-            if created.expires_at < Some(requested_expiry - HUB_EXPIRY_SLACK) {
-                warnings.push(format!(
-                    "Docker Hub expires this token at {}, earlier than the {} asked for; the \
-                     lease ends by then and cannot be renewed beyond it",
-                    created.expires_at.map(rfc3339).unwrap_or_default(),
-                    duration::format(max_ttl)
-                ));
-            }
-            left
-        }
-        Some(_) => max_ttl,
-        None => {
-            warnings.push(format!(
-                "Docker Hub's answer gives token {} no expiry (none, or none the engine can \
-                 read): it lives until it is revoked, so keep its lease (or the engine's \
-                 rollback) able to revoke it",
-                created.uuid
-            ));
-            max_ttl
-        }
-    };
-    let ttl = ttl.min(lease_max);
+    let label = issue::label(host, &data, &config.label_template, request, &mut warnings)?;
+    let (ttl, max_ttl) = issue::lease_ttls(
+        host,
+        data.duration("ttl")?,
+        (config.ttl, config.max_ttl),
+        &format!("account {account}"),
+        &mut warnings,
+    )?;
     let record = TokenRecord {
         account: account.to_string(),
         namespace: namespace.to_string(),
         label: label.clone(),
         scope: scope.clone(),
-        token_label: pending.token_label.clone(),
-        issued_at: now,
-        ttl,
-        max_ttl: lease_max,
-        lease_expires_at: now + ttl,
-        hub_expires_at: created.expires_at,
+        token_label: String::new(),
+        issued_at: 0,
+        ttl: 0,
+        max_ttl: 0,
+        lease_expires_at: 0,
+        hub_expires_at: None,
+        organization: None,
+        role: None,
     };
-    if let Err(e) = record.save(host, &created.uuid) {
-        return Err(discard(host, &hub, &pending, &created.uuid, e));
-    }
-    if created.resent {
-        // An attempt before this one was refused, and may have made a token with the same
-        // label; rollback deletes any that has no record (this one has).
-        pending.check_once(host);
-    } else {
-        pending.finish(host);
-    }
-    host.log(
-        Level::Info,
-        "token",
-        &format!(
-            // The label quoted: it may hold a claim, which must not read as more of the line.
-            "issued token {} (label {:?}) for namespace {namespace}, scope {scope}, ttl {}",
-            created.uuid,
-            pending.token_label,
-            duration::format(ttl)
-        ),
-    );
+    let quota = Quota {
+        holder: Holder::Personal(account),
+        max: config.max_live_tokens,
+        what: format!("account {account}"),
+        where_set: format!("config/{account}"),
+    };
+    let minted = issue::mint(
+        host,
+        Issue {
+            hub: config.hub(host, account),
+            record,
+            grant: Grant::Scope(&scope),
+            ttl,
+            max_ttl,
+            quotas: vec![quota],
+        },
+        &|refusal| refusal,
+        &mut warnings,
+    )?;
 
     let mut out = Map::new();
-    docker_login::add_fields(&mut out, account, &created.token);
-    out.insert("token".into(), Value::from(created.token));
-    out.insert("uuid".into(), Value::from(created.uuid.clone()));
+    docker_login::add_fields(&mut out, account, &minted.token);
+    out.insert("token".into(), Value::from(minted.token));
+    out.insert("uuid".into(), Value::from(minted.uuid));
     out.insert("username".into(), Value::from(account));
     out.insert("namespace".into(), Value::from(namespace));
     out.insert("scope".into(), Value::from(scope));
     out.insert("label".into(), Value::from(label));
     out.insert(
         "expires_at".into(),
-        created
+        minted
             .expires_at
             .map(rfc3339)
             .map_or(Value::Null, Value::from),
     );
-    let internal = LeaseData {
-        account: account.to_string(),
-        uuid: created.uuid,
-    };
     Ok(Response {
         data: Some(out),
-        lease: Some(Lease {
-            ttl,
-            max_ttl: lease_max,
-            renewable: true,
-            internal_data: internal.to_json(),
-        }),
+        lease: Some(minted.lease),
         warnings,
-    })
-}
-
-/// Refuse the creation when the account's `max_live_tokens` is reached. Called once this
-/// creation's own write-ahead record is stored, and counting every such record: of two
-/// requests racing for the last place, the later to count sees the other's record.
-fn check_quota(host: &dyn Host, account: &str, config: &AccountConfig) -> Result<(), EngineError> {
-    let quota = config.max_live_tokens;
-    if quota == 0 {
-        return Ok(());
-    }
-    let held = path_config::live_tokens(host, account)? + rollback::pending_for(host, account)?;
-    // This creation's own record is one of those pending.
-    let held = held.saturating_sub(1) as u64;
-    if held >= quota {
-        return Err(EngineError::invalid(format!(
-            "account {account} holds {held} live token(s), its quota max_live_tokens={quota}: \
-             revoke a lease or wait for one to end, or raise max_live_tokens in config/{account}"
-        )));
-    }
-    Ok(())
-}
-
-/// A token the engine cannot keep (unrecordable, or dead on arrival) must not live on: delete
-/// it again. If that fails too, the write-ahead record still leads rollback to it.
-fn discard(
-    host: &dyn Host,
-    hub: &Hub,
-    pending: &PendingCreation,
-    uuid: &str,
-    error: EngineError,
-) -> EngineError {
-    if hub.delete_token(uuid).is_ok() {
-        pending.abandon(host);
-    }
-    error
-}
-
-/// The Hub's answer to the creation was lost (`cause`): settle it now, and say in an
-/// operator's words what happened and what to do.
-fn settle(
-    host: &dyn Host,
-    hub: &Hub,
-    pending: &PendingCreation,
-    cause: EngineError,
-) -> EngineError {
-    let EngineError::Upstream(cause) = cause else {
-        return cause;
-    };
-    let what = match cause.status {
-        0 => "Docker Hub did not answer the token creation".to_string(),
-        200..=299 => "Docker Hub's answer to the token creation was unusable".to_string(),
-        status => format!(
-            "Docker Hub failed the token creation with HTTP {status} after it may have created \
-             the token"
-        ),
-    };
-    let outcome = pending.settle(host, hub);
-    host.log(
-        Level::Warn,
-        "token",
-        &format!("{what} ({}): {outcome}", pending.token_label),
-    );
-    let message = match outcome {
-        Settled::Deleted => format!(
-            "{what}; the token it had created was found and deleted. No token was issued: \
-             retry the request"
-        ),
-        Settled::NotFound => format!(
-            "{what}, and lists no such token. No token was issued: retry the request. Should \
-             Docker Hub still create it, the engine's rollback deletes it"
-        ),
-        Settled::Failed(e) => format!(
-            "{what}, and looking for the token it may have created failed too ({e}). No token \
-             was issued: retry the request; the engine's rollback deletes that token once \
-             Docker Hub answers"
-        ),
-    };
-    EngineError::Upstream(UpstreamError {
-        status: cause.status,
-        message,
-        retry_after: None,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::UpstreamError;
     use crate::capabilities::{Alias, Bucket, Entity};
     use crate::testing::{ACCOUNT, PASSWORD, TestHost};
     use fakehub::{ExpiryGrant, Fault, FaultKind};

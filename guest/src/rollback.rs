@@ -17,7 +17,7 @@ use crate::fields::FieldData;
 use crate::hub::{Hub, ListedToken, ListingFailed};
 use crate::names::token_label;
 use crate::path_config::AccountConfig;
-use crate::secret_token::{Patience, TokenRecord, destroy};
+use crate::secret_token::{Holder, Patience, TokenRecord, destroy};
 use crate::storage;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -65,6 +65,13 @@ static FIELDS: &[Field] = &[
 #[derive(Debug, Serialize, Deserialize)]
 struct WalEntry {
     account: String,
+    /// For an organization access token: its organization, whose token list rollback
+    /// searches; `None` for a personal access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    organization: Option<String>,
+    /// For an organization access token: the role it is created for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
     token_label: String,
     created_at: u64,
     /// When the call that wrote the record stopped looking for its token (Unix seconds): no
@@ -115,11 +122,20 @@ impl std::fmt::Display for Settled {
 }
 
 impl PendingCreation {
-    pub fn begin(host: &dyn Host, account: &str, label: &str) -> Result<Self, EngineError> {
+    /// Record a creation of a token of `account`: a personal one, or with
+    /// `Some((organization, role))` an organization access token for a role.
+    pub fn begin(
+        host: &dyn Host,
+        account: &str,
+        organization: Option<(&str, &str)>,
+        label: &str,
+    ) -> Result<Self, EngineError> {
         let id = format!("{:016x}", host.random_u64());
         let token_label = token_label(label, &id);
         let entry = WalEntry {
             account: account.to_string(),
+            organization: organization.map(|(o, _)| o.to_string()),
+            role: organization.map(|(_, r)| r.to_string()),
             token_label: token_label.clone(),
             created_at: host.now(),
             given_up_at: None,
@@ -214,7 +230,9 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
     let now = host.now();
     let mut failures = Vec::new();
 
-    let mut pending: BTreeMap<String, Vec<(String, WalEntry)>> = BTreeMap::new();
+    // One token listing per account and token family (its own, or an organization's).
+    type Family = (String, Option<String>);
+    let mut pending: BTreeMap<Family, Vec<(String, WalEntry)>> = BTreeMap::new();
     for id in storage::keys(host, Bucket::Wal)? {
         let Some(entry) = storage::load::<WalEntry>(host, Bucket::Wal, &id)? else {
             continue;
@@ -224,13 +242,20 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
             continue;
         }
         pending
-            .entry(entry.account.clone())
+            .entry((entry.account.clone(), entry.organization.clone()))
             .or_default()
             .push((id, entry));
     }
     let mut awaiting = Vec::new();
-    for (account, entries) in pending {
-        awaiting.extend(undo_creations(host, &account, entries, now, &mut failures)?);
+    for ((account, organization), entries) in pending {
+        awaiting.extend(undo_creations(
+            host,
+            &account,
+            organization.as_deref(),
+            entries,
+            now,
+            &mut failures,
+        )?);
     }
 
     let overdue = TokenRecord::all(host)?
@@ -272,12 +297,13 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
     }
 }
 
-/// How many token creations of `account` are pending: their write-ahead records name tokens
-/// that the Hub may hold and only this account's config can delete.
-pub fn pending_for(host: &dyn Host, account: &str) -> Result<usize, EngineError> {
+/// How many token creations of `holder` are pending: their write-ahead records name tokens
+/// that the Hub may hold and only their account's config can delete.
+pub fn pending(host: &dyn Host, holder: Holder) -> Result<usize, EngineError> {
     let mut pending = 0;
     for id in storage::keys(host, Bucket::Wal)? {
-        if storage::load::<WalEntry>(host, Bucket::Wal, &id)?.is_some_and(|e| e.account == account)
+        if storage::load::<WalEntry>(host, Bucket::Wal, &id)?
+            .is_some_and(|e| holder.holds(&e.account, e.organization.as_deref(), e.role.as_deref()))
         {
             pending += 1;
         }
@@ -293,6 +319,7 @@ pub fn pending_for(host: &dyn Host, account: &str) -> Result<usize, EngineError>
 fn undo_creations(
     host: &dyn Host,
     account: &str,
+    organization: Option<&str>,
     entries: Vec<(String, WalEntry)>,
     now: u64,
     failures: &mut Vec<String>,
@@ -313,6 +340,10 @@ fn undo_creations(
         return Ok(Vec::new());
     };
     let hub = config.hub(host, account);
+    let hub = match organization {
+        Some(organization) => hub.for_organization(organization),
+        None => hub,
+    };
     let listing = match hub.list_tokens_or_seen() {
         Ok(listing) => listing,
         Err(ListingFailed { error: e, seen }) => {
@@ -437,10 +468,14 @@ mod tests {
     /// a write-ahead record, and the token at the Hub.
     fn interrupted_creation(host: &TestHost) -> String {
         let config = AccountConfig::load(host, "hoeg").unwrap().unwrap();
-        let pending = PendingCreation::begin(host, "hoeg", "lost").unwrap();
+        let pending = PendingCreation::begin(host, "hoeg", None, "lost").unwrap();
         config
             .hub(host, "hoeg")
-            .create_token(&pending.token_label, "repo:read", host.now() + 3600)
+            .create_token(
+                &pending.token_label,
+                &crate::hub::Grant::Scope("repo:read"),
+                host.now() + 3600,
+            )
             .map_err(|e| format!("{e:?}"))
             .unwrap()
             .uuid

@@ -11,7 +11,7 @@
 use crate::api::{EngineError, Lease, LeaseState, Request, Response};
 use crate::capabilities::{Bucket, Host, Level};
 use crate::duration;
-use crate::hub::rfc3339;
+use crate::hub::{Hub, rfc3339};
 use crate::path_config::AccountConfig;
 use crate::storage;
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,13 @@ pub struct TokenRecord {
     /// `None`: never, so only a revocation ends it. (Records written before this could be
     /// `None` always hold a number, which reads as `Some`.)
     pub hub_expires_at: Option<u64>,
+    /// For an organization access token: its organization, whose API deletes it; `None` for
+    /// a personal access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    /// For an organization access token: the role it was issued for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 impl TokenRecord {
@@ -46,6 +53,16 @@ impl TokenRecord {
 
     pub fn save(&self, host: &dyn Host, uuid: &str) -> Result<(), EngineError> {
         storage::save(host, Bucket::Token, uuid, self)
+    }
+
+    /// The Hub client that deletes this token: the account's, for its organization when it
+    /// is an organization access token.
+    pub fn hub<'a>(&'a self, config: &'a AccountConfig, host: &'a dyn Host) -> Hub<'a> {
+        let hub = config.hub(host, &self.account);
+        match &self.organization {
+            Some(organization) => hub.for_organization(organization),
+            None => hub,
+        }
     }
 
     /// Every record, with its uuid.
@@ -58,6 +75,40 @@ impl TokenRecord {
         }
         Ok(records)
     }
+}
+
+/// A set of tokens that a count, a quota or a limit concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder<'a> {
+    /// Every token made with the account's credentials, personal and organization ones.
+    Account(&'a str),
+    /// The account's personal access tokens.
+    Personal(&'a str),
+    /// The organization access tokens issued for a role.
+    Role(&'a str),
+    /// The organization access tokens of an organization, whichever role issued them.
+    Organization(&'a str),
+}
+
+impl Holder<'_> {
+    /// Whether a token made by `account`, for `organization` (`None`: a personal token) and
+    /// `role`, is one of these.
+    pub fn holds(self, account: &str, organization: Option<&str>, role: Option<&str>) -> bool {
+        match self {
+            Holder::Account(a) => a == account,
+            Holder::Personal(a) => a == account && organization.is_none(),
+            Holder::Role(r) => role == Some(r),
+            Holder::Organization(o) => organization == Some(o),
+        }
+    }
+}
+
+/// How many tokens of `holder` the engine has issued and not yet revoked.
+pub fn live_count(host: &dyn Host, holder: Holder) -> Result<usize, EngineError> {
+    Ok(TokenRecord::all(host)?
+        .iter()
+        .filter(|(_, r)| holder.holds(&r.account, r.organization.as_deref(), r.role.as_deref()))
+        .count())
 }
 
 /// The lease's internal data: enough to find the token again. No secret.
@@ -183,25 +234,42 @@ pub enum Patience {
 
 /// Delete the token at Docker Hub, then forget it. An error leaves the record in place so
 /// that the revocation is retried.
+///
+/// A token past its Hub expiry is deleted too: Docker Hub keeps expired tokens listed until
+/// they are deleted, and an organization's count against its limit of access tokens. Only
+/// when the account's config is gone (storage edited by hand: a delete of the config is
+/// refused while it has tokens) is such a dead token forgotten without a Hub call.
 pub fn destroy(
     host: &dyn Host,
     uuid: &str,
     record: &TokenRecord,
     patience: Patience,
 ) -> Result<(), EngineError> {
-    if record.hub_expires_at.is_none_or(|at| at > host.now()) {
-        let config = AccountConfig::load(host, &record.account)?.ok_or_else(|| {
-            EngineError::Internal(format!(
+    let expired = record.hub_expires_at.is_some_and(|at| at <= host.now());
+    match AccountConfig::load(host, &record.account)? {
+        Some(config) => {
+            let hub = record.hub(&config, host);
+            let hub = match patience {
+                Patience::WaitOutRateLimits => hub,
+                Patience::ReportRateLimits => hub.without_waiting(),
+            };
+            hub.delete_token(uuid)?;
+        }
+        None if expired => host.log(
+            Level::Warn,
+            "revoke",
+            &format!(
+                "token {uuid} has expired at Docker Hub, and the config of account {} is gone: \
+                 it is forgotten without being deleted there",
+                record.account
+            ),
+        ),
+        None => {
+            return Err(EngineError::Internal(format!(
                 "cannot revoke token {uuid}: the config of account {} is gone",
                 record.account
-            ))
-        })?;
-        let hub = config.hub(host, &record.account);
-        let hub = match patience {
-            Patience::WaitOutRateLimits => hub,
-            Patience::ReportRateLimits => hub.without_waiting(),
-        };
-        hub.delete_token(uuid)?;
+            )));
+        }
     }
     storage::remove(host, Bucket::Token, uuid)?;
     host.log(

@@ -6,7 +6,7 @@ use crate::api::{EngineError, Operation, Request, Response};
 use crate::capabilities::{
     Bucket, Entity, Host, HttpRequest, HttpResponse, Level, NoAnswer, StorageError, TransportError,
 };
-use fakehub::{Config, FakeHub};
+use fakehub::{Config, FakeHub, Organization, Plan};
 use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -14,6 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const ACCOUNT: &str = "hoeg";
 pub const PASSWORD: &str = "correct horse battery staple";
+/// A Team organization (10 access tokens at most) that `hoeg` owns, with the repositories
+/// `app` and `base`; one of the namespaces of [`TestHost::configured`].
+pub const ORGANIZATION: &str = "my-organization";
 
 pub struct TestHost {
     pub hub: FakeHub,
@@ -54,8 +57,17 @@ impl TestHost {
     /// As [`TestHost::new`], giving up on a Hub request after `timeout` (the component's
     /// adapter waits 30 s for a first byte).
     pub fn with_request_timeout(timeout: Duration) -> TestHost {
-        let hub = FakeHub::start(Config::default().account(ACCOUNT, PASSWORD, None))
-            .expect("start the fake hub");
+        let hub = FakeHub::start(
+            Config::default()
+                .account(ACCOUNT, PASSWORD, None)
+                .organization(
+                    Organization::new(ORGANIZATION, Plan::Team)
+                        .owner(ACCOUNT)
+                        .repository("app")
+                        .repository("base"),
+                ),
+        )
+        .expect("start the fake hub");
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -104,6 +116,24 @@ impl TestHost {
         data: Value,
     ) -> Result<Response, EngineError> {
         crate::backend::handle(self, &Request::new(operation, path).with_data(data))
+    }
+
+    /// [`TestHost::configured`] with the role `app-pull`: pull from `my-organization/app`.
+    pub fn with_role() -> TestHost {
+        let host = TestHost::configured();
+        host.call(
+            Operation::Update,
+            "roles/app-pull",
+            json!({"account": ACCOUNT, "organization": ORGANIZATION, "pull_repositories": "app"}),
+        )
+        .expect("write roles/app-pull");
+        host
+    }
+
+    /// Issue an organization access token for the role `app-pull`; returns the response.
+    pub fn issue_creds(&self, data: Value) -> Response {
+        self.call(Operation::Update, "creds/app-pull", data)
+            .expect("issue an organization access token")
     }
 
     /// Issue a token for hoeg/my-organization; returns the response.

@@ -19,6 +19,22 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub const ACCOUNT: &str = "hoeg";
 pub const PASSWORD: &str = "correct horse battery staple";
+/// A Team organization (10 access tokens at most) that `hoeg` owns, with the repositories
+/// `app` and `base`.
+pub const ORGANIZATION: &str = "my-organization";
+
+/// The fake Hub's accounts and organizations: `hoeg` with `password`, owner of
+/// [`ORGANIZATION`].
+pub fn hub_config(password: &str) -> Config {
+    Config::default()
+        .account(ACCOUNT, password, None)
+        .organization(
+            fakehub::Organization::new(ORGANIZATION, fakehub::Plan::Team)
+                .owner(ACCOUNT)
+                .repository("app")
+                .repository("base"),
+        )
+}
 
 /// The compiled engine, its storage, and the fake Hub it talks to.
 pub struct Engine {
@@ -31,7 +47,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The engine component built into the host, against a fake Hub that knows `hoeg`.
+    /// The engine component built into the host, against a fake Hub that knows `hoeg` and
+    /// its organization (see [`hub_config`]).
     pub fn start() -> Engine {
         Engine::start_with(RuntimeConfig::default())
     }
@@ -39,8 +56,7 @@ impl Engine {
     /// As [`Engine::start`], with the runtime's limits from `config` (its Hub URL is replaced).
     pub fn start_with(config: RuntimeConfig) -> Engine {
         capture_logs();
-        let hub = FakeHub::start(Config::default().account(ACCOUNT, PASSWORD, None))
-            .expect("start the fake hub");
+        let hub = FakeHub::start(hub_config(PASSWORD)).expect("start the fake hub");
         let runtime = Runtime::new(RuntimeConfig {
             hub_url: hub.url(),
             ..config

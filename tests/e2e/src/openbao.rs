@@ -7,7 +7,7 @@
 
 use crate::cli::BaoCli;
 use anyhow::{Context, bail};
-use fakehub::{Config, FakeHub};
+use fakehub::FakeHub;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -97,9 +97,9 @@ impl std::ops::Deref for OpenBao {
 
 impl OpenBao {
     /// A dev server with the plugin in its plugin directory and mounted, and a fake Hub
-    /// that knows `hoeg` with `password`.
+    /// that knows `hoeg` with `password` (see [`crate::hub_config`]).
     pub fn start(password: &str) -> anyhow::Result<OpenBao> {
-        let hub = FakeHub::start(Config::default().account("hoeg", password, None))?;
+        let hub = FakeHub::start(crate::hub_config(password))?;
         OpenBao::start_with_hub(hub)
     }
 

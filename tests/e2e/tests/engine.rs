@@ -4,7 +4,7 @@
 
 use dockerhub_secrets::CallError;
 use dockerhub_secrets::engine::{Operation, SystemView};
-use dockerhub_secrets_e2e::{ACCOUNT, Engine, PASSWORD, data, docker_login, logs, request};
+use dockerhub_secrets_e2e::{ACCOUNT, Engine, Issued, PASSWORD, data, docker_login, logs, request};
 use fakehub::{ExpiryGrant, Fault, FaultKind};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -545,7 +545,7 @@ async fn help_and_existence_checks_come_from_the_component() {
     let engine = Engine::start();
     let help = engine.layer.help().await.unwrap();
     let patterns: Vec<&str> = help.paths.iter().map(|p| p.pattern.as_str()).collect();
-    assert_eq!(patterns.len(), 3, "{patterns:?}");
+    assert_eq!(patterns.len(), 6, "{patterns:?}");
     assert!(help.description.contains("Docker Hub"));
 
     let check = async |path: &str| {
@@ -559,6 +559,8 @@ async fn help_and_existence_checks_come_from_the_component() {
     engine.configure().await;
     assert_eq!(check("config/hoeg").await.unwrap(), Some(true));
     assert_eq!(check("token/hoeg/hoeg").await.unwrap(), None);
+    assert_eq!(check("roles/release").await.unwrap(), Some(false));
+    assert_eq!(check("creds/release").await.unwrap(), None);
     // A path without a check (per the engine's help) is answered without an instance; the
     // write itself then gets the engine's 404.
     assert_eq!(check("nowhere").await.unwrap(), None);
@@ -691,4 +693,75 @@ async fn the_accounts_quota_refuses_before_any_hub_call() {
     assert!(engine.hub.calls().is_empty(), "no Hub call");
     engine.revoke(&first.lease).await.unwrap();
     engine.issue(json!({})).await;
+}
+
+#[tokio::test]
+async fn an_organization_token_through_the_component() {
+    let engine = Engine::start();
+    engine
+        .call(
+            Operation::Update,
+            "config/hoeg",
+            json!({"namespace": "my-organization", "password": PASSWORD}),
+        )
+        .await
+        .unwrap();
+    engine
+        .call(
+            Operation::Update,
+            "roles/release",
+            json!({"account": "hoeg", "organization": "my-organization",
+                   "pull_repositories": "base", "push_repositories": "app"}),
+        )
+        .await
+        .unwrap();
+    let role = data(
+        &engine
+            .call(Operation::Read, "roles/release", Value::Null)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(role["push_repositories"], json!(["my-organization/app"]));
+    let listed = data(
+        &engine
+            .call(Operation::List, "roles/", Value::Null)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(listed["keys"], json!(["release"]));
+
+    let issued = Issued::from(
+        engine
+            .call(
+                Operation::Update,
+                "creds/release",
+                json!({"label": "release"}),
+            )
+            .await
+            .unwrap(),
+    );
+    let id = issued.data["id"].as_str().unwrap();
+    assert!(
+        engine.storage.keys().contains(&"role/release".to_string()),
+        "roles are kept in their own bucket"
+    );
+    let at_hub = engine.hub.org_token(id).expect("the token is at the Hub");
+    assert_eq!(
+        at_hub.resources,
+        [
+            fakehub::OrgTokenResource::repo(
+                "my-organization/app",
+                &["scope-image-pull", "scope-image-push"]
+            ),
+            fakehub::OrgTokenResource::repo("my-organization/base", &["scope-image-pull"]),
+        ]
+    );
+    let (username, token) =
+        docker_login(&engine.hub, issued.data["docker_config"].as_str().unwrap());
+    assert_eq!(username, "my-organization");
+    assert_eq!(at_hub.token, token);
+
+    engine.revoke(&issued.lease).await.unwrap();
+    assert!(engine.hub.org_token(id).is_none(), "deleted at the Hub");
+    assert!(!logs().contains(&token), "no token in the log");
 }
