@@ -4,7 +4,7 @@
 
 use crate::api::{BackendHelp, EngineError, Operation, Request, Response};
 use crate::capabilities::Host;
-use crate::{path_config, path_creds, path_role, path_token, rollback, secret_token};
+use crate::{path_config, path_creds, path_role, path_token, rollback, secret_token, tidy};
 
 const DESCRIPTION: &str = "\
 The dockerhub secrets engine issues short-lived Docker Hub access tokens under leases and \
@@ -27,6 +27,7 @@ enum Route<'a> {
     RoleList,
     Role(&'a str),
     Creds(&'a str),
+    Tidy,
 }
 
 impl<'a> Route<'a> {
@@ -41,6 +42,7 @@ impl<'a> Route<'a> {
             ["roles"] | ["roles", ""] => Some(Route::RoleList),
             ["roles", role] => Some(Route::Role(role)),
             ["creds", role] if !role.is_empty() => Some(Route::Creds(role)),
+            ["tidy"] => Some(Route::Tidy),
             _ => None,
         }
     }
@@ -71,6 +73,7 @@ pub fn handle(host: &dyn Host, request: &Request) -> Result<Response, EngineErro
                 path_role::handle(host, role, request)
             }
             (Route::Creds(role), _) => path_creds::handle(host, role, request),
+            (Route::Tidy, _) => tidy::handle(host, request),
             (_, op) => Err(EngineError::UnsupportedOperation(format!(
                 "{} does not support {op:?}",
                 request.path
@@ -84,7 +87,9 @@ pub fn existence_check(host: &dyn Host, request: &Request) -> Result<Option<bool
     match Route::of(request)? {
         Route::Config(account) => path_config::exists(host, account).map(Some),
         Route::Role(role) => path_role::exists(host, role).map(Some),
-        Route::ConfigList | Route::Token(..) | Route::RoleList | Route::Creds(_) => Ok(None),
+        Route::ConfigList | Route::Token(..) | Route::RoleList | Route::Creds(_) | Route::Tidy => {
+            Ok(None)
+        }
     }
 }
 
@@ -96,6 +101,7 @@ pub fn help() -> BackendHelp {
             path_token::help(),
             path_role::help(),
             path_creds::help(),
+            tidy::help(),
         ]
         .concat(),
     }
@@ -120,6 +126,7 @@ mod tests {
         assert_eq!(Route::parse("roles/"), Some(Route::RoleList));
         assert_eq!(Route::parse("roles/app"), Some(Route::Role("app")));
         assert_eq!(Route::parse("creds/app"), Some(Route::Creds("app")));
+        assert_eq!(Route::parse("tidy"), Some(Route::Tidy));
         for unknown in [
             "",
             "tokens/x",
@@ -183,6 +190,7 @@ mod tests {
                 r"roles/(?P<role>[^/]+)$",
                 r"roles/?$",
                 r"creds/(?P<role>[^/]+)$",
+                r"tidy$",
             ]
         );
         for path in &help.paths {

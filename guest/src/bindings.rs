@@ -55,7 +55,7 @@ export!(Component);
 /// [`Host`] over WASI imports. Buckets are opened once per call, on first use.
 #[derive(Default)]
 struct WasiHost {
-    buckets: [OnceCell<store::Bucket>; 5],
+    buckets: [OnceCell<store::Bucket>; 6],
 }
 
 impl WasiHost {
@@ -153,6 +153,10 @@ impl Host for WasiHost {
 
     fn max_lease_ttl(&self) -> Option<u64> {
         dockerhub_secrets::engine::lease_limits::max_ttl()
+    }
+
+    fn mount_id(&self) -> Option<String> {
+        dockerhub_secrets::engine::mount::instance_id()
     }
 
     fn entity(&self, entity_id: &str) -> Result<Option<Entity>, String> {

@@ -21,6 +21,8 @@ pub enum Bucket {
     Wal,
     /// Roles for organization access tokens, keyed by role name.
     Role,
+    /// Facts about the mount itself (its id, when tidy last ran), keyed by name.
+    Mount,
 }
 
 impl Bucket {
@@ -31,6 +33,7 @@ impl Bucket {
             Bucket::Token => "token",
             Bucket::Wal => "wal",
             Bucket::Role => "role",
+            Bucket::Mount => "mount",
         }
     }
 }
@@ -238,6 +241,10 @@ pub trait Host {
     /// identities), `Err` with the host's reason when it could not look. It may cost the host a
     /// round trip, so ask only when the entity is needed.
     fn entity(&self, entity_id: &str) -> Result<Option<Entity>, String>;
+
+    /// The mount's id as the host knows it (OpenBao: the backend UUID), the same on every
+    /// node and after restarts; `None` when the host has none.
+    fn mount_id(&self) -> Option<String>;
 
     /// How long the current call may still run before the host stops it; `None` when the
     /// host sets no limit. Cheap: ask before every wait.

@@ -165,6 +165,9 @@ struct Failed {
 pub struct ListedToken {
     pub uuid: String,
     pub token_label: String,
+    /// When the Hub says it was created (Unix seconds); `None` when the listing does not
+    /// say, or not readably.
+    pub created_at: Option<u64>,
 }
 
 /// A token list that could not be read as one list: why, and the tokens seen on the pages
@@ -623,6 +626,8 @@ impl<'a> Hub<'a> {
             uuid: String,
             #[serde(default, alias = "label")]
             token_label: String,
+            #[serde(default)]
+            created_at: Option<String>,
         }
         let what = format!("list {}s", self.tokens.noun());
         let what = what.as_str();
@@ -643,6 +648,7 @@ impl<'a> Hub<'a> {
             seen.extend(page.results.iter().map(|t| ListedToken {
                 uuid: t.uuid.clone(),
                 token_label: t.token_label.clone(),
+                created_at: t.created_at.as_deref().and_then(parse_rfc3339),
             }));
             if let Some(before) = count.replace(page.count)
                 && before != page.count
@@ -658,6 +664,7 @@ impl<'a> Hub<'a> {
                     return Ok(Err(format!("token {} is on two pages", token.uuid)));
                 }
                 found.push(ListedToken {
+                    created_at: token.created_at.as_deref().and_then(parse_rfc3339),
                     uuid: token.uuid,
                     token_label: token.token_label,
                 });

@@ -20,6 +20,7 @@ mod fields;
 mod hub;
 mod issue;
 mod label_template;
+mod mount;
 mod names;
 mod path_config;
 mod path_creds;
@@ -28,6 +29,7 @@ mod path_token;
 mod rollback;
 mod secret_token;
 mod storage;
+mod tidy;
 mod totp;
 
 #[cfg(target_arch = "wasm32")]

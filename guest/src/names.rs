@@ -138,11 +138,30 @@ pub fn as_label(text: &str) -> Option<String> {
     }
 }
 
-/// The `token_label` shown in Docker Hub's UI: says which engine made the token, for which
-/// label, and carries the write-ahead id that lets rollback find a token whose creation
-/// was interrupted.
-pub fn token_label(label: &str, wal_id: &str) -> String {
-    format!("dockerhub-secrets:{label}:{wal_id}")
+/// The `token_label` shown in Docker Hub's UI (a personal token's `token_label`, an
+/// organization token's `label`): says which engine made the token, for which label, and
+/// ends in this mount's tag (see [`crate::mount`]) and the first 8 hex digits of the
+/// write-ahead id, which let rollback find a token whose creation was interrupted and tidy
+/// tell this mount's tokens from any other's: `dockerhub-secrets:<label>:<tag><id>`. At most
+/// 18 + 64 + 1 + 16 = 99 characters, within the Hub's 100.
+pub fn token_label(label: &str, mount_tag: &str, wal_id: &str) -> String {
+    let id: String = wal_id.chars().take(8).collect();
+    format!("{TOKEN_LABEL_PREFIX}{label}:{mount_tag}{id}")
+}
+
+const TOKEN_LABEL_PREFIX: &str = "dockerhub-secrets:";
+
+/// The mount tag in a token label made by [`token_label`]; `None` for any other label (a
+/// token made by hand, by another tool, or by this engine before labels carried a tag, whose
+/// 16 digits then read as a tag that matches no mount's but by chance).
+pub fn mount_tag_of(token_label: &str) -> Option<&str> {
+    let rest = token_label.strip_prefix(TOKEN_LABEL_PREFIX)?;
+    let (_, suffix) = rest.rsplit_once(':')?;
+    let hex = suffix.len() == 16
+        && suffix
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    hex.then(|| &suffix[..crate::mount::TAG_LEN])
 }
 
 #[cfg(test)]
@@ -256,7 +275,28 @@ mod tests {
 
     #[test]
     fn token_label_fits_the_hub_limit() {
-        let label = token_label(&"ü".repeat(MAX_LABEL_LEN), "0123456789abcdef");
-        assert!(label.chars().count() <= 100, "{}", label.chars().count());
+        let label = token_label(&"ü".repeat(MAX_LABEL_LEN), "0a1b2c3d", "0123456789abcdef");
+        assert_eq!(label.chars().count(), 99);
+    }
+
+    #[test]
+    fn the_mount_tag_is_read_back_only_from_the_engines_labels() {
+        let label = token_label("acme/app: deploy:1", "0a1b2c3d", "fedcba9876543210");
+        assert_eq!(
+            label,
+            "dockerhub-secrets:acme/app: deploy:1:0a1b2c3dfedcba98"
+        );
+        assert_eq!(mount_tag_of(&label), Some("0a1b2c3d"));
+        for other in [
+            "release-build",
+            "dockerhub-secrets:x:0a1b2c3d",
+            "dockerhub-secrets:x:0a1b2c3dfedcba9",
+            "dockerhub-secrets:x:0A1B2C3DFEDCBA98",
+            "dockerhub-secretsx:0a1b2c3dfedcba98",
+            "my-dockerhub-secrets:x:0a1b2c3dfedcba98",
+            "dockerhub-secrets:x:0a1b2c3dfedcba98 ",
+        ] {
+            assert_eq!(mount_tag_of(other), None, "{other}");
+        }
     }
 }

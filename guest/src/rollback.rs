@@ -131,7 +131,7 @@ impl PendingCreation {
         label: &str,
     ) -> Result<Self, EngineError> {
         let id = format!("{:016x}", host.random_u64());
-        let token_label = token_label(label, &id);
+        let token_label = token_label(label, &crate::mount::tag(host)?, &id);
         let entry = WalEntry {
             account: account.to_string(),
             organization: organization.map(|(o, _)| o.to_string()),
@@ -280,10 +280,20 @@ pub fn run(host: &dyn Host, request: &Request) -> Result<Response, EngineError> 
         }
     }
 
+    // The hourly tidy, on a host's periodic run only: a run at start or at unmount has its
+    // own work and its own time limit.
+    let tidied = match immediate || leases_ended {
+        true => None,
+        false => crate::tidy::when_due(host)?,
+    };
+
     if failures.is_empty() {
         let mut data = serde_json::Map::new();
         data.insert("awaiting_creations".into(), awaiting.len().into());
         data.insert("awaiting_token_labels".into(), awaiting.into());
+        if let Some((counts, _)) = tidied {
+            data.insert("tidy".into(), counts.to_data().into());
+        }
         Ok(Response::data(data))
     } else {
         for failure in &failures {
@@ -309,6 +319,19 @@ pub fn pending(host: &dyn Host, holder: Holder) -> Result<usize, EngineError> {
         }
     }
     Ok(pending)
+}
+
+/// The token labels of every creation in progress or not yet settled.
+pub fn pending_token_labels(
+    host: &dyn Host,
+) -> Result<std::collections::BTreeSet<String>, EngineError> {
+    let mut labels = std::collections::BTreeSet::new();
+    for id in storage::keys(host, Bucket::Wal)? {
+        if let Some(entry) = storage::load::<WalEntry>(host, Bucket::Wal, &id)? {
+            labels.insert(entry.token_label);
+        }
+    }
+    Ok(labels)
 }
 
 /// Delete at the Hub every token carrying the label of one of the account's interrupted

@@ -36,6 +36,8 @@ pub struct TestHost {
     pub entities: RefCell<BTreeMap<String, Entity>>,
     /// When set, every entity lookup fails with this reason.
     pub entity_error: RefCell<Option<String>>,
+    /// The mount's id as the host knows it; `None`: the engine keeps its own.
+    pub mount_id: RefCell<Option<String>>,
     /// The entity ids the engine looked up, in order.
     pub entities_asked: RefCell<Vec<String>>,
     /// Seconds the clock moves on with every Hub request, to play a slow Hub without waiting.
@@ -86,6 +88,7 @@ impl TestHost {
             entities: RefCell::default(),
             entity_error: RefCell::default(),
             entities_asked: RefCell::default(),
+            mount_id: RefCell::default(),
             seconds_per_request: Cell::new(0),
             refuse_next: RefCell::default(),
             call_ends_at: Cell::new(None),
@@ -277,6 +280,10 @@ impl Host for TestHost {
             return Err(reason);
         }
         Ok(self.entities.borrow().get(entity_id).cloned())
+    }
+
+    fn mount_id(&self) -> Option<String> {
+        self.mount_id.borrow().clone()
     }
 
     fn time_left(&self) -> Option<Duration> {

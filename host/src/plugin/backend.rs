@@ -657,7 +657,7 @@ impl Backend for Arc<BackendService> {
                         None => openbao,
                     },
                     cache,
-                    system_view: Arc::new(OpenBaoSystemView::new(channel)),
+                    system_view: Arc::new(OpenBaoSystemView::new(channel, &args.backend_uuid)),
                     state,
                     standby: standby == Some(true),
                 };
@@ -721,7 +721,7 @@ mod tests {
         let _ = service.mount.set(Mount {
             storage,
             cache: None,
-            system_view: Arc::new(OpenBaoSystemView::new(channel.clone())),
+            system_view: Arc::new(OpenBaoSystemView::new(channel.clone(), "")),
             state: MountState::new(channel),
             standby,
         });

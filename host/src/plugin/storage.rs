@@ -103,21 +103,30 @@ impl Storage for OpenBaoStorage {
 /// The engine's [`SystemView`] in OpenBao, asked of its `pb.SystemView` each time the engine
 /// wants an answer: the mount's max lease TTL (so that a tune takes effect at the next issue
 /// or renewal), and the requester's entity (`EntityInfo`, as a Go plugin's
-/// `System().EntityInfo`).
+/// `System().EntityInfo`); and the mount's backend UUID, which OpenBao sends once, at
+/// `Setup` (`logical.BackendConfig.BackendUUID`, made when the mount was enabled and kept in
+/// the mount table).
 pub struct OpenBaoSystemView {
     client: SystemViewClient<Channel>,
+    backend_uuid: Option<String>,
 }
 
 impl OpenBaoSystemView {
-    pub fn new(channel: Channel) -> OpenBaoSystemView {
+    /// `backend_uuid` as `SetupArgs` carries it; empty: none (an older server).
+    pub fn new(channel: Channel, backend_uuid: &str) -> OpenBaoSystemView {
         OpenBaoSystemView {
             client: SystemViewClient::new(channel),
+            backend_uuid: Some(backend_uuid.to_string()).filter(|id| !id.is_empty()),
         }
     }
 }
 
 #[async_trait::async_trait]
 impl SystemView for OpenBaoSystemView {
+    fn mount_id(&self) -> Option<String> {
+        self.backend_uuid.clone()
+    }
+
     async fn max_ttl(&self) -> Option<u64> {
         match self.client.clone().max_lease_ttl(Empty {}).await {
             Ok(reply) => u64::try_from(reply.into_inner().ttl / 1_000_000_000).ok(),
@@ -409,7 +418,7 @@ pub(super) mod tests {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
             .unwrap()
             .connect_lazy();
-        let view = OpenBaoSystemView::new(channel);
+        let view = OpenBaoSystemView::new(channel, "");
 
         assert_eq!(view.max_ttl().await, Some(3600));
         let entity = view.entity("entity-1").await.unwrap().expect("an entity");

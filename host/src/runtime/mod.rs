@@ -188,6 +188,7 @@ impl Runtime {
         bindings::logging::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::lease_limits::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::identity::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::mount::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::call_limits::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         let instance_pre: InstancePre<HostState> = linker.instantiate_pre(component)?;
         let pre = EnginePre::new(instance_pre)?;

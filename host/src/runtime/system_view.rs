@@ -1,6 +1,7 @@
 //! What a host tells the engine about itself and the request, beyond storage and HTTP: the
 //! limit it puts on the leases it keeps (`lease-limits`), the requester's identity entity
-//! (`identity`), and how much of a call's time limit is left (`call-limits`).
+//! (`identity`), the mount's id (`mount`), and how much of a call's time limit is left
+//! (`call-limits`).
 //!
 //! Each host says where its answers come from ([`SystemView`], OpenBao's name for the same
 //! thing); the engine asks only when it needs an answer, and a call asks its host at most
@@ -8,7 +9,7 @@
 //! call's start.
 
 use super::HostState;
-use super::bindings::{Entity, call_limits, identity, lease_limits};
+use super::bindings::{Entity, call_limits, identity, lease_limits, mount};
 use std::time::Instant;
 
 /// A host's view of itself and of the request's requester.
@@ -22,6 +23,12 @@ pub trait SystemView: Send + Sync {
     /// identities (the default); `Err` with the host's reason when it could not look.
     async fn entity(&self, _entity_id: &str) -> Result<Option<Entity>, String> {
         Ok(None)
+    }
+
+    /// The mount's id, made when it was set up (OpenBao: the backend UUID); `None` (the
+    /// default) when the host has none, and the engine keeps one in its storage.
+    fn mount_id(&self) -> Option<String> {
+        None
     }
 }
 
@@ -54,6 +61,12 @@ impl identity::Host for HostState {
         entity_id: String,
     ) -> wasmtime::Result<Result<Option<Entity>, String>> {
         Ok(self.system_view.entity(&entity_id).await)
+    }
+}
+
+impl mount::Host for HostState {
+    async fn instance_id(&mut self) -> wasmtime::Result<Option<String>> {
+        Ok(self.system_view.mount_id())
     }
 }
 

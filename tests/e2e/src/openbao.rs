@@ -176,9 +176,14 @@ impl OpenBao {
 
 fn spawn_server(bao: &Path, addr: &str, dir: &Path, hub_url: &str) -> anyhow::Result<Child> {
     let log = std::fs::File::create(dir.join("server.log"))?;
+    // `sys/raw`, so that a test can edit the mount's storage behind the plugin's back, as an
+    // operator wiping records would.
+    let config = dir.join("raw-storage.hcl");
+    std::fs::write(&config, "raw_storage_endpoint = true\n")?;
     let mut command = Command::new(bao);
     command
         .args(["server", "-dev", "-dev-no-store-token", "-log-level=debug"])
+        .arg(format!("-config={}", config.display()))
         .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
         .arg(format!("-dev-listen-address={addr}"))
         .arg(format!("-dev-plugin-dir={}", dir.join("plugins").display()))

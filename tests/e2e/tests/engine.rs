@@ -88,11 +88,13 @@ async fn storage_keeps_one_folder_per_bucket() {
         keys,
         [
             "config/hoeg".to_string(),
+            // The mount's id: this host has none of its own.
+            "mount/id".to_string(),
             "session/hoeg".to_string(),
             format!("token/{}", issued.uuid()),
         ]
     );
-    let record = String::from_utf8(engine.storage.raw(&keys[2]).unwrap()).unwrap();
+    let record = String::from_utf8(engine.storage.raw(&keys[3]).unwrap()).unwrap();
     assert!(
         !record.contains(issued.token()),
         "the token record holds no secret"
@@ -545,7 +547,7 @@ async fn help_and_existence_checks_come_from_the_component() {
     let engine = Engine::start();
     let help = engine.layer.help().await.unwrap();
     let patterns: Vec<&str> = help.paths.iter().map(|p| p.pattern.as_str()).collect();
-    assert_eq!(patterns.len(), 6, "{patterns:?}");
+    assert_eq!(patterns.len(), 7, "{patterns:?}");
     assert!(help.description.contains("Docker Hub"));
 
     let check = async |path: &str| {

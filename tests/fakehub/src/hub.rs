@@ -348,6 +348,19 @@ impl Hub {
         self.lock().sessions.clear();
     }
 
+    /// Moves the `created_at` of every token, personal and organization, back by `by`.
+    pub fn age_tokens(&self, by: std::time::Duration) {
+        let mut state = self.lock();
+        for account in state.accounts.values_mut() {
+            for pat in &mut account.tokens {
+                pat.info.created_at = aged(&pat.info.created_at, by);
+            }
+        }
+        for org in state.orgs.values_mut() {
+            org.age_tokens(by);
+        }
+    }
+
     pub fn grant_expiry(&self, grant: ExpiryGrant) {
         self.lock().expiry_grant = grant;
     }
@@ -682,6 +695,11 @@ fn random_string(len: usize) -> String {
     let mut text = URL_SAFE_NO_PAD.encode(&bytes);
     text.truncate(len);
     text
+}
+
+/// An RFC 3339 time as the fake writes it, `by` earlier.
+fn aged(at: &str, by: std::time::Duration) -> String {
+    clock::parse(at).map_or_else(|| at.to_string(), |at| clock::format(at - by))
 }
 
 #[cfg(test)]

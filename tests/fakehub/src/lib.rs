@@ -188,6 +188,12 @@ impl FakeHub {
         self.hub.delete_org_token_by_id(id)
     }
 
+    /// Moves the `created_at` of every token, personal and organization, back by `by`: the
+    /// tokens then look that much older to a client, without a test waiting for it.
+    pub fn age_tokens(&self, by: std::time::Duration) {
+        self.hub.age_tokens(by);
+    }
+
     /// Successful logins (JWTs issued) on any login endpoint.
     pub fn login_count(&self) -> usize {
         self.hub.login_count()

@@ -976,3 +976,29 @@ fn a_config_with_unknown_people_does_not_start() {
     let error = FakeHub::start(config).unwrap_err();
     assert!(error.to_string().contains("\"nobody\""), "{error}");
 }
+
+#[test]
+fn age_tokens_moves_every_created_at_back() {
+    let hub = FakeHub::start(org_config(Plan::Team)).unwrap();
+    let oat = hub.create_org_token_by_hand(
+        ACME,
+        "by-hand",
+        "",
+        vec![OrgTokenResource::repo("acme/app", &["scope-image-pull"])],
+        None,
+    );
+    hub.churn(ALICE, 0, 1);
+    let pat = hub.tokens().pop().unwrap();
+    let parse = |at: &str| OffsetDateTime::parse(at, &Rfc3339).unwrap();
+    hub.age_tokens(Duration::from_secs(660));
+    let aged_oat = hub.org_token(&oat.id).unwrap();
+    assert_eq!(
+        parse(&oat.created_at) - parse(&aged_oat.created_at),
+        time::Duration::seconds(660)
+    );
+    let aged_pat = hub.token(&pat.uuid).unwrap();
+    assert_eq!(
+        parse(&pat.created_at) - parse(&aged_pat.created_at),
+        time::Duration::seconds(660)
+    );
+}

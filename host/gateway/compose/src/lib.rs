@@ -30,10 +30,11 @@ const KEYVALUE: [&str; 2] = [
     "wasi:keyvalue/atomics@0.2.0-draft",
 ];
 /// What the shims give the engine.
-const SHIMMED: [&str; 6] = [
+const SHIMMED: [&str; 7] = [
     "wasi:logging/logging@0.1.0-draft",
     "dockerhub-secrets:engine/lease-limits@0.5.0",
     "dockerhub-secrets:engine/identity@0.5.0",
+    "dockerhub-secrets:engine/mount@0.5.0",
     "dockerhub-secrets:engine/call-limits@0.5.0",
     TYPES,
     OUTGOING_HANDLER,

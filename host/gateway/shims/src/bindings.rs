@@ -7,7 +7,7 @@ wit_bindgen::generate!({
 });
 
 use crate::{Level, Settings, log_line, route};
-use exports::dockerhub_secrets::engine::{call_limits, identity, lease_limits};
+use exports::dockerhub_secrets::engine::{call_limits, identity, lease_limits, mount};
 use exports::wasi::http::outgoing_handler;
 use exports::wasi::logging::logging;
 use std::sync::OnceLock;
@@ -60,6 +60,12 @@ impl lease_limits::Guest for Shims {
 impl identity::Guest for Shims {
     fn entity_info(_entity_id: String) -> Result<Option<identity::Entity>, String> {
         Ok(None)
+    }
+}
+
+impl mount::Guest for Shims {
+    fn instance_id() -> Option<String> {
+        None
     }
 }
 

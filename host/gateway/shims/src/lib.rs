@@ -7,6 +7,8 @@
 //!   `--max-lease-ttl`).
 //! - `identity.entity-info`: `none`. The gateway's callers are the tokens of its tokens
 //!   file, which have no identity entities, so a label template always falls back.
+//! - `mount.instance-id`: `none`. The engine makes the mount's id itself and keeps it in the
+//!   gateway's store, which is the gateway's mount.
 //! - `call-limits.time-left`: `none`. A gateway instance cannot tell when the front's call
 //!   began; the gateway's own limits bound each request.
 //! - `wasi:http/outgoing-handler`: only `https://hub.docker.com`, routed to

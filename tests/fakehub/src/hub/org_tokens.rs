@@ -72,6 +72,13 @@ pub(super) struct OrgState {
 }
 
 impl OrgState {
+    /// Moves every token's `created_at` back by `by`.
+    pub(super) fn age_tokens(&mut self, by: std::time::Duration) {
+        for token in &mut self.tokens {
+            token.created_at = super::aged(&token.created_at, by);
+        }
+    }
+
     pub(super) fn new(org: Organization) -> Self {
         OrgState {
             uuid: uuid::Uuid::new_v4().to_string(),
