@@ -8,8 +8,9 @@
 //! own Hub expiry is asked for at the lease's max_ttl, so the Hub kills it even if every
 //! revocation fails; the lease never ends after the expiry the Hub actually granted.
 
-use crate::api::{EngineError, Lease, Request, UpstreamError};
+use crate::api::{EngineError, Field, FieldKind, Lease, Request, Response, UpstreamError};
 use crate::capabilities::{Host, Level};
+use crate::docker_login;
 use crate::duration;
 use crate::fields::FieldData;
 use crate::hub::{CreateFailure, Grant, Hub, rfc3339};
@@ -17,6 +18,7 @@ use crate::label_template;
 use crate::names;
 use crate::rollback::{self, PendingCreation, Settled};
 use crate::secret_token::{Holder, LeaseData, TokenRecord, live_count};
+use serde_json::{Map, Value};
 
 /// Seconds added to the expiry asked of the Hub beyond the longest lease: the engine's clock
 /// reads whole seconds, and the lease starts when the host records it, after the Hub answered.
@@ -132,6 +134,19 @@ pub struct Issue<'a> {
     pub quotas: Vec<Quota<'a>>,
 }
 
+/// The `label` field of a path that issues tokens.
+pub const LABEL_FIELD: Field = Field {
+    name: "label",
+    kind: FieldKind::String,
+    description: "Shown in the token's label in Docker Hub's UI, to tell who uses it \
+                  (1-64 characters, no control characters, no space at either end; \
+                  acme/app is a label). Empty or unset: the account's label_template \
+                  rendered for the requester, else the requester's display name.",
+    default: None,
+    required: false,
+    sensitive: false,
+};
+
 /// A token created and recorded.
 pub struct Minted {
     pub uuid: String,
@@ -139,6 +154,42 @@ pub struct Minted {
     pub token: String,
     pub expires_at: Option<u64>,
     pub lease: Lease,
+}
+
+impl Minted {
+    /// The answer to the request: the token, its id at the Hub as `id_field` (a personal
+    /// token's `uuid`, an organization token's `id`), `username` (who logs in with it),
+    /// `label`, `expires_at`, the fields for `docker login` (see [`docker_login`]), then
+    /// `fields`; with the lease and `warnings`.
+    pub fn response(
+        self,
+        id_field: &str,
+        username: &str,
+        label: String,
+        fields: Vec<(&str, Value)>,
+        warnings: Vec<String>,
+    ) -> Response {
+        let mut out = Map::new();
+        docker_login::add_fields(&mut out, username, &self.token);
+        out.insert("token".into(), Value::from(self.token));
+        out.insert(id_field.into(), Value::from(self.uuid));
+        out.insert("username".into(), Value::from(username));
+        out.insert("label".into(), Value::from(label));
+        out.insert(
+            "expires_at".into(),
+            self.expires_at
+                .map(rfc3339)
+                .map_or(Value::Null, Value::from),
+        );
+        for (name, value) in fields {
+            out.insert(name.into(), value);
+        }
+        Response {
+            data: Some(out),
+            lease: Some(self.lease),
+            warnings,
+        }
+    }
 }
 
 /// Create the token at the Hub and record it. `refused` turns the Hub's refusal of the

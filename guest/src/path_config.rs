@@ -252,10 +252,7 @@ pub fn exists(host: &dyn Host, account: &str) -> Result<bool, EngineError> {
 }
 
 pub fn list(host: &dyn Host) -> Result<Response, EngineError> {
-    let keys = storage::keys(host, Bucket::Config)?;
-    let mut data = Map::new();
-    data.insert("keys".into(), json!(keys));
-    Ok(Response::data(data))
+    storage::key_list(host, Bucket::Config)
 }
 
 fn write(host: &dyn Host, account: &str, request: &Request) -> Result<Response, EngineError> {

@@ -12,16 +12,15 @@
 
 use crate::api::{EngineError, Field, FieldKind, Operation, PathHelp, Request, Response};
 use crate::capabilities::Host;
-use crate::docker_login;
 use crate::fields::FieldData;
-use crate::hub::{Grant, rfc3339};
+use crate::hub::Grant;
 use crate::issue::{self, Issue, Quota};
 use crate::names;
 use crate::path_config::AccountConfig;
 use crate::path_role::Role;
 use crate::rollback;
 use crate::secret_token::{Holder, TokenRecord, live_count};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub static FIELDS: &[Field] = &[
     Field {
@@ -32,17 +31,7 @@ pub static FIELDS: &[Field] = &[
         required: true,
         sensitive: false,
     },
-    Field {
-        name: "label",
-        kind: FieldKind::String,
-        description: "Shown in the token's label in Docker Hub's UI, to tell who uses it \
-                      (1-64 characters, no control characters, no space at either end). Empty \
-                      or unset: the account's label_template rendered for the requester, else \
-                      the requester's display name.",
-        default: None,
-        required: false,
-        sensitive: false,
-    },
+    issue::LABEL_FIELD,
     Field {
         name: "ttl",
         kind: FieldKind::Duration,
@@ -179,27 +168,17 @@ fn issue(host: &dyn Host, role_name: &str, request: &Request) -> Result<Response
         &mut warnings,
     )?;
 
-    let mut out = Map::new();
-    docker_login::add_fields(&mut out, organization, &minted.token);
-    out.insert("token".into(), Value::from(minted.token));
-    out.insert("id".into(), Value::from(minted.uuid));
-    out.insert("username".into(), Value::from(organization));
-    out.insert("organization".into(), Value::from(organization));
-    out.insert("role".into(), Value::from(role_name));
-    out.insert("label".into(), Value::from(label));
-    out.insert("resources".into(), resources);
-    out.insert(
-        "expires_at".into(),
-        minted
-            .expires_at
-            .map(rfc3339)
-            .map_or(Value::Null, Value::from),
-    );
-    Ok(Response {
-        data: Some(out),
-        lease: Some(minted.lease),
+    Ok(minted.response(
+        "id",
+        organization,
+        label,
+        vec![
+            ("organization", Value::from(organization)),
+            ("role", Value::from(role_name)),
+            ("resources", resources),
+        ],
         warnings,
-    })
+    ))
 }
 
 #[cfg(test)]

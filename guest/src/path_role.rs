@@ -26,6 +26,9 @@ const DEFAULT_TTL: u64 = 5 * 60;
 const DEFAULT_MAX_TTL: u64 = 60 * 60;
 /// The limit of a Team organization, the smaller of the two plans that have access tokens.
 const DEFAULT_ORGANIZATION_TOKEN_LIMIT: u64 = 10;
+/// The longest max_ttl of a role: Docker Hub expires an organization access token within a
+/// year of its creation, and the engine asks for an expiry just after the lease's max_ttl.
+const MAX_MAX_TTL: u64 = 365 * 24 * 60 * 60;
 /// Docker Hub's limit of repositories per organization access token.
 pub const MAX_REPOSITORIES: usize = 50;
 /// The scopes of an organization access token's repository resource.
@@ -105,6 +108,17 @@ pub static FIELDS: &[Field] = &[
                       yet revoked, plus creations not settled); a request over it is refused \
                       with a 400 naming the quota, before any Docker Hub call. 0: no quota.",
         default: Some("0"),
+        required: false,
+        sensitive: false,
+    },
+    Field {
+        name: "verify",
+        kind: FieldKind::Boolean,
+        description: "When the role is created, or its account or organization changes, count \
+                      the organization's access tokens at Docker Hub once, as the account, so \
+                      that an account that is not an owner of the organization is refused here \
+                      (400) and not in a pipeline.",
+        default: Some("true"),
         required: false,
         sensitive: false,
     },
@@ -218,10 +232,7 @@ pub fn exists(host: &dyn Host, role: &str) -> Result<bool, EngineError> {
 }
 
 pub fn list(host: &dyn Host) -> Result<Response, EngineError> {
-    let keys = storage::keys(host, Bucket::Role)?;
-    let mut data = Map::new();
-    data.insert("keys".into(), json!(keys));
-    Ok(Response::data(data))
+    storage::key_list(host, Bucket::Role)
 }
 
 /// A repository as a resource path of `organization`: `app` and `organization/app` are
@@ -246,6 +257,8 @@ fn resource_path(organization: &str, field: &str, repository: &str) -> Result<St
 
 fn write(host: &dyn Host, role: &str, request: &Request) -> Result<Response, EngineError> {
     let data = FieldData::parse(&request.data, FIELDS)?;
+    // Checked whether or not it is needed: bad input is refused, never ignored.
+    let verify = data.boolean("verify")?.unwrap_or(true);
     let existing = Role::load(host, role)?;
     let required =
         |field: &str| EngineError::invalid(format!("{field} is required to create roles/{role}"));
@@ -340,14 +353,48 @@ fn write(host: &dyn Host, role: &str, request: &Request) -> Result<Response, Eng
             duration::format(role_value.max_ttl)
         )));
     }
+    if role_value.max_ttl > MAX_MAX_TTL {
+        return Err(EngineError::invalid(format!(
+            "max_ttl ({}) must not exceed {} (Docker Hub expires organization access tokens \
+             within a year)",
+            duration::format(role_value.max_ttl),
+            duration::format(MAX_MAX_TTL)
+        )));
+    }
     if role_value.organization_token_limit == 0 {
         return Err(EngineError::invalid(
             "organization_token_limit must be at least 1 (10 on Docker's Team plan, 100 on \
              Business)",
         ));
     }
+    let moved = existing.as_ref().is_none_or(|e| {
+        e.account != role_value.account || e.organization != role_value.organization
+    });
+    if verify && moved {
+        check_owner(host, &config, &role_value)?;
+    }
     storage::save(host, Bucket::Role, role, &role_value)?;
     Ok(Response::default().with_warnings(data.unknown_field_warnings()))
+}
+
+/// Count the organization's tokens once as the role's account: Docker Hub refuses (403, or
+/// 404 for an organization it does not know) an account that cannot manage them.
+fn check_owner(host: &dyn Host, config: &AccountConfig, role: &Role) -> Result<(), EngineError> {
+    let hub = config
+        .hub(host, &role.account)
+        .for_organization(&role.organization);
+    match hub.token_total() {
+        Ok(_) => Ok(()),
+        Err(EngineError::Upstream(u)) if matches!(u.status, 403 | 404) => {
+            Err(EngineError::invalid(format!(
+                "account {} cannot manage the access tokens of organization {} at Docker Hub \
+                 ({}): the account must be an owner of the organization, and the organization \
+                 on a Team or Business plan",
+                role.account, role.organization, u.message
+            )))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn read(host: &dyn Host, role: &str) -> Result<Response, EngineError> {
@@ -515,6 +562,59 @@ mod tests {
         ));
         assert!(bad_name.starts_with("push_repositories"), "{bad_name}");
         assert!(host.keys(Bucket::Role).is_empty(), "nothing stored");
+    }
+
+    #[test]
+    fn an_account_that_cannot_manage_the_organizations_tokens_is_refused_at_the_role() {
+        let host = TestHost::configured();
+        host.call(
+            Operation::Update,
+            "config/hoeg",
+            json!({"namespace": "hoeg,my-organization,other-org,no-such-org"}),
+        )
+        .unwrap();
+        for organization in ["other-org", "no-such-org"] {
+            let message = invalid(write(
+                &host,
+                "ci",
+                json!({"account": "hoeg", "organization": organization,
+                       "pull_repositories": "site"}),
+            ));
+            assert!(
+                message.starts_with(&format!(
+                    "account hoeg cannot manage the access tokens of organization \
+                     {organization} at Docker Hub (Docker Hub refused to count organization \
+                     access tokens: HTTP 40"
+                )),
+                "{message}"
+            );
+        }
+        assert!(host.keys(Bucket::Role).is_empty());
+        // verify=false saves it unchecked; a later update of other fields is not checked.
+        write(
+            &host,
+            "ci",
+            json!({"account": "hoeg", "organization": "other-org",
+                   "pull_repositories": "site", "verify": false}),
+        )
+        .unwrap();
+        host.hub.clear_calls();
+        write(&host, "ci", json!({"ttl": "1m"})).unwrap();
+        assert!(
+            host.hub.calls().is_empty(),
+            "no Hub call for an unmoved role"
+        );
+    }
+
+    #[test]
+    fn max_ttl_stays_within_the_hubs_year() {
+        let host = TestHost::with_role();
+        assert_eq!(
+            invalid(write(&host, "app-pull", json!({"max_ttl": "8761h"}))),
+            "max_ttl (8761h0m0s) must not exceed 8760h0m0s (Docker Hub expires organization \
+             access tokens within a year)"
+        );
+        write(&host, "app-pull", json!({"max_ttl": "8760h"})).unwrap();
     }
 
     #[test]

@@ -9,14 +9,13 @@
 
 use crate::api::{EngineError, Field, FieldKind, Operation, PathHelp, Request, Response};
 use crate::capabilities::Host;
-use crate::docker_login;
 use crate::fields::FieldData;
-use crate::hub::{Grant, rfc3339};
+use crate::hub::Grant;
 use crate::issue::{self, Issue, Quota};
 use crate::names;
 use crate::path_config::AccountConfig;
 use crate::secret_token::{Holder, TokenRecord};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub static FIELDS: &[Field] = &[
     Field {
@@ -36,17 +35,7 @@ pub static FIELDS: &[Field] = &[
         required: true,
         sensitive: false,
     },
-    Field {
-        name: "label",
-        kind: FieldKind::String,
-        description: "Shown in the token's label in Docker Hub's UI, to tell who uses it \
-                      (1-64 characters, no control characters, no space at either end; \
-                      acme/app is a label). Empty or unset: the account's label_template \
-                      rendered for the requester, else the requester's display name.",
-        default: None,
-        required: false,
-        sensitive: false,
-    },
+    issue::LABEL_FIELD,
     Field {
         name: "scope",
         kind: FieldKind::String,
@@ -170,26 +159,16 @@ fn issue(
         &mut warnings,
     )?;
 
-    let mut out = Map::new();
-    docker_login::add_fields(&mut out, account, &minted.token);
-    out.insert("token".into(), Value::from(minted.token));
-    out.insert("uuid".into(), Value::from(minted.uuid));
-    out.insert("username".into(), Value::from(account));
-    out.insert("namespace".into(), Value::from(namespace));
-    out.insert("scope".into(), Value::from(scope));
-    out.insert("label".into(), Value::from(label));
-    out.insert(
-        "expires_at".into(),
-        minted
-            .expires_at
-            .map(rfc3339)
-            .map_or(Value::Null, Value::from),
-    );
-    Ok(Response {
-        data: Some(out),
-        lease: Some(minted.lease),
+    Ok(minted.response(
+        "uuid",
+        account,
+        label,
+        vec![
+            ("namespace", Value::from(namespace)),
+            ("scope", Value::from(scope)),
+        ],
         warnings,
-    })
+    ))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! Every failure names the bucket and key it concerns, never the value: values can hold
 //! passwords and Hub sessions.
 
-use crate::api::EngineError;
+use crate::api::{EngineError, Response};
 use crate::capabilities::{Bucket, Host};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -63,4 +63,11 @@ pub fn keys(host: &dyn Host, bucket: Bucket) -> Result<Vec<String>, EngineError>
     })?;
     keys.sort_unstable();
     Ok(keys)
+}
+
+/// A `LIST` answer with the bucket's keys, sorted: `{"keys": [...]}`.
+pub fn key_list(host: &dyn Host, bucket: Bucket) -> Result<Response, EngineError> {
+    let mut data = serde_json::Map::new();
+    data.insert("keys".into(), serde_json::json!(keys(host, bucket)?));
+    Ok(Response::data(data))
 }

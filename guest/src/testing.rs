@@ -67,6 +67,13 @@ impl TestHost {
                         .owner(ACCOUNT)
                         .repository("app")
                         .repository("base"),
+                )
+                // An organization `hoeg` is no owner of.
+                .account("stranger", "stranger's password", None)
+                .organization(
+                    Organization::new("other-org", Plan::Team)
+                        .owner("stranger")
+                        .repository("site"),
                 ),
         )
         .expect("start the fake hub");

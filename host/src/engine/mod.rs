@@ -19,8 +19,9 @@ pub mod requests;
 pub(crate) mod stub;
 
 pub use crate::runtime::{
-    BackendHelp, Datetime, EngineError, Entity, EntityAlias, Field, FieldKind, FixedLimit, Lease,
-    LeaseState, Operation, PathHelp, Request, Response, SystemView, UpstreamError,
+    BackendHelp, CappedLimit, Datetime, EngineError, Entity, EntityAlias, Field, FieldKind,
+    FixedLimit, Lease, LeaseState, Operation, PathHelp, Request, Response, SystemView,
+    UpstreamError,
 };
 
 use crate::storage::Storage;

@@ -25,7 +25,7 @@ pub use bindings::{
 };
 pub use egress::HubUrlError;
 pub use gate::MAX_WAIT as MAX_UPSTREAM_WAIT;
-pub use system_view::{FixedLimit, SystemView};
+pub use system_view::{CappedLimit, FixedLimit, SystemView};
 
 use crate::engine::{CallError, Sandbox};
 use crate::storage::Storage;

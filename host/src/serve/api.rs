@@ -6,7 +6,7 @@ use super::auth::AuthMounts;
 use super::leases::Leases;
 use super::tokens::LoginTokens;
 use crate::engine::{
-    CallError, Engine, EngineError, FixedLimit, LeaseState, MAX_REQUEST_BYTES, Operation, Request,
+    CallError, CappedLimit, Engine, EngineError, LeaseState, MAX_REQUEST_BYTES, Operation, Request,
     Response as EngineResponse, SystemView,
 };
 use crate::storage::Storage;
@@ -200,9 +200,9 @@ fn engine_request(request: EngineRequest) -> Request {
     }
 }
 
-/// The system view of a request made with `token`: its max lease TTL is the server's, and
-/// at most the time the token has left at `issued`, so that the lease and the Hub's own
-/// expiry of its token end no later than the login token does. (`serve` knows no entities.)
+/// The system view of a request made with `token`: the server's, with its max lease TTL at
+/// most the time the token has left at `issued`, so that the lease and the Hub's own expiry
+/// of its token end no later than the login token does.
 async fn system_view(
     api: &Api,
     token: Option<&LoginToken>,
@@ -212,12 +212,7 @@ async fn system_view(
         return api.system_view.clone();
     };
     let left = token.expire_time.since(issued).as_secs().max(1);
-    let limit = api
-        .system_view
-        .max_ttl()
-        .await
-        .map_or(left, |max| max.min(left));
-    Arc::new(FixedLimit(Some(limit)))
+    Arc::new(CappedLimit::new(api.system_view.clone(), left))
 }
 
 /// A request's body as a connection delivers it.
@@ -405,8 +400,8 @@ pub async fn serve_http(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Lease;
     use crate::engine::stub::{Answer, StubSandbox};
+    use crate::engine::{FixedLimit, Lease};
     use crate::{MemoryStorage, StorageError};
 
     /// Lease storage that reads nothing and refuses every write (a full disk).
