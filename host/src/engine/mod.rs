@@ -14,6 +14,7 @@
 //! The front ends unit-test against a stub sandbox (`stub`, tests only); the wasmtime
 //! [`Runtime`](crate::Runtime) is the one real sandbox.
 
+pub mod help;
 pub mod requests;
 #[cfg(test)]
 pub(crate) mod stub;

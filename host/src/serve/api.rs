@@ -76,6 +76,16 @@ impl From<CallError> for EngineFailure {
 struct ServeHost<'a>(&'a Arc<Api>);
 
 impl vault_front::Host for ServeHost<'_> {
+    async fn help(&self, engine_path: &str) -> Option<String> {
+        match self.0.engine.help().await {
+            Ok(help) => Some(crate::engine::help::text(&help, engine_path)),
+            Err(e) => {
+                tracing::warn!(error = %e, "the engine gave no help");
+                None
+            }
+        }
+    }
+
     async fn existence_check(
         &self,
         request: &EngineRequest,

@@ -169,6 +169,13 @@ pub trait Host {
         Ok(())
     }
 
+    /// The engine's help for `engine_path` (a path below the mount; empty: the whole
+    /// engine), as `vault path-help` prints it; `None` (the default) when the host has none,
+    /// and the front answers 404.
+    async fn help(&self, _engine_path: &str) -> Option<String> {
+        None
+    }
+
     /// Whether `auth/<mount>/login` is a login this host serves (`serve`'s JWT auth mounts).
     /// Hosts without logins keep the default: none.
     fn serves_login(&self, _mount: &str) -> bool {

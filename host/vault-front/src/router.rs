@@ -69,6 +69,15 @@ async fn route(
             _ => Err(ApiError::bare(StatusCode::METHOD_NOT_ALLOWED)),
         };
     }
+    // Vault's help (`?help=<anything>` on any method, or the method HELP, as its
+    // `wrapHelpHandler`): the path's help text, never the operation. Any valid token may ask.
+    if method.as_str() == "HELP"
+        || crate::request::query_pairs(uri).any(|(key, value)| key == "help" && !value.is_empty())
+    {
+        let token = client_token(headers);
+        principal(front, host, token).await?;
+        return help(front, host, &path).await;
+    }
     let verb = Verb::of(method, uri, headers)?;
     let token = client_token(headers);
     refuse_unsupported_headers(headers, token)?;
@@ -228,6 +237,24 @@ async fn route(
                 format!("no handler for route {path:?}. route entry not found."),
             ))
         }
+    }
+}
+
+/// `{"help": text}` for a path of the engine's mount, as OpenBao answers `path-help`; a 404
+/// elsewhere, or when the host has no help to give.
+async fn help(front: &Front, host: &impl Host, path: &str) -> Result<Response, ApiError> {
+    let engine_path = match path.strip_prefix(front.mount.as_str()) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            rest.strip_prefix('/').unwrap_or(rest)
+        }
+        _ => return Err(ApiError::new(404, format!("no help for {path:?} here"))),
+    };
+    match host.help(engine_path).await {
+        Some(text) => Ok(crate::answer::json_response(
+            StatusCode::OK,
+            &json!({ "help": text }),
+        )),
+        None => Err(ApiError::new(404, format!("no help for {path:?} here"))),
     }
 }
 
@@ -515,6 +542,8 @@ mod tests {
         login: Option<LoginToken>,
         /// The token operations asked for: `renew <increment>`, `revoke`.
         token_calls: RefCell<Vec<String>>,
+        /// The engine paths help was asked for.
+        helped: RefCell<Vec<String>>,
     }
 
     impl Host for StubHost {
@@ -565,6 +594,11 @@ mod tests {
 
         fn serves_login(&self, mount: &str) -> bool {
             self.login.is_some() && mount == "jwt"
+        }
+
+        async fn help(&self, engine_path: &str) -> Option<String> {
+            self.helped.borrow_mut().push(engine_path.to_string());
+            Some(format!("help for {engine_path:?}"))
         }
 
         async fn login(
@@ -681,6 +715,49 @@ mod tests {
         let response = block_on(handle(front, host, &parts, StubBody(body, &read)));
         let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         (response.status().as_u16(), body, read.get())
+    }
+
+    #[test]
+    fn help_is_the_paths_help_text_and_never_its_operation() {
+        let host = StubHost::default();
+        let front = front(r#""update""#);
+        // `bao path-help` sends GET ?help=1; any method with `help` set, and HELP, are help.
+        for (method, uri) in [
+            ("GET", "/v1/dockerhub/token/hoeg/hoeg?help=1"),
+            ("PUT", "/v1/dockerhub/token/hoeg/hoeg?help=true"),
+            ("HELP", "/v1/dockerhub/token/hoeg/hoeg"),
+        ] {
+            let (status, body, read) = send(&front, &host, method, uri);
+            assert_eq!(
+                (status, body),
+                (200, json!({"help": "help for \"token/hoeg/hoeg\""})),
+                "{method} {uri}"
+            );
+            assert!(!read, "no body read");
+        }
+        // Any valid token may ask, even on a path its policy does not reach; nothing ran.
+        let (status, _, _) = send(&front, &host, "GET", "/v1/dockerhub/creds/app?help=1");
+        assert_eq!(status, 200);
+        assert!(host.calls.borrow().is_empty(), "the engine was not called");
+        assert_eq!(host.helped.borrow().len(), 4);
+        let (status, _, _) = send(&front, &host, "GET", "/v1/dockerhub?help=1");
+        assert_eq!(status, 200);
+        assert_eq!(host.helped.borrow().last().unwrap(), "");
+        // An unknown token gets nothing; a path outside the mount has no help here.
+        let (status, _, _) = send_as(
+            &front,
+            &host,
+            "GET",
+            "/v1/dockerhub/token/hoeg/hoeg?help=1",
+            Some("nobody"),
+            b"",
+        );
+        assert_eq!(status, 403);
+        let (status, _, _) = send(&front, &host, "GET", "/v1/sys/mounts?help=1");
+        assert_eq!(status, 404);
+        // `help=` (empty) is no help: the read goes on, and here it is allowed.
+        let (status, _, _) = send(&front, &host, "GET", "/v1/dockerhub/token/hoeg/hoeg?help=");
+        assert_eq!(status, 403, "a read the ci token may not make");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! `serve`, driven with the real `bao` CLI against the Docker Hub fake: one pipeline gets
 //! pull-only access to one repository (the README's walk-through), the token's resources at
 //! the Hub, `docker_config` logging in as the organization, renewal, revocation and expiry
-//! deleting the token, and the organization's limit of 10 access tokens, expired and
-//! deactivated ones counted until deleted.
+//! deleting the token, the organization's limit of 10 access tokens, expired and
+//! deactivated ones counted until deleted, and `path-help` on the new paths.
 
 use dockerhub_secrets_e2e::cli::BaoCli;
 use dockerhub_secrets_e2e::openbao::{OpenBao, eventually};
@@ -133,6 +133,41 @@ fn one_pipeline_pulls_one_repository(cli: &BaoCli, hub: &FakeHub, pipeline: &str
     );
 }
 
+/// `path-help` on the new paths prints their help (fields with their types) and never runs
+/// the path: no token is made.
+fn path_help_documents_and_issues_nothing(cli: &BaoCli, hub: &FakeHub, pipeline: &str) {
+    configure(cli, &[]);
+    let help = cli
+        .bao_ok(&["path-help", "dockerhub/roles/app-pull"])
+        .unwrap();
+    for field in [
+        "pull_repositories (comma-string-slice)",
+        "max_live_tokens (int)",
+        "organization_token_limit (int)",
+    ] {
+        assert!(help.contains(field), "{field}: {help}");
+    }
+    let help = cli
+        .bao_ok(&["path-help", "dockerhub/creds/app-pull"])
+        .unwrap();
+    assert!(help.contains("organization access token"), "{help}");
+    for path in [
+        "dockerhub/creds/app-pull",
+        "dockerhub/token/hoeg/my-organization",
+        "dockerhub/tidy",
+    ] {
+        let help = cli.bao_ok(&["path-help", path]).unwrap();
+        assert!(help.contains("## DESCRIPTION"), "{path}: {help}");
+        // Any valid token may read help, as in OpenBao.
+        let output = cli.bao_as(pipeline, &["path-help", path]).unwrap();
+        assert!(output.status.success(), "{path}: {output:?}");
+    }
+    assert!(
+        hub.org_tokens(ORGANIZATION).is_empty() && hub.tokens().is_empty(),
+        "path-help made a token"
+    );
+}
+
 fn expiry_deletes_the_token(cli: &BaoCli, hub: &FakeHub) {
     configure(cli, &["ttl=2s"]);
     let secret = cli
@@ -204,24 +239,16 @@ mod in_openbao {
     fn one_pipeline_pulls_one_repository() {
         let (bao, pipeline) = openbao();
         super::one_pipeline_pulls_one_repository(&bao, &bao.hub, &pipeline);
-        let help = bao
-            .bao_ok(&["path-help", "dockerhub/roles/app-pull"])
-            .unwrap();
-        for field in [
-            "pull_repositories (comma-string-slice)",
-            "max_live_tokens (int)",
-            "organization_token_limit (int)",
-        ] {
-            assert!(help.contains(field), "{field}: {help}");
-        }
-        let help = bao
-            .bao_ok(&["path-help", "dockerhub/creds/app-pull"])
-            .unwrap();
-        assert!(help.contains("organization access token"), "{help}");
         assert!(
             !bao.server_log().contains(PASSWORD),
             "no password in OpenBao's log"
         );
+    }
+
+    #[test]
+    fn path_help_documents_and_issues_nothing() {
+        let (bao, pipeline) = openbao();
+        super::path_help_documents_and_issues_nothing(&bao, &bao.hub, &pipeline);
     }
 
     #[test]
@@ -244,6 +271,12 @@ mod in_serve {
     fn one_pipeline_pulls_one_repository() {
         let serve = serve();
         super::one_pipeline_pulls_one_repository(&serve, &serve.hub, SERVE_PIPELINE_TOKEN);
+    }
+
+    #[test]
+    fn path_help_documents_and_issues_nothing() {
+        let serve = serve();
+        super::path_help_documents_and_issues_nothing(&serve, &serve.hub, SERVE_PIPELINE_TOKEN);
     }
 
     #[test]
