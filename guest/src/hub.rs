@@ -530,6 +530,23 @@ impl<'a> Hub<'a> {
             .map_err(|_| malformed(&what, "the answer is not a token list"))
     }
 
+    /// The description of an organization access token (`GET
+    /// /v2/orgs/{org}/access-tokens/{id}`): `Ok(None)` when the token is gone (404) or has no
+    /// description. A personal token has none: `Ok(None)` without a request.
+    pub fn token_description(&self, id: &str) -> Result<Option<String>, EngineError> {
+        if self.tokens == Tokens::Personal {
+            return Ok(None);
+        }
+        let what = format!("read an {}", self.tokens.noun());
+        let path = format!("{}/{id}", self.tokens.collection());
+        let response = self.authorized("GET", &path, None, &what, Repeat::Safe)?;
+        match response.status {
+            200 => Ok(string_field(&response, "description")),
+            404 => Ok(None),
+            _ => Err(refused(&response, &what)),
+        }
+    }
+
     /// Every token of the account, all pages, read as one list.
     ///
     /// The pages are read one request at a time, and a token made or deleted by another

@@ -113,8 +113,9 @@ impl Quota<'_> {
         let held = held.saturating_sub(usize::from(own_record_stored)) as u64;
         if held >= self.max {
             return Err(EngineError::invalid(format!(
-                "{} holds {held} live token(s), its quota max_live_tokens={}: revoke a lease or \
-                 wait for one to end, or raise max_live_tokens in {}",
+                "{} holds {held} live token(s) (creations in progress included), its quota \
+                 max_live_tokens={}: revoke a lease or wait for one to end, or raise \
+                 max_live_tokens in {}",
                 self.what, self.max, self.where_set
             )));
         }

@@ -33,6 +33,22 @@ pub fn tag(host: &dyn Host) -> Result<String, EngineError> {
         .collect())
 }
 
+/// The description of an organization access token the engine makes for `role`: it names
+/// the mount's tag, which a tidy checks besides the label's before it deletes such a token.
+pub fn token_description(tag: &str, role: &str) -> String {
+    format!("{DESCRIPTION_PREFIX}{tag}, role {role}")
+}
+
+/// Whether an organization access token's description says this mount (`tag`) made it.
+pub fn described_as_ours(description: &str, tag: &str) -> bool {
+    description
+        .strip_prefix(DESCRIPTION_PREFIX)
+        .and_then(|rest| rest.strip_prefix(tag))
+        .is_some_and(|rest| rest.starts_with(", role "))
+}
+
+const DESCRIPTION_PREFIX: &str = "dockerhub-secrets mount ";
+
 /// The id the engine keeps for a host that has none, made on first use.
 fn own_id(host: &dyn Host) -> Result<String, EngineError> {
     if let Some(id) = storage::load::<String>(host, Bucket::Mount, ID_KEY)? {

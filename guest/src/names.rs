@@ -52,6 +52,31 @@ pub fn quoted(value: &str) -> String {
     }
 }
 
+/// The longest role name, in characters.
+pub const MAX_ROLE_NAME: usize = 128;
+
+/// Role names are the engine's own, as Vault's roles: 1 to 128 letters, digits, `_`, `-` and
+/// `.`, starting with a letter or digit.
+pub fn check_role(name: &str) -> Result<(), EngineError> {
+    let valid = (1..=MAX_ROLE_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(EngineError::invalid(format!(
+            "role {} is not a valid role name: use 1 to {MAX_ROLE_NAME} letters, digits, '_', \
+             '-' and '.', starting with a letter or digit",
+            quoted(name)
+        )))
+    }
+}
+
 /// Accounts and namespaces follow the registry's repository-namespace grammar:
 /// lowercase alphanumeric runs joined by single `.`, `_` or `-`.
 pub fn check_namespace(what: &str, name: &str) -> Result<(), EngineError> {
@@ -271,6 +296,20 @@ mod tests {
         // Cut just after a space: the space goes too.
         let label = as_label(&format!("{} y", "x".repeat(63))).unwrap();
         assert_eq!(label, "x".repeat(63));
+    }
+
+    #[test]
+    fn role_names() {
+        for ok in ["r", "App_Pull", "ci.release-2", &"a".repeat(128)] {
+            assert!(check_role(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-r", ".r", "a/b", "a b", "ü", &"a".repeat(129)] {
+            let err = check_role(bad).unwrap_err();
+            assert!(
+                err.to_string().contains("not a valid role name"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

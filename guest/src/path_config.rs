@@ -246,8 +246,13 @@ pub fn handle(host: &dyn Host, account: &str, request: &Request) -> Result<Respo
     }
 }
 
+/// Whether the account has a config. An invalid name has none (the write then refuses it
+/// with a 400, which an existence check's error would not give: OpenBao logs it as its own
+/// failure).
 pub fn exists(host: &dyn Host, account: &str) -> Result<bool, EngineError> {
-    names::check_namespace("account", account)?;
+    if names::check_namespace("account", account).is_err() {
+        return Ok(false);
+    }
     Ok(AccountConfig::load(host, account)?.is_some())
 }
 
@@ -433,7 +438,8 @@ fn delete(host: &dyn Host, account: &str) -> Result<Response, EngineError> {
     if live > 0 {
         return Err(EngineError::invalid(format!(
             "account {account} still has {live} live token(s), and revoking them needs this \
-             config: revoke their leases first (lease revoke -prefix <mount>/token/{account})"
+             config: revoke their leases first (lease revoke -prefix <mount>/token/{account}, \
+             and <mount>/creds/<role> for each role of the account)"
         )));
     }
     let pending = crate::rollback::pending(host, Holder::Account(account))?;

@@ -15,6 +15,7 @@ use crate::capabilities::Host;
 use crate::fields::FieldData;
 use crate::hub::Grant;
 use crate::issue::{self, Issue, Quota};
+use crate::mount;
 use crate::names;
 use crate::path_config::AccountConfig;
 use crate::path_role::Role;
@@ -78,8 +79,42 @@ fn organization_full(organization: &str, held: u64, limit: u64, role: &str) -> E
     ))
 }
 
+/// The refusal for an organization whose tokens and creations in progress reach the limit.
+fn organization_filling(
+    organization: &str,
+    live: u64,
+    in_progress: u64,
+    limit: u64,
+) -> EngineError {
+    EngineError::invalid(format!(
+        "organization {organization} holds {live} of {limit} access tokens, and {in_progress} \
+         more are being created (expired and deactivated ones count until they are deleted): \
+         retry once they are settled, revoke leases, or delete unused tokens at Docker Hub"
+    ))
+}
+
+/// The limit of a Team organization, the smaller of the two plans that have access tokens.
+const SMALLEST_PLAN_LIMIT: u64 = 10;
+
+/// The refusal for an organization that Docker Hub says is full below the role's limit: the
+/// role's `organization_token_limit` is more than the organization's plan allows.
+fn organization_full_below_role(
+    organization: &str,
+    held: u64,
+    limit: u64,
+    role: &str,
+) -> EngineError {
+    EngineError::invalid(format!(
+        "organization {organization} holds {held} of {held} access tokens, as many as Docker \
+         Hub allows it (expired and deactivated ones count until they are deleted), fewer than \
+         the organization_token_limit of {limit} in roles/{role}: revoke leases or delete \
+         unused tokens at Docker Hub, and set organization_token_limit to the plan's limit \
+         (10 on Team, 100 on Business)"
+    ))
+}
+
 fn issue(host: &dyn Host, role_name: &str, request: &Request) -> Result<Response, EngineError> {
-    names::check_namespace("role", role_name)?;
+    names::check_role(role_name)?;
     let data = FieldData::parse(&request.data, FIELDS)?;
     let role = Role::load(host, role_name)?.ok_or_else(|| {
         EngineError::invalid(format!(
@@ -116,9 +151,15 @@ fn issue(host: &dyn Host, role_name: &str, request: &Request) -> Result<Response
     quota.check(host, false)?;
     let limit = role.organization_token_limit;
     let holder = Holder::Organization(organization);
-    let ours = (live_count(host, holder)? + rollback::pending(host, holder)?) as u64;
-    if ours >= limit {
-        return Err(organization_full(organization, ours, limit, role_name));
+    let (live, in_progress) = (
+        live_count(host, holder)? as u64,
+        rollback::pending(host, holder)? as u64,
+    );
+    if live + in_progress >= limit {
+        return Err(match in_progress {
+            0 => organization_full(organization, live, limit, role_name),
+            _ => organization_filling(organization, live, in_progress, limit),
+        });
     }
     let hub = || config.hub(host, account).for_organization(organization);
     let at_hub = hub().token_total()?;
@@ -141,12 +182,17 @@ fn issue(host: &dyn Host, role_name: &str, request: &Request) -> Result<Response
         organization: Some(organization.to_string()),
         role: Some(role_name.to_string()),
     };
-    let description = format!("dockerhub-secrets role {role_name}");
+    let description = mount::token_description(&mount::tag(host)?, role_name);
     // The Hub refused the creation: when the organization is full, say so in the same words
-    // as the check before it (the Hub's own words for it are not published).
+    // as the check before it (the Hub's own words for it are not published). A 403 while the
+    // organization holds at least the smallest plan's limit is the Hub's limit too, below
+    // the role's: the account may manage the organization's tokens, it counted them just now.
     let refused = |refusal: EngineError| match &refusal {
         EngineError::Upstream(u) if u.status != 429 => match hub().token_total() {
             Ok(held) if held >= limit => organization_full(organization, held, limit, role_name),
+            Ok(held) if u.status == 403 && held >= SMALLEST_PLAN_LIMIT => {
+                organization_full_below_role(organization, held, limit, role_name)
+            }
             _ => refusal,
         },
         _ => refusal,
@@ -264,7 +310,13 @@ mod tests {
             "{}",
             at_hub.label
         );
-        assert_eq!(at_hub.description, "dockerhub-secrets role app-pull");
+        assert_eq!(
+            at_hub.description,
+            format!(
+                "dockerhub-secrets mount {}, role app-pull",
+                crate::mount::tag(&host).unwrap()
+            )
+        );
         assert_eq!(
             at_hub.resources,
             [OrgTokenResource::repo(
@@ -432,6 +484,41 @@ mod tests {
     }
 
     #[test]
+    fn creations_in_progress_count_against_the_organizations_limit() {
+        let host = TestHost::with_role();
+        host.call(
+            Operation::Update,
+            "roles/app-pull",
+            json!({"organization_token_limit": 2}),
+        )
+        .unwrap();
+        host.issue_creds(json!({}));
+        // A creation whose answer was lost and could not be settled yet.
+        host.hub.inject(Fault::on(
+            "POST",
+            "/v2/orgs/my-organization/access-tokens",
+            FaultKind::DropAfterProcessing,
+        ));
+        host.hub.inject(
+            Fault::on(
+                "GET",
+                "/v2/orgs/my-organization/access-tokens",
+                FaultKind::Status(500),
+            )
+            .with_query("page_size=100")
+            .times(20),
+        );
+        creds(&host, json!({})).unwrap_err();
+        host.hub.clear_faults();
+        assert_eq!(
+            invalid(creds(&host, json!({}))),
+            "organization my-organization holds 1 of 2 access tokens, and 1 more are being \
+             created (expired and deactivated ones count until they are deleted): retry once \
+             they are settled, revoke leases, or delete unused tokens at Docker Hub"
+        );
+    }
+
+    #[test]
     fn the_hubs_refusal_of_a_full_organization_gets_the_same_answer() {
         let host = TestHost::with_role();
         fill_by_hand(&host, 10);
@@ -451,6 +538,23 @@ mod tests {
             "{refused}"
         );
         assert_eq!(posts(&host), 1, "the Hub refused the one creation");
+        // A role that allows more than the plan: the Hub's refusal names the Hub's limit.
+        let host = TestHost::with_role();
+        host.call(
+            Operation::Update,
+            "roles/app-pull",
+            json!({"organization_token_limit": 100}),
+        )
+        .unwrap();
+        fill_by_hand(&host, 10);
+        let refused = invalid(creds(&host, json!({})));
+        assert!(
+            refused.starts_with(
+                "organization my-organization holds 10 of 10 access tokens, as many as Docker Hub \
+                 allows it"
+            ) && refused.contains("organization_token_limit of 100 in roles/app-pull"),
+            "{refused}"
+        );
         // Another refusal (the account is no owner any more) keeps the Hub's words.
         let host = TestHost::with_role();
         host.hub.inject(Fault::on(
@@ -488,8 +592,9 @@ mod tests {
         host.hub.clear_calls();
         assert_eq!(
             invalid(creds(&host, json!({}))),
-            "role app-pull holds 1 live token(s), its quota max_live_tokens=1: revoke a lease or \
-             wait for one to end, or raise max_live_tokens in roles/app-pull"
+            "role app-pull holds 1 live token(s) (creations in progress included), its quota \
+             max_live_tokens=1: revoke a lease or wait for one to end, or raise max_live_tokens \
+             in roles/app-pull"
         );
         assert!(host.hub.calls().is_empty());
         // Nor do the role's organization tokens count against the account's quota.

@@ -212,7 +212,7 @@ impl Role {
 }
 
 pub fn handle(host: &dyn Host, role: &str, request: &Request) -> Result<Response, EngineError> {
-    names::check_namespace("role", role)?;
+    names::check_role(role)?;
     match request.operation {
         Operation::Create | Operation::Update => write(host, role, request),
         Operation::Read => read(host, role),
@@ -226,8 +226,12 @@ pub fn handle(host: &dyn Host, role: &str, request: &Request) -> Result<Response
     }
 }
 
+/// Whether the role exists. An invalid name names no role (the write then refuses it with a
+/// 400, which an existence check's error would not give: OpenBao logs it as its own failure).
 pub fn exists(host: &dyn Host, role: &str) -> Result<bool, EngineError> {
-    names::check_namespace("role", role)?;
+    if names::check_role(role).is_err() {
+        return Ok(false);
+    }
     Ok(Role::load(host, role)?.is_some())
 }
 
@@ -283,8 +287,23 @@ fn write(host: &dyn Host, role: &str, request: &Request) -> Result<Response, Eng
         )));
     }
 
+    let moved_organization = existing
+        .as_ref()
+        .is_some_and(|e| e.organization != organization);
+    if moved_organization
+        && data.list("pull_repositories")?.is_none()
+        && data.list("push_repositories")?.is_none()
+    {
+        return Err(EngineError::invalid(format!(
+            "organization changes from {} to {organization}: name the new organization's \
+             repositories too (pull_repositories, push_repositories)",
+            existing.as_ref().map_or("", |e| e.organization.as_str())
+        )));
+    }
     let repositories = |field: &str, kept: Option<&Vec<String>>| {
         let Some(list) = data.list(field)? else {
+            // The other list of a role that moves: its old organization's repositories go.
+            let kept = kept.filter(|_| !moved_organization);
             return Ok::<_, EngineError>(kept.cloned().unwrap_or_default());
         };
         let mut paths = Vec::with_capacity(list.len());
@@ -615,6 +634,63 @@ mod tests {
              access tokens within a year)"
         );
         write(&host, "app-pull", json!({"max_ttl": "8760h"})).unwrap();
+    }
+
+    #[test]
+    fn moving_a_role_to_another_organization_needs_its_repositories() {
+        let host = TestHost::configured();
+        host.call(
+            Operation::Update,
+            "config/hoeg",
+            json!({"namespace": "hoeg,my-organization,other-org"}),
+        )
+        .unwrap();
+        write(
+            &host,
+            "ci",
+            json!({"account": "hoeg", "organization": "my-organization",
+                   "pull_repositories": "app", "push_repositories": "base"}),
+        )
+        .unwrap();
+        assert_eq!(
+            invalid(write(
+                &host,
+                "ci",
+                json!({"organization": "other-org", "verify": false})
+            )),
+            "organization changes from my-organization to other-org: name the new \
+             organization's repositories too (pull_repositories, push_repositories)"
+        );
+        write(
+            &host,
+            "ci",
+            json!({"organization": "other-org", "pull_repositories": "site", "verify": false}),
+        )
+        .unwrap();
+        let role = read(&host, "ci");
+        assert_eq!(role["pull_repositories"], json!(["other-org/site"]));
+        assert_eq!(
+            role["push_repositories"],
+            json!([]),
+            "my-organization's are gone"
+        );
+    }
+
+    #[test]
+    fn role_names_are_vaults_and_an_invalid_one_is_a_400_not_a_failed_check() {
+        let host = TestHost::configured();
+        let data = json!({"account": "hoeg", "organization": "my-organization",
+                          "pull_repositories": "app"});
+        write(&host, "R", data.clone()).unwrap();
+        assert_eq!(
+            crate::backend::existence_check(&host, &Request::new(Operation::Update, "roles/a b")),
+            Ok(Some(false))
+        );
+        let message = invalid(write(&host, "a b", data));
+        assert!(
+            message.starts_with("role \"a b\" is not a valid role name"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -275,8 +275,9 @@ mod tests {
         assert_eq!(
             refused,
             EngineError::invalid(
-                "account hoeg holds 2 live token(s), its quota max_live_tokens=2: revoke a \
-                 lease or wait for one to end, or raise max_live_tokens in config/hoeg"
+                "account hoeg holds 2 live token(s) (creations in progress included), its quota \
+                 max_live_tokens=2: revoke a lease or wait for one to end, or raise \
+                 max_live_tokens in config/hoeg"
             )
         );
         assert!(host.hub.calls().is_empty(), "no Hub call");

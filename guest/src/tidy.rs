@@ -2,7 +2,9 @@
 //! every organization a role or a live token names, and deletes those that **this mount**
 //! made and no longer knows of: no record (its write was lost, a backup older than the token
 //! was restored, an operator wiped the storage) and no creation in progress. A token is this
-//! mount's when its label ends in this mount's tag ([`crate::mount`]); every other token
+//! mount's when its label ends in this mount's tag ([`crate::mount`]), and for an
+//! organization token when its description names the tag too (read with one request per
+//! token about to be deleted: listings do not carry descriptions); every other token
 //! (another mount's, another host's, one made by hand or by another tool) is never touched.
 //!
 //! Rollback runs it too, at most once per [`INTERVAL`], the first time an interval after the
@@ -188,6 +190,25 @@ pub fn run(host: &dyn Host) -> Result<(Counts, Vec<String>), EngineError> {
                 deferred += 1;
                 continue;
             }
+            // An organization token is this mount's when its description says so too.
+            if organization.is_some() {
+                match hub.token_description(&token.uuid) {
+                    Ok(description) => {
+                        if !description.is_some_and(|d| mount::described_as_ours(&d, &tag)) {
+                            counts.others += 1;
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        counts.failed += 1;
+                        warnings.push(format!(
+                            "reading token {} of {whose} failed: {e}",
+                            token.uuid
+                        ));
+                        continue;
+                    }
+                }
+            }
             match hub.delete_token(&token.uuid) {
                 Ok(()) => {
                     counts.deleted += 1;
@@ -255,6 +276,7 @@ mod tests {
     fn tidy_deletes_only_this_mounts_unrecorded_tokens() {
         let host = TestHost::with_role();
         *host.mount_id.borrow_mut() = Some("mount-a".into());
+        let tag_a = mount::tag(&host).unwrap();
         let kept = host.issue(json!({"label": "kept"}));
         let lost_pat = host.issue(json!({"label": "lost"}));
         let lost_oat = host.issue_creds(json!({"label": "lost"}));
@@ -264,8 +286,19 @@ mod tests {
         let other_oat = host.issue_creds(json!({"label": "other-mount"}));
         let (lost_pat, lost_oat) = (forget(&host, &lost_pat), forget(&host, &lost_oat));
         let (other_pat, other_oat) = (forget(&host, &other_pat), forget(&host, &other_oat));
-        // Made by hand and by another tool.
+        // Made by hand and by another tool; one by hand copies this mount's label, but not its
+        // description.
         host.hub.churn("hoeg", 0, 1);
+        let copied_label = host.hub.create_org_token_by_hand(
+            ORGANIZATION,
+            &format!("dockerhub-secrets:by-hand:{tag_a}0000abcd"),
+            "made by hand",
+            vec![OrgTokenResource::repo(
+                "my-organization/app",
+                &["scope-image-pull"],
+            )],
+            None,
+        );
         let by_hand = host.hub.create_org_token_by_hand(
             ORGANIZATION,
             "dockerhub-secrets:by-hand:not-a-tag",
@@ -282,8 +315,19 @@ mod tests {
         let response = tidy(&host);
         assert_eq!(
             counts(&response),
-            json!({"seen": 7, "kept": 1, "deleted": 2, "failed": 0, "others": 4})
+            json!({"seen": 8, "kept": 1, "deleted": 2, "failed": 0, "others": 5})
         );
+        assert!(
+            host.hub.org_token(&copied_label.id).is_some(),
+            "not its description"
+        );
+        let reads = host
+            .hub
+            .calls()
+            .iter()
+            .filter(|c| c.method == "GET" && c.path.contains(&copied_label.id))
+            .count();
+        assert_eq!(reads, 1, "its description was read");
         assert!(response.warnings.is_empty(), "{:?}", response.warnings);
         assert!(host.hub.token(&lost_pat).is_none());
         assert!(host.hub.org_token(&lost_oat).is_none());

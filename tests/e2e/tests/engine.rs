@@ -686,7 +686,7 @@ async fn the_accounts_quota_refuses_before_any_hub_call() {
         Err(CallError::Engine(dockerhub_secrets::engine::EngineError::InvalidRequest(message))) => {
             assert!(
                 message
-                    .starts_with("account hoeg holds 1 live token(s), its quota max_live_tokens=1"),
+                    .starts_with("account hoeg holds 1 live token(s) (creations in progress included), its quota max_live_tokens=1"),
                 "{message}"
             )
         }

@@ -135,7 +135,7 @@ fn the_accounts_quota_is_a_400_that_names_it() {
     assert!(
         !refused.status.success()
             && stderr.contains("Code: 400")
-            && stderr.contains("account hoeg holds 1 live token(s), its quota max_live_tokens=1"),
+            && stderr.contains("account hoeg holds 1 live token(s) (creations in progress included), its quota max_live_tokens=1"),
         "{stderr}"
     );
     assert_eq!(bao.hub.live_tokens().len(), 1);
