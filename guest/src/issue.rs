@@ -19,12 +19,17 @@ use crate::names;
 use crate::rollback::{self, PendingCreation, Settled};
 use crate::secret_token::{Holder, LeaseData, TokenRecord, live_count};
 use serde_json::{Map, Value};
+use std::time::Duration;
 
 /// Seconds added to the expiry asked of the Hub beyond the longest lease: the engine's clock
 /// reads whole seconds, and the lease starts when the host records it, after the Hub answered.
 /// With this slack the lease keeps its full max_ttl unless the Hub took over a second; the
 /// token dies at most this long after the longest lease could end.
 pub const HUB_EXPIRY_SLACK: u64 = 2;
+
+/// How often a creation refused only for others' creations in progress counts again, after a
+/// random wait of 50 to 300 ms each time.
+const CONTENTION_TRIES: u32 = 4;
 
 /// The label of a token: the request's `label`, else the account's label template rendered for
 /// the requester, else the requester's display name (see [`label_template`]). `label=`
@@ -89,35 +94,55 @@ pub fn lease_ttls(
     Ok((ttl, max_ttl))
 }
 
-/// A quota on live tokens: at most `max` tokens of `holder` (0: no quota), named in the
-/// refusal as `what` (`account hoeg`), which also says where to raise it (`where_set`).
+/// A limit on live tokens: at most `max` tokens of `holder` (0: no limit), plus `others` that
+/// count besides the engine's own (an organization's tokens made by hand or by other mounts,
+/// as the Hub counted them). `refusal` words the refusal, given how many are held.
 pub struct Quota<'a> {
     pub holder: Holder<'a>,
     pub max: u64,
-    pub what: String,
-    pub where_set: String,
+    pub others: u64,
+    pub refusal: Box<dyn Fn(u64) -> EngineError + 'a>,
 }
 
-impl Quota<'_> {
-    /// Refuse when the quota is reached. [`mint`] calls it once this creation's own
+impl<'a> Quota<'a> {
+    /// A `max_live_tokens` quota of `what` (`account hoeg`), set in `where_set`
+    /// (`config/hoeg`).
+    pub fn max_live_tokens(holder: Holder<'a>, max: u64, what: String, where_set: String) -> Self {
+        Quota {
+            holder,
+            max,
+            others: 0,
+            refusal: Box::new(move |held| {
+                EngineError::invalid(format!(
+                    "{what} holds {held} live token(s) (creations in progress included), its \
+                     quota max_live_tokens={max}: revoke a lease or wait for one to end, or raise \
+                     max_live_tokens in {where_set}"
+                ))
+            }),
+        }
+    }
+
+    /// Whether the live tokens alone (and the others') leave a place: a refusal is then owed
+    /// to creations in progress only.
+    fn fits_without_creations(&self, host: &dyn Host) -> Result<bool, EngineError> {
+        Ok(self.max == 0 || (live_count(host, self.holder)? as u64 + self.others) < self.max)
+    }
+
+    /// Refuse when the limit is reached. [`mint`] calls it once this creation's own
     /// write-ahead record is stored (`own_record_stored`), counting every such record: of two
-    /// requests racing for the last place, the later to count sees the other's record. A
-    /// path that calls the Hub before it mints checks first without its own record, so that
-    /// a request over the quota makes no Hub call at all.
+    /// requests racing for the last place, the later to count sees the other's record, so
+    /// the limit holds (under such a race both may be refused: the safe side). A path that
+    /// calls the Hub before it mints checks first without its own record, so that a request
+    /// over the limit makes no Hub call at all.
     pub fn check(&self, host: &dyn Host, own_record_stored: bool) -> Result<(), EngineError> {
         if self.max == 0 {
             return Ok(());
         }
         let held = live_count(host, self.holder)? + rollback::pending(host, self.holder)?;
         // This creation's own record is one of those pending.
-        let held = held.saturating_sub(usize::from(own_record_stored)) as u64;
+        let held = held.saturating_sub(usize::from(own_record_stored)) as u64 + self.others;
         if held >= self.max {
-            return Err(EngineError::invalid(format!(
-                "{} holds {held} live token(s) (creations in progress included), its quota \
-                 max_live_tokens={}: revoke a lease or wait for one to end, or raise \
-                 max_live_tokens in {}",
-                self.what, self.max, self.where_set
-            )));
+            return Err((self.refusal)(held));
         }
         Ok(())
     }
@@ -211,13 +236,32 @@ pub fn mint(
     } = issue;
     let requested_expiry = host.now() + max_ttl + HUB_EXPIRY_SLACK;
     let organization = record.organization.as_deref().zip(record.role.as_deref());
-    let pending = PendingCreation::begin(host, &record.account, organization, &record.label)?;
-    for quota in &quotas {
-        if let Err(e) = quota.check(host, true) {
-            pending.abandon(host);
-            return Err(e);
+    let mut tries = 0;
+    let pending = loop {
+        let pending = PendingCreation::begin(host, &record.account, organization, &record.label)?;
+        let Err(refusal) = quotas.iter().try_for_each(|q| q.check(host, true)) else {
+            break pending;
+        };
+        pending.abandon(host);
+        // Requests racing for the last places count each other's creations in progress and
+        // may all be refused. When only such creations stand in the way (they settle within
+        // moments, recorded or refused), wait a random moment and count again.
+        let wait = Duration::from_millis(50 + host.random_u64() % 250);
+        let contended = quotas
+            .iter()
+            .map(|q| q.fits_without_creations(host))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .all(|fits| fits);
+        let time_allows = host
+            .time_left()
+            .is_none_or(|left| left >= wait + Duration::from_secs(5));
+        if tries >= CONTENTION_TRIES || !contended || !time_allows {
+            return Err(refusal);
         }
-    }
+        tries += 1;
+        host.sleep(wait);
+    };
     let created = match hub.create_token(&pending.token_label, &grant, requested_expiry) {
         Ok(created) => created,
         Err(CreateFailure::NotCreated(e)) => {
@@ -388,4 +432,105 @@ fn settle(
         message,
         retry_after: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{ORGANIZATION, TestHost};
+
+    #[test]
+    fn a_limit_counts_creations_in_progress_and_the_others_tokens() {
+        let host = TestHost::with_role();
+        let holder = Holder::Organization(ORGANIZATION);
+        let limit = |max: u64| Quota {
+            holder,
+            max,
+            others: 1,
+            refusal: Box::new(|held| EngineError::invalid(format!("full at {held}"))),
+        };
+        // Two requests racing: each has stored its write-ahead record before it counts.
+        for _ in 0..2 {
+            PendingCreation::begin(&host, "hoeg", Some((ORGANIZATION, "app-pull")), "racing")
+                .unwrap();
+        }
+        // Each sees the other's record, and the Hub's token made by hand.
+        assert_eq!(
+            limit(2).check(&host, true),
+            Err(EngineError::invalid("full at 2"))
+        );
+        assert_eq!(limit(3).check(&host, true), Ok(()));
+        // Before its own record is stored, a request counts every record it sees.
+        assert_eq!(
+            limit(3).check(&host, false),
+            Err(EngineError::invalid("full at 3"))
+        );
+        // Another holder's records do not count.
+        let personal = Quota {
+            holder: Holder::Personal("hoeg"),
+            max: 1,
+            others: 0,
+            refusal: Box::new(|held| EngineError::invalid(format!("full at {held}"))),
+        };
+        assert_eq!(personal.check(&host, false), Ok(()));
+    }
+
+    #[test]
+    fn a_request_refused_only_for_a_creation_in_progress_counts_again() {
+        use crate::capabilities::Bucket;
+        let host = TestHost::configured();
+        host.call(
+            crate::api::Operation::Update,
+            "config/hoeg",
+            serde_json::json!({"max_live_tokens": 1}),
+        )
+        .unwrap();
+        // Another request's creation is in progress; it is refused (its record goes) while
+        // this one waits.
+        PendingCreation::begin(&host, "hoeg", None, "racing").unwrap();
+        *host.on_sleep.borrow_mut() = Some(Box::new(|host: &TestHost| {
+            for key in host.keys(Bucket::Wal) {
+                host.delete(Bucket::Wal, &key).unwrap();
+            }
+        }));
+        host.issue(serde_json::json!({}));
+        assert_eq!(host.sleeps.get(), 1);
+
+        // A creation that stays in progress: four more counts, then the refusal.
+        *host.on_sleep.borrow_mut() = None;
+        host.call(
+            crate::api::Operation::Update,
+            "config/hoeg",
+            serde_json::json!({"max_live_tokens": 2}),
+        )
+        .unwrap();
+        PendingCreation::begin(&host, "hoeg", None, "stuck").unwrap();
+        host.sleeps.set(0);
+        let refused = host
+            .call(
+                crate::api::Operation::Update,
+                "token/hoeg/hoeg",
+                serde_json::json!({}),
+            )
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("max_live_tokens=2"),
+            "{refused}"
+        );
+        assert_eq!(host.sleeps.get(), CONTENTION_TRIES);
+
+        // A quota full of live tokens is refused at once.
+        host.sleeps.set(0);
+        for key in host.keys(Bucket::Wal) {
+            host.delete(Bucket::Wal, &key).unwrap();
+        }
+        host.issue(serde_json::json!({}));
+        host.call(
+            crate::api::Operation::Update,
+            "token/hoeg/hoeg",
+            serde_json::json!({}),
+        )
+        .unwrap_err();
+        assert_eq!(host.sleeps.get(), 0);
+    }
 }

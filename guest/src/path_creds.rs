@@ -142,12 +142,12 @@ fn issue(host: &dyn Host, role_name: &str, request: &Request) -> Result<Response
         &mut warnings,
     )?;
 
-    let quota = Quota {
-        holder: Holder::Role(role_name),
-        max: role.max_live_tokens,
-        what: format!("role {role_name}"),
-        where_set: format!("roles/{role_name}"),
-    };
+    let quota = Quota::max_live_tokens(
+        Holder::Role(role_name),
+        role.max_live_tokens,
+        format!("role {role_name}"),
+        format!("roles/{role_name}"),
+    );
     quota.check(host, false)?;
     let limit = role.organization_token_limit;
     let holder = Holder::Organization(organization);
@@ -162,10 +162,22 @@ fn issue(host: &dyn Host, role_name: &str, request: &Request) -> Result<Response
         });
     }
     let hub = || config.hub(host, account).for_organization(organization);
+    // The engine's own tokens are counted before the Hub's total is read: one recorded
+    // meanwhile then counts as another's, on the safe side.
+    let recorded = live_count(host, holder)? as u64;
     let at_hub = hub().token_total()?;
     if at_hub >= limit {
         return Err(organization_full(organization, at_hub, limit, role_name));
     }
+    // The organization's limit is checked again once this creation's write-ahead record is
+    // stored, with the engine's own tokens and creations counted afresh (so that requests
+    // racing for the last places see each other) and the others' as the Hub counted them.
+    let organization_limit = Quota {
+        holder,
+        max: limit,
+        others: at_hub.saturating_sub(recorded),
+        refusal: Box::new(move |held| organization_full(organization, held, limit, role_name)),
+    };
 
     let resources = role.resources();
     let record = TokenRecord {
@@ -188,6 +200,12 @@ fn issue(host: &dyn Host, role_name: &str, request: &Request) -> Result<Response
     // organization holds at least the smallest plan's limit is the Hub's limit too, below
     // the role's: the account may manage the organization's tokens, it counted them just now.
     let refused = |refusal: EngineError| match &refusal {
+        // The Hub's validation refused what the role asks for (a repository it does not
+        // know): the role's mistake, a 400 that names the role.
+        EngineError::Upstream(u) if u.status == 400 => EngineError::invalid(format!(
+            "{}; check pull_repositories and push_repositories of roles/{role_name}",
+            u.message
+        )),
         EngineError::Upstream(u) if u.status != 429 => match hub().token_total() {
             Ok(held) if held >= limit => organization_full(organization, held, limit, role_name),
             Ok(held) if u.status == 403 && held >= SMALLEST_PLAN_LIMIT => {
@@ -208,7 +226,7 @@ fn issue(host: &dyn Host, role_name: &str, request: &Request) -> Result<Response
             },
             ttl,
             max_ttl,
-            quotas: vec![quota],
+            quotas: vec![quota, organization_limit],
         },
         &refused,
         &mut warnings,
@@ -653,6 +671,54 @@ mod tests {
             .unwrap();
         assert!(host.hub.org_tokens(ORGANIZATION).is_empty());
         assert!(host.keys(Bucket::Wal).is_empty());
+    }
+
+    #[test]
+    fn an_owner_with_a_second_factor_manages_the_organizations_tokens() {
+        let host = TestHost::new();
+        host.call(
+            Operation::Update,
+            "config/otp-owner",
+            json!({"namespace": "otp-org", "password": "otp password",
+                   "totp_secret": crate::testing::OTP_SEED}),
+        )
+        .unwrap();
+        host.call(
+            Operation::Update,
+            "roles/otp",
+            json!({"account": "otp-owner", "organization": "otp-org", "pull_repositories": "app"}),
+        )
+        .unwrap();
+        let response = host
+            .call(Operation::Update, "creds/otp", json!({}))
+            .unwrap();
+        let id = response.data.as_ref().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(host.hub.org_token(&id).unwrap().org, "otp-org");
+        host.revoke(&response.lease.unwrap().internal_data).unwrap();
+        assert!(host.hub.org_token(&id).is_none());
+    }
+
+    #[test]
+    fn a_repository_the_hub_does_not_know_is_the_roles_400() {
+        let host = TestHost::with_role();
+        host.call(
+            Operation::Update,
+            "roles/app-pull",
+            json!({"pull_repositories": "nosuchrepo"}),
+        )
+        .unwrap();
+        let message = invalid(creds(&host, json!({})));
+        assert!(
+            message
+                .starts_with("Docker Hub refused to create an organization access token: HTTP 400")
+                && message
+                    .ends_with("; check pull_repositories and push_repositories of roles/app-pull"),
+            "{message}"
+        );
+        assert!(host.keys(Bucket::Token).is_empty());
     }
 
     #[test]

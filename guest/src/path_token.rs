@@ -139,12 +139,12 @@ fn issue(
         organization: None,
         role: None,
     };
-    let quota = Quota {
-        holder: Holder::Personal(account),
-        max: config.max_live_tokens,
-        what: format!("account {account}"),
-        where_set: format!("config/{account}"),
-    };
+    let quota = Quota::max_live_tokens(
+        Holder::Personal(account),
+        config.max_live_tokens,
+        format!("account {account}"),
+        format!("config/{account}"),
+    );
     let minted = issue::mint(
         host,
         Issue {

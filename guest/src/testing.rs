@@ -14,6 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const ACCOUNT: &str = "hoeg";
 pub const PASSWORD: &str = "correct horse battery staple";
+/// The TOTP seed of `otp-owner`, who owns the organization `otp-org`.
+pub const OTP_SEED: &str = "JBSWY3DPEHPK3PXP";
 /// A Team organization (10 access tokens at most) that `hoeg` owns, with the repositories
 /// `app` and `base`; one of the namespaces of [`TestHost::configured`].
 pub const ORGANIZATION: &str = "my-organization";
@@ -36,6 +38,11 @@ pub struct TestHost {
     pub entities: RefCell<BTreeMap<String, Entity>>,
     /// When set, every entity lookup fails with this reason.
     pub entity_error: RefCell<Option<String>>,
+    /// Run at every sleep of the engine, before it sleeps: what other requests do meanwhile.
+    #[allow(clippy::type_complexity)]
+    pub on_sleep: RefCell<Option<Box<dyn Fn(&TestHost)>>>,
+    /// How often the engine slept.
+    pub sleeps: Cell<u32>,
     /// The mount's id as the host knows it; `None`: the engine keeps its own.
     pub mount_id: RefCell<Option<String>>,
     /// The entity ids the engine looked up, in order.
@@ -68,6 +75,13 @@ impl TestHost {
                         .repository("app")
                         .repository("base"),
                 )
+                // An organization whose owner logs in with a second factor.
+                .account("otp-owner", "otp password", Some(OTP_SEED))
+                .organization(
+                    Organization::new("otp-org", Plan::Team)
+                        .owner("otp-owner")
+                        .repository("app"),
+                )
                 // An organization `hoeg` is no owner of.
                 .account("stranger", "stranger's password", None)
                 .organization(
@@ -96,6 +110,8 @@ impl TestHost {
             entity_error: RefCell::default(),
             entities_asked: RefCell::default(),
             mount_id: RefCell::default(),
+            on_sleep: RefCell::default(),
+            sleeps: Cell::new(0),
             seconds_per_request: Cell::new(0),
             refuse_next: RefCell::default(),
             call_ends_at: Cell::new(None),
@@ -256,6 +272,10 @@ impl Host for TestHost {
     }
 
     fn sleep(&self, duration: Duration) {
+        self.sleeps.set(self.sleeps.get() + 1);
+        if let Some(hook) = self.on_sleep.borrow().as_ref() {
+            hook(self);
+        }
         std::thread::sleep(duration);
     }
 

@@ -73,6 +73,9 @@ pub struct Counts {
     pub failed: usize,
     /// Tokens of other mounts, hosts and tools.
     pub others: usize,
+    /// Token lists (one per account and organization) read, and those that failed.
+    pub listings: usize,
+    pub listings_failed: usize,
 }
 
 impl Counts {
@@ -84,6 +87,7 @@ impl Counts {
             ("deleted", self.deleted),
             ("failed", self.failed),
             ("others", self.others),
+            ("listings_failed", self.listings_failed),
         ] {
             data.insert(name.into(), Value::from(count));
         }
@@ -96,6 +100,15 @@ pub fn handle(host: &dyn Host, request: &Request) -> Result<Response, EngineErro
         Operation::Update | Operation::Create => {
             let data = FieldData::parse(&request.data, FIELDS)?;
             let (counts, mut warnings) = run(host)?;
+            // Nothing could be listed: no reconciliation happened, which a caller checking
+            // the status alone must see.
+            if counts.listings_failed > 0 && counts.listings_failed == counts.listings {
+                return Err(EngineError::Upstream(crate::api::UpstreamError {
+                    status: 0,
+                    message: format!("tidy could list no tokens: {}", warnings.join("; ")),
+                    retry_after: None,
+                }));
+            }
             warnings.extend(data.unknown_field_warnings());
             Ok(Response::data(counts.to_data()).with_warnings(warnings))
         }
@@ -151,7 +164,9 @@ pub fn run(host: &dyn Host) -> Result<(Counts, Vec<String>), EngineError> {
             Some(organization) => format!("organization {organization}"),
             None => format!("account {account}"),
         };
+        counts.listings += 1;
         let Some(config) = AccountConfig::load(host, &account)? else {
+            counts.listings_failed += 1;
             warnings.push(format!(
                 "cannot list the tokens of {whose}: account {account} has no config"
             ));
@@ -165,6 +180,7 @@ pub fn run(host: &dyn Host) -> Result<(Counts, Vec<String>), EngineError> {
         let listing = match hub.list_tokens() {
             Ok(listing) => listing,
             Err(e) => {
+                counts.listings_failed += 1;
                 warnings.push(format!("listing the tokens of {whose} failed: {e}"));
                 continue;
             }
@@ -315,7 +331,8 @@ mod tests {
         let response = tidy(&host);
         assert_eq!(
             counts(&response),
-            json!({"seen": 8, "kept": 1, "deleted": 2, "failed": 0, "others": 5})
+            json!({"seen": 8, "kept": 1, "deleted": 2, "failed": 0, "others": 5,
+                   "listings_failed": 0})
         );
         assert!(
             host.hub.org_token(&copied_label.id).is_some(),
@@ -407,6 +424,23 @@ mod tests {
             "{:?}",
             response.warnings
         );
+    }
+
+    #[test]
+    fn a_tidy_that_could_list_nothing_is_an_error() {
+        let host = TestHost::configured();
+        host.hub
+            .inject(Fault::on("GET", "/v2/access-tokens", FaultKind::Status(403)).times(10));
+        match host.call(Operation::Update, "tidy", json!({})) {
+            Err(EngineError::Upstream(u)) => assert!(
+                u.message.starts_with(
+                    "tidy could list no tokens: listing the tokens of account hoeg failed"
+                ),
+                "{}",
+                u.message
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -168,6 +168,54 @@ fn path_help_documents_and_issues_nothing(cli: &BaoCli, hub: &FakeHub, pipeline:
     );
 }
 
+/// Twelve requests at once for three free places of the organization (a limit of 4, one token
+/// made by hand), and twelve at once against an account quota of 3: never more than the places
+/// between them, each refusal a 400 naming the limit.
+fn racing_requests_never_pass_the_limits(cli: &BaoCli, hub: &FakeHub) {
+    configure(cli, &["organization_token_limit=4"]);
+    hub.create_org_token_by_hand(
+        ORGANIZATION,
+        "by-hand",
+        "",
+        vec![OrgTokenResource::repo(
+            "my-organization/base",
+            &["scope-image-pull"],
+        )],
+        None,
+    );
+    cli.bao_ok(&["write", "dockerhub/config/hoeg", "max_live_tokens=3"])
+        .unwrap();
+    for (path, limit_words, places) in [
+        ("dockerhub/creds/app-pull", "access tokens", 3),
+        ("dockerhub/token/hoeg/hoeg", "max_live_tokens=3", 3),
+    ] {
+        let outputs: Vec<std::process::Output> = std::thread::scope(|scope| {
+            let runs: Vec<_> = (0..12)
+                .map(|_| scope.spawn(|| cli.bao(&["write", "-force", path]).unwrap()))
+                .collect();
+            runs.into_iter().map(|run| run.join().unwrap()).collect()
+        });
+        let issued = outputs.iter().filter(|o| o.status.success()).count();
+        assert!(issued <= places, "{path}: {issued} issued");
+        for refused in outputs.iter().filter(|o| !o.status.success()) {
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert!(
+                stderr.contains("Code: 400") && stderr.contains(limit_words),
+                "{path}: {stderr}"
+            );
+        }
+        // Racing requests may all have been refused (the safe side); once they are settled,
+        // the free places are there, one request at a time.
+        for _ in issued..places {
+            cli.bao_json(&["write", "-force", path]).unwrap();
+        }
+        let refused = cli.bao(&["write", "-force", path]).unwrap();
+        assert!(!refused.status.success(), "{path}: full now");
+    }
+    assert!(hub.org_tokens(ORGANIZATION).len() <= 4);
+    assert!(hub.live_tokens().len() <= 3);
+}
+
 fn expiry_deletes_the_token(cli: &BaoCli, hub: &FakeHub) {
     configure(cli, &["ttl=2s"]);
     let secret = cli
@@ -252,6 +300,12 @@ mod in_openbao {
     }
 
     #[test]
+    fn racing_requests_never_pass_the_limits() {
+        let (bao, _) = openbao();
+        super::racing_requests_never_pass_the_limits(&bao, &bao.hub);
+    }
+
+    #[test]
     fn expiry_deletes_the_token() {
         let (bao, _) = openbao();
         super::expiry_deletes_the_token(&bao, &bao.hub);
@@ -277,6 +331,12 @@ mod in_serve {
     fn path_help_documents_and_issues_nothing() {
         let serve = serve();
         super::path_help_documents_and_issues_nothing(&serve, &serve.hub, SERVE_PIPELINE_TOKEN);
+    }
+
+    #[test]
+    fn racing_requests_never_pass_the_limits() {
+        let serve = serve();
+        super::racing_requests_never_pass_the_limits(&serve, &serve.hub);
     }
 
     #[test]
