@@ -316,6 +316,45 @@ mod tests {
     }
 
     #[test]
+    fn a_token_past_its_hub_expiry_is_deleted_too_and_forgotten_only_without_its_config() {
+        let host = TestHost::configured();
+        // Past the Hub's expiry by the engine's clock: still listed at the Hub, deleted.
+        let (uuid, lease) = issue(&host);
+        host.advance(3600 + 10);
+        lease_call(&host, Operation::Revoke, &lease).unwrap();
+        assert!(host.hub.token(&uuid).is_none(), "deleted although expired");
+
+        // The config gone (storage edited by hand): a live token cannot be revoked...
+        let host = TestHost::configured();
+        let (uuid, lease) = issue(&host);
+        host.delete(Bucket::Config, "hoeg").unwrap();
+        let refused = lease_call(&host, Operation::Revoke, &lease).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("the config of account hoeg is gone"),
+            "{refused}"
+        );
+        assert_eq!(
+            host.keys(Bucket::Token),
+            [uuid.as_str()],
+            "kept for a retry"
+        );
+        // ...and once Docker Hub has ended it, it is forgotten.
+        host.advance(3600 + 10);
+        lease_call(&host, Operation::Revoke, &lease).unwrap();
+        assert!(host.keys(Bucket::Token).is_empty());
+        assert!(
+            host.logs
+                .borrow()
+                .iter()
+                .any(|line| line.contains("it is forgotten without being deleted there")),
+            "{:?}",
+            host.logs.borrow()
+        );
+    }
+
+    #[test]
     fn revoke_deletes_the_token_at_the_hub() {
         let host = TestHost::configured();
         let (uuid, lease) = issue(&host);

@@ -544,6 +544,8 @@ mod tests {
         token_calls: RefCell<Vec<String>>,
         /// The engine paths help was asked for.
         helped: RefCell<Vec<String>>,
+        /// A host with no help to give (the gateway's).
+        no_help: bool,
     }
 
     impl Host for StubHost {
@@ -598,7 +600,7 @@ mod tests {
 
         async fn help(&self, engine_path: &str) -> Option<String> {
             self.helped.borrow_mut().push(engine_path.to_string());
-            Some(format!("help for {engine_path:?}"))
+            (!self.no_help).then(|| format!("help for {engine_path:?}"))
         }
 
         async fn login(
@@ -755,6 +757,19 @@ mod tests {
         assert_eq!(status, 403);
         let (status, _, _) = send(&front, &host, "GET", "/v1/sys/mounts?help=1");
         assert_eq!(status, 404);
+        // A host with no help to give answers 404, and still runs nothing.
+        let silent = StubHost {
+            no_help: true,
+            ..StubHost::default()
+        };
+        let (status, _, _) = send(
+            &front,
+            &silent,
+            "GET",
+            "/v1/dockerhub/token/hoeg/hoeg?help=1",
+        );
+        assert_eq!(status, 404);
+        assert!(silent.calls.borrow().is_empty());
         // `help=` (empty) is no help: the read goes on, and here it is allowed.
         let (status, _, _) = send(&front, &host, "GET", "/v1/dockerhub/token/hoeg/hoeg?help=");
         assert_eq!(status, 403, "a read the ci token may not make");

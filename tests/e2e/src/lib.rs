@@ -24,7 +24,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const ORGANIZATION: &str = "my-organization";
 
 /// The fake Hub's accounts and organizations: `hoeg` with `password`, owner of
-/// [`ORGANIZATION`].
+/// [`ORGANIZATION`] and of `big-organization` (Business: 100 access tokens, repository `app`).
 pub fn hub_config(password: &str) -> Config {
     Config::default()
         .account(ACCOUNT, password, None)
@@ -33,6 +33,11 @@ pub fn hub_config(password: &str) -> Config {
                 .owner(ACCOUNT)
                 .repository("app")
                 .repository("base"),
+        )
+        .organization(
+            fakehub::Organization::new("big-organization", fakehub::Plan::Business)
+                .owner(ACCOUNT)
+                .repository("app"),
         )
 }
 

@@ -2,8 +2,9 @@
 //! `serve`, driven with the real `bao` CLI against the Docker Hub fake: one pipeline gets
 //! pull-only access to one repository (the README's walk-through), the token's resources at
 //! the Hub, `docker_config` logging in as the organization, renewal, revocation and expiry
-//! deleting the token, the organization's limit of 10 access tokens, expired and
-//! deactivated ones counted until deleted, and `path-help` on the new paths.
+//! deleting the token, the organization's limit of 10 access tokens (100 on Business), expired
+//! and deactivated ones counted until deleted, Docker Hub's own refusal in the same words, and
+//! `path-help` on the new paths.
 
 use dockerhub_secrets_e2e::cli::BaoCli;
 use dockerhub_secrets_e2e::openbao::{OpenBao, eventually};
@@ -278,6 +279,67 @@ fn the_organizations_limit_counts_expired_and_deactivated_tokens(cli: &BaoCli, h
         .bao_json(&["write", "-force", "dockerhub/creds/app-pull"])
         .unwrap();
     assert!(again["data"]["token"].is_string(), "{again}");
+
+    // A role that allows more than the Team plan: Docker Hub's own refusal, in the same words.
+    cli.bao_ok(&[
+        "write",
+        "dockerhub/roles/app-pull",
+        "organization_token_limit=100",
+    ])
+    .unwrap();
+    let refused = cli
+        .bao(&["write", "-force", "dockerhub/creds/app-pull"])
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && stderr.contains("Code: 400")
+            && stderr.contains(
+                "organization my-organization holds 10 of 10 access tokens, as many as Docker \
+                 Hub allows it"
+            ),
+        "{stderr}"
+    );
+
+    // A Business organization holds 100.
+    cli.bao_ok(&[
+        "write",
+        "dockerhub/config/hoeg",
+        "namespace=hoeg,my-organization,big-organization",
+    ])
+    .unwrap();
+    cli.bao_ok(&[
+        "write",
+        "dockerhub/roles/big",
+        "account=hoeg",
+        "organization=big-organization",
+        "pull_repositories=app",
+        "organization_token_limit=100",
+    ])
+    .unwrap();
+    for n in 0..99 {
+        hub.create_org_token_by_hand(
+            "big-organization",
+            &format!("by-hand-{n}"),
+            "",
+            vec![OrgTokenResource::repo(
+                "big-organization/app",
+                &["scope-image-pull"],
+            )],
+            None,
+        );
+    }
+    cli.bao_json(&["write", "-force", "dockerhub/creds/big"])
+        .unwrap();
+    let refused = cli
+        .bao(&["write", "-force", "dockerhub/creds/big"])
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && stderr.contains("organization big-organization holds 100 of 100 access tokens"),
+        "{stderr}"
+    );
 }
 
 mod in_openbao {
