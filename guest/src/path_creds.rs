@@ -162,9 +162,8 @@ fn issue(host: &dyn Host, role_name: &str, request: &Request) -> Result<Response
         });
     }
     let hub = || config.hub(host, account).for_organization(organization);
-    // The engine's own tokens are counted before the Hub's total is read: one recorded
-    // meanwhile then counts as another's, on the safe side.
-    let recorded = live_count(host, holder)? as u64;
+    // The engine's own tokens (`live`, counted above) were counted before the Hub's total is
+    // read: one recorded meanwhile then counts as another's, on the safe side.
     let at_hub = hub().token_total()?;
     if at_hub >= limit {
         return Err(organization_full(organization, at_hub, limit, role_name));
@@ -175,7 +174,7 @@ fn issue(host: &dyn Host, role_name: &str, request: &Request) -> Result<Response
     let organization_limit = Quota {
         holder,
         max: limit,
-        others: at_hub.saturating_sub(recorded),
+        others: at_hub.saturating_sub(live),
         refusal: Box::new(move |held| organization_full(organization, held, limit, role_name)),
     };
 
